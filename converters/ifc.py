@@ -1,0 +1,334 @@
+"""Imaging flow cytometry readers: four input layouts → one list of events.
+
+Layouts (auto-detected from the inputs):
+
+* **ideas**: one TIFF per channel per object, ``<object>_Ch<k>[.ome].tif``
+  (IDEAS exports; e.g. ``G1/00001_Ch3.tif``). Grouped by object, channels
+  ordered by their number.
+* **tiff**: one multi-channel TIFF per event (``(C, Y, X)``, ``(Y, X)`` or
+  ``(Y, X, S)`` samples-last).
+* **npy**: a numpy stack ``(N, C, Y, X)`` (or ``(N, Y, X)``), memory-mapped.
+* **montage**: one TIFF per channel that tiles events on a grid of
+  ``tile_size`` (CellProfiler's IFC montages); selected by giving a tile size
+  with TIFF inputs whose sides are multiples of it.
+
+The first-level sub-folder of an input folder becomes the event's class label.
+Everything here is reading; :mod:`scipzarr.store` decides the layout on disk.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from scipzarr.errors import ScipzarrError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+_CHANNEL_RE = re.compile(r"^(?P<obj>.+?)[_-]Ch(?P<ch>\d+)(?P<rest>.*?)(\.ome)?\.tiff?$", re.IGNORECASE)
+SUPPORTED_DTYPES = {"uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64"}
+
+
+@dataclass
+class EventSource:
+    """A list of events and how to read each one as ``(C, h, w)``."""
+
+    layout: str
+    channel_names: list[str]
+    dtype: np.dtype
+    table: pd.DataFrame  # event_id, source, class_label, height, width
+    read: Callable[[int], np.ndarray]
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def _natural_key(text: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def _collect_files(inputs: list[Path]) -> list[tuple[Path, Path]]:
+    """All files named by the inputs, as (file, the input folder it came from)."""
+    found = []
+    for inp in inputs:
+        if not inp.exists():
+            raise ScipzarrError(f"{inp}: no such file or folder; check the input path")
+        if inp.is_dir():
+            files = [p for p in inp.rglob("*") if p.is_file() and not p.name.startswith(".")]
+            found += [(p, inp) for p in files]
+        else:
+            found.append((inp, inp.parent))
+    found.sort(key=lambda fr: _natural_key(str(fr[0])))
+    return found
+
+
+def _class_label(path: Path, root: Path) -> str:
+    rel = path.relative_to(root)
+    return rel.parts[0] if len(rel.parts) > 1 else ""
+
+
+def _event_name(path: Path, root: Path, stem: str) -> str:
+    rel = path.parent.relative_to(root)
+    return stem if str(rel) == "." else f"{rel.as_posix()}/{stem}"
+
+
+def _tiff_info(path: Path) -> tuple[tuple[int, ...], str, np.dtype]:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return tuple(series.shape), series.axes, np.dtype(series.dtype)
+    except Exception as exc:
+        raise ScipzarrError(f"{path}: not a readable TIFF ({_reason(exc)}); re-export the file or remove it") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    try:
+        return tifffile.imread(path)
+    except Exception as exc:
+        raise ScipzarrError(f"{path}: cannot read pixel data ({_reason(exc)}); the file is corrupt or truncated, re-export it") from None
+
+
+def _to_cyx(arr: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    """Bring a per-event image to (C, Y, X)."""
+    if arr.ndim == 2:
+        return arr[np.newaxis]
+    if arr.ndim == 3:
+        if axes.endswith("S") or (arr.shape[-1] <= 4 < arr.shape[0]):
+            return np.moveaxis(arr, -1, 0)
+        return arr
+    raise ScipzarrError(f"{path}: expected a 2-D or 3-D (C, Y, X) image, got shape {arr.shape}; export one event per file")
+
+
+def _check_dtype(dtypes: dict[np.dtype, Path]) -> np.dtype:
+    if len(dtypes) > 1:
+        items = ", ".join(f"{dt} ({p.name})" for dt, p in list(dtypes.items())[:3])
+        raise ScipzarrError(f"mixed pixel types in the input: {items}; export all events with one bit depth")
+    dtype = next(iter(dtypes))
+    if dtype.name not in SUPPORTED_DTYPES:
+        raise ScipzarrError(f"{dtypes[dtype]}: pixel type {dtype} is not supported; use integer or float32/64 images")
+    return dtype
+
+
+def _check_size(shape: tuple[int, int], path: Path | str) -> None:
+    if min(shape) < 1:
+        raise ScipzarrError(f"{path}: image has zero size {shape}; remove the file or re-export it")
+
+
+def discover(inputs: list[str | Path], tile_size: int | None = None, channel_names: list[str] | None = None) -> EventSource:
+    """Detect the input layout and list its events (headers only, no pixels)."""
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise ScipzarrError("no input given; name TIFF files, folders or a .npy file")
+    if len(inputs) == 1 and inputs[0].suffix == ".npy":
+        source = _from_npy(inputs[0])
+    else:
+        files = _collect_files(inputs)
+        tiffs = [(p, r) for p, r in files if p.suffix.lower() in TIFF_SUFFIXES]
+        if not tiffs:
+            where = ", ".join(map(str, inputs))
+            raise ScipzarrError(f"{where}: no TIFF files found (.tif/.tiff); check the input folder")
+        if tile_size is not None and _looks_like_montages(tiffs, tile_size):
+            source = _from_montages(tiffs, tile_size)
+        elif all(_CHANNEL_RE.match(p.name) for p, _ in tiffs):
+            source = _from_ideas(tiffs)
+        else:
+            source = _from_event_tiffs(tiffs)
+    if channel_names is not None:
+        if len(channel_names) != len(source.channel_names):
+            raise ScipzarrError(
+                f"--channels names {len(channel_names)} channels but the input has {len(source.channel_names)} "
+                f"({', '.join(source.channel_names)}); give one name per channel"
+            )
+        if len(set(channel_names)) != len(channel_names):
+            raise ScipzarrError(f"--channels has duplicate names: {','.join(channel_names)}; give unique names")
+        source.channel_names = list(channel_names)
+    return source
+
+
+def _from_npy(path: Path) -> EventSource:
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except Exception as exc:
+        raise ScipzarrError(f"{path}: not a readable .npy file ({_reason(exc)}); save it with numpy.save") from None
+    if arr.ndim == 3:
+        arr = arr[:, np.newaxis]
+    if arr.ndim != 4:
+        raise ScipzarrError(f"{path}: expected an (N, C, Y, X) or (N, Y, X) stack, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ScipzarrError(f"{path}: the stack holds no events (shape {arr.shape})")
+    _check_size(arr.shape[-2:], path)
+    dtype = _check_dtype({arr.dtype: path})
+    n = arr.shape[0]
+    table = pd.DataFrame({
+        "event_id": [str(i) for i in range(n)],
+        "source": [f"{path.name}[{i}]" for i in range(n)],
+        "class_label": [""] * n,
+        "height": arr.shape[2],
+        "width": arr.shape[3],
+    })
+    return EventSource("npy", [f"ch{i}" for i in range(arr.shape[1])], dtype, table,
+                       lambda i: np.asarray(arr[i]))
+
+
+def _from_ideas(tiffs: list[tuple[Path, Path]]) -> EventSource:
+    objects: dict[tuple[Path, str], dict[int, Path]] = {}
+    roots: dict[tuple[Path, str], Path] = {}
+    for path, root in tiffs:
+        m = _CHANNEL_RE.match(path.name)
+        key = (path.parent, m["obj"] + m["rest"])
+        chans = objects.setdefault(key, {})
+        ch = int(m["ch"])
+        if ch in chans:
+            raise ScipzarrError(f"{path}: channel Ch{ch} of object {m['obj']} appears twice ({chans[ch].name}); remove the duplicate")
+        chans[ch] = path
+        roots[key] = root
+    channel_sets = {tuple(sorted(c)) for c in objects.values()}
+    if len(channel_sets) > 1:
+        ref = max(channel_sets, key=lambda s: sum(tuple(sorted(c)) == s for c in objects.values()))
+        for (parent, obj), chans in objects.items():
+            if tuple(sorted(chans)) != ref:
+                have = ",".join(f"Ch{c}" for c in sorted(chans))
+                want = ",".join(f"Ch{c}" for c in ref)
+                raise ScipzarrError(f"{parent / obj}: object has channels {have} but others have {want}; export every channel for every object")
+    channels = sorted(next(iter(channel_sets)))
+    rows, paths, dtypes = [], [], {}
+    for (parent, obj), chans in objects.items():
+        root = roots[(parent, obj)]
+        shapes = set()
+        for ch in channels:
+            shape, axes, dtype = _tiff_info(chans[ch])
+            if len(shape) != 2:
+                raise ScipzarrError(f"{chans[ch]}: expected one 2-D plane per channel file, got shape {shape}")
+            _check_size(shape, chans[ch])
+            shapes.add(shape)
+            dtypes.setdefault(dtype, chans[ch])
+        if len(shapes) > 1:
+            raise ScipzarrError(f"{parent / obj}: channel images differ in size {sorted(shapes)}; re-export the object")
+        h, w = shapes.pop()
+        first = chans[channels[0]]
+        rows.append({
+            "event_id": _event_name(first, root, obj),
+            "source": ";".join(str(chans[c]) for c in channels),
+            "class_label": _class_label(first, root),
+            "height": h, "width": w,
+        })
+        paths.append([chans[c] for c in channels])
+    dtype = _check_dtype(dtypes)
+
+    def read(i: int) -> np.ndarray:
+        return np.stack([_read_tiff(p) for p in paths[i]])
+
+    return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(pd.DataFrame(rows)), read)
+
+
+def _from_event_tiffs(tiffs: list[tuple[Path, Path]]) -> EventSource:
+    rows, infos, dtypes, n_channels = [], [], {}, {}
+    for path, root in tiffs:
+        shape, axes, dtype = _tiff_info(path)
+        if len(shape) == 2:
+            c, h, w = 1, *shape
+        elif len(shape) == 3 and (axes.endswith("S") or shape[-1] <= 4 < shape[0]):
+            h, w, c = shape
+        elif len(shape) == 3:
+            c, h, w = shape
+        else:
+            raise ScipzarrError(f"{path}: expected a (C, Y, X) event image, got shape {shape} (axes {axes}); export one event per file")
+        _check_size((h, w), path)
+        n_channels.setdefault(c, path)
+        dtypes.setdefault(dtype, path)
+        rows.append({
+            "event_id": _event_name(path, root, path.name.split(".")[0]),
+            "source": str(path), "class_label": _class_label(path, root), "height": h, "width": w,
+        })
+        infos.append((path, axes))
+    if len(n_channels) > 1:
+        (c1, p1), (c2, p2) = list(n_channels.items())[:2]
+        raise ScipzarrError(f"{p2}: event has {c2} channels but {p1.name} has {c1}; all events need the same channels")
+    dtype = _check_dtype(dtypes)
+
+    def read(i: int) -> np.ndarray:
+        path, axes = infos[i]
+        return _to_cyx(_read_tiff(path), axes, path)
+
+    c = next(iter(n_channels))
+    return EventSource("tiff", [f"ch{i}" for i in range(c)], dtype, _unique_ids(pd.DataFrame(rows)), read)
+
+
+def _looks_like_montages(tiffs: list[tuple[Path, Path]], tile: int) -> bool:
+    for path, _ in tiffs:
+        shape, _, _ = _tiff_info(path)
+        if len(shape) != 2 or shape[0] % tile or shape[1] % tile or shape[0] == tile == shape[1]:
+            return False
+    return True
+
+
+def _from_montages(tiffs: list[tuple[Path, Path]], tile: int) -> EventSource:
+    """Montage sets: files that differ only by their Ch<k> tag are one set."""
+    sets: dict[tuple[Path, str], dict[int, Path]] = {}
+    roots = {}
+    for i, (path, root) in enumerate(tiffs):
+        m = _CHANNEL_RE.match(path.name)
+        key, ch = ((path.parent, m["obj"] + "*" + m["rest"]), int(m["ch"])) if m else ((path.parent, "*"), i)
+        sets.setdefault(key, {})[ch] = path
+        roots[key] = root
+    channel_sets = {tuple(sorted(c)) for c in sets.values()}
+    if len(channel_sets) > 1:
+        raise ScipzarrError(f"montage sets have different channels: {sorted(channel_sets)}; give one file per channel for every set")
+    channels = sorted(next(iter(channel_sets)))
+    rows, where, dtypes = [], [], {}
+    for key, chans in sets.items():
+        shapes = {_tiff_info(chans[c])[0] for c in channels}
+        for c in channels:
+            dtypes.setdefault(_tiff_info(chans[c])[2], chans[c])
+        if len(shapes) > 1:
+            raise ScipzarrError(f"{chans[channels[0]]}: montage channels differ in size {sorted(shapes)}")
+        h, w = shapes.pop()
+        name = chans[channels[0]].name.split(".")[0]
+        m = _CHANNEL_RE.match(chans[channels[0]].name)
+        stem = (m["obj"] + m["rest"]) if m else name
+        for r in range(h // tile):
+            for c in range(w // tile):
+                rows.append({
+                    "event_id": _event_name(chans[channels[0]], roots[key], f"{stem}_r{r}_c{c}"),
+                    "source": ";".join(f"{chans[ch]}[{r * tile}:{(r + 1) * tile},{c * tile}:{(c + 1) * tile}]" for ch in channels),
+                    "class_label": _class_label(chans[channels[0]], roots[key]),
+                    "height": tile, "width": tile,
+                })
+                where.append((key, r, c))
+    dtype = _check_dtype(dtypes)
+    cache: dict[tuple, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def read(i: int) -> np.ndarray:
+        key, r, c = where[i]
+        with lock:  # events are read set by set: keep the last two sets decoded
+            if key not in cache:
+                if len(cache) >= 2:
+                    cache.pop(next(iter(cache)))
+                cache[key] = np.stack([_read_tiff(sets[key][ch]) for ch in channels])
+            montage = cache[key]
+        return montage[:, r * tile:(r + 1) * tile, c * tile:(c + 1) * tile]
+
+    names = [f"Ch{c}" for c in channels] if all(_CHANNEL_RE.match(p.name) for p, _ in tiffs) else [f"ch{i}" for i in range(len(channels))]
+    return EventSource("montage", names, dtype, _unique_ids(pd.DataFrame(rows)), read)
+
+
+def _unique_ids(table: pd.DataFrame) -> pd.DataFrame:
+    dup = table["event_id"].duplicated(keep=False)
+    if dup.any():
+        first = table.loc[dup, "event_id"].iloc[0]
+        srcs = table.loc[table["event_id"] == first, "source"].tolist()[:2]
+        raise ScipzarrError(f"two events share the id {first!r} ({' and '.join(srcs)}); give each event a unique file name")
+    return table.reset_index(drop=True)

@@ -1,0 +1,59 @@
+"""Atomic outputs: write aside under a clearly named work path, then move into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import ScipzarrError
+
+
+def check_output(path: Path, overwrite: bool, inputs: list[Path] = ()) -> None:
+    """Refuse an existing output (without overwrite) or an output inside an input."""
+    path = Path(path)
+    resolved = path.resolve()
+    for inp in inputs:
+        inp = Path(inp).resolve()
+        if resolved == inp or inp in resolved.parents:
+            raise ScipzarrError(f"{path}: the output lies inside the input {inp}; choose an output path outside it")
+    if path.exists() and not overwrite:
+        raise ScipzarrError(f"{path}: output exists; pass --overwrite to replace it or choose another path")
+    parent = resolved.parent
+    if not parent.exists():
+        raise ScipzarrError(f"{path}: the folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise ScipzarrError(f"{path}: the folder {parent} is not writable; choose another output location")
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a work path beside ``path``; move it into place only on success.
+
+    An interrupted or failed write leaves nothing at ``path``: the work folder
+    (``.<name>.scipzarr-work-<id>``) is removed on errors, and a killed process
+    leaves only that clearly named folder behind.
+    """
+    path = Path(path)
+    work = path.with_name(f".{path.name}.scipzarr-work-{uuid.uuid4().hex[:8]}")
+    try:
+        yield work
+        if path.exists():
+            old = path.with_name(f".{path.name}.scipzarr-old-{uuid.uuid4().hex[:8]}")
+            os.replace(path, old)
+            os.replace(work, path)
+            remove(old)
+        else:
+            os.replace(work, path)
+    finally:
+        remove(work)
+
+
+def remove(path: Path) -> None:
+    """Remove a file or folder if it exists."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()

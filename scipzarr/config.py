@@ -1,0 +1,112 @@
+"""Processing configuration: defaults, YAML loading and JSON Schema validation.
+
+The schema lives in ``schemas/config.schema.json`` and is the single source of
+truth for which keys exist; this module only merges the user's file onto the
+defaults and turns schema violations into one readable line.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ScipzarrError
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "normalize": {"method": "none", "scope": "dataset", "low": 1.0, "high": 99.0},
+    "segmentation": {
+        "channels": [0],
+        "smoothing_sigma": 1.0,
+        "threshold": {"method": "otsu", "scope": "event", "value": None},
+        "fill_holes": True,
+        "min_size": 10,
+        "keep": "all",
+    },
+    "features": {"families": ["shape", "intensity"], "channels": None},
+    "labels": {"name": "cells", "write": True},
+}
+
+
+@cache
+def load_schema(name: str) -> dict:
+    """Return a JSON Schema shipped in ``scipzarr.schemas`` (e.g. ``"config"``)."""
+    text = files("scipzarr.schemas").joinpath(f"{name}.schema.json").read_text()
+    return json.loads(text)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _error_line(err: jsonschema.ValidationError, source: str) -> str:
+    path = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        where = ".".join([*map(str, err.absolute_path), extra[0]]) if extra else path
+        return (f"{source}: unknown key '{where}'; allowed here: {', '.join(allowed)}")
+    return f"{source}: invalid value at '{path}': {err.message}"
+
+
+def validate_document(doc: Any, schema_name: str, source: str) -> None:
+    """Validate ``doc`` against a shipped schema; raise one-line ScipzarrError."""
+    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ScipzarrError(_error_line(errors[0], source))
+
+
+def resolve_config(user: dict | None = None, source: str = "config") -> dict:
+    """Validate a user config (may be partial) and merge it onto the defaults."""
+    user = {} if user is None else user
+    validate_document(user, "config", source)
+    config = _merge(DEFAULT_CONFIG, user)
+    validate_document(config, "config", source)
+    norm = config["normalize"]
+    if norm["low"] >= norm["high"]:
+        raise ScipzarrError(f"{source}: normalize.low ({norm['low']}) must be below normalize.high ({norm['high']})")
+    thr = config["segmentation"]["threshold"]
+    if thr["method"] == "fixed" and thr["value"] is None:
+        raise ScipzarrError(f"{source}: segmentation.threshold.method is 'fixed' but segmentation.threshold.value is not set; give a number")
+    return config
+
+
+def load_config(path: str | Path | None) -> dict:
+    """Read, validate and complete a YAML config file (``None``: the defaults)."""
+    if path is None:
+        return resolve_config({})
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScipzarrError(f"{path}: cannot read config ({exc.strerror}); check the path") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScipzarrError(f"{path}: YAML syntax error{where}: {problem}; fix the file") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ScipzarrError(f"{path}: the config must be a YAML mapping, got {type(doc).__name__}")
+    return resolve_config(doc, source=str(path))
+
+
+def dump_config(config: dict) -> str:
+    """The config as YAML text (what ``scipzarr config`` prints)."""
+    return yaml.safe_dump(config, sort_keys=False)

@@ -1,0 +1,254 @@
+"""Segmentation of event batches: smoothing, thresholds, masks and per-event labels.
+
+All functions take a whole batch ``(N, Y, X)`` and a ``valid`` mask of the
+real (unpadded) pixels; padding never changes a result: smoothing is a
+normalized convolution over valid pixels, and thresholds see valid pixels only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .xp import plane_structure
+
+NBINS = 256
+
+
+def combine_channels(batch: np.ndarray, channels: list[int]) -> np.ndarray:
+    """Mean of the chosen channels of an ``(N, C, Y, X)`` batch, as float64."""
+    return batch[:, channels].astype(np.float64).mean(axis=1)
+
+
+def smooth(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing inside each event's valid region (normalized convolution).
+
+    ``gaussian(image * valid) / gaussian(valid)``: pixels outside the event
+    (padding, or beyond the tile edge) do not contribute, so a padded event
+    and the same event unpadded give identical values.
+    """
+    if sigma <= 0:
+        return np.where(valid, image, 0.0)
+    s = (0, sigma, sigma)
+    num = ndi.gaussian_filter(np.where(valid, image, 0.0), s, mode="constant", cval=0.0)
+    den = ndi.gaussian_filter(valid.astype(np.float64), s, mode="constant", cval=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(valid, num / den, 0.0)
+    return out
+
+
+def _event_range(image: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.where(valid, image, np.inf).min(axis=(1, 2))
+    hi = np.where(valid, image, -np.inf).max(axis=(1, 2))
+    return lo, hi
+
+
+def event_histograms(image: np.ndarray, valid: np.ndarray, nbins: int = NBINS, lo=None, hi=None):
+    """Per-event histograms of valid pixels, with numpy's bin edges on [min, max].
+
+    Returns ``counts (N, nbins)``, ``edges (N, nbins + 1)``, ``lo``, ``hi``.
+    Bin assignment follows ``np.histogram`` exactly (half-open bins, the last
+    one closed), vectorized over events. ``lo``/``hi`` override each event's
+    range (the data-set scope uses the global range for every event).
+    """
+    n = image.shape[0]
+    if lo is None:
+        lo, hi = _event_range(image, valid)
+    empty = ~np.isfinite(lo)
+    flat = (hi == lo) | empty
+    start = np.where(empty, 0.0, lo)
+    stop = np.where(flat, start + 1.0, hi)
+    step = (stop - start) / nbins
+    edges = np.arange(nbins + 1, dtype=np.float64)[None] * step[:, None] + start[:, None]
+    edges[:, -1] = stop
+    ev = np.broadcast_to(np.arange(n)[:, None, None], image.shape)[valid]
+    vals = image[valid]
+    idx = np.clip(((vals - start[ev]) / (stop - start)[ev] * nbins).astype(np.int64), 0, nbins - 1)
+    idx -= vals < edges[ev, idx]
+    idx += (vals >= edges[ev, np.minimum(idx + 1, nbins)]) & (idx < nbins - 1)
+    counts = np.bincount(ev * nbins + idx, minlength=n * nbins).reshape(n, nbins)
+    return counts, edges, lo, hi
+
+
+def otsu_from_histograms(counts: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Otsu thresholds of many histograms ``(N, B)`` at once (scikit-image's formula)."""
+    counts = counts.astype(np.float64)
+    w1 = np.cumsum(counts, axis=1)
+    w2 = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1 = np.cumsum(counts * centers, axis=1) / w1
+        m2 = (np.cumsum((counts * centers)[:, ::-1], axis=1) / w2[:, ::-1])[:, ::-1]
+    var12 = w1[:, :-1] * w2[:, 1:] * (m1[:, :-1] - m2[:, 1:]) ** 2
+    var12 = np.where(np.isnan(var12), -np.inf, var12)
+    idx = np.argmax(var12, axis=1)
+    return np.take_along_axis(centers, idx[:, None], axis=1)[:, 0]
+
+
+def threshold_otsu(image: np.ndarray, valid: np.ndarray, nbins: int = NBINS) -> np.ndarray:
+    """Per-event Otsu thresholds ``(N,)``, equal to ``skimage.filters.threshold_otsu``
+    on each event's valid pixels (a constant event returns its value; an empty one +inf).
+    """
+    counts, edges, lo, hi = event_histograms(image, valid, nbins)
+    centers = (edges[:, :-1] + edges[:, 1:]) / 2.0
+    t = otsu_from_histograms(counts, centers)
+    t = np.where(hi == lo, lo, t)
+    return np.where(np.isfinite(lo), t, np.inf)
+
+
+def threshold_li(image: np.ndarray, valid: np.ndarray, max_iter: int = 1000) -> np.ndarray:
+    """Per-event Li (minimum cross-entropy) thresholds ``(N,)``.
+
+    The iteration of ``skimage.filters.threshold_li`` (initial guess: mean;
+    tolerance: half the smallest gap between distinct values), run for all
+    events at once until each has converged.
+    """
+    n = image.shape[0]
+    lo, hi = _event_range(image, valid)
+    ok = np.isfinite(lo) & (hi > lo)
+    base = np.where(np.isfinite(lo), lo, 0.0)
+    x = np.where(valid, image - base[:, None, None], np.nan).reshape(n, -1)
+    srt = np.sort(x, axis=1)
+    gaps = np.diff(srt, axis=1)
+    gaps = np.where(gaps > 0, gaps, np.inf)
+    tol = np.min(gaps, axis=1) / 2 if gaps.shape[1] else np.full(n, np.inf)
+    cnt = valid.reshape(n, -1).sum(axis=1)
+    xs = np.nan_to_num(x, nan=0.0)
+    t_next = np.where(ok, xs.sum(axis=1) / np.maximum(cnt, 1), 0.0)
+    t_curr = -2 * tol
+    active = ok.copy()
+    vmask = valid.reshape(n, -1)
+    for _ in range(max_iter):
+        active &= np.abs(t_next - t_curr) > tol
+        if not active.any():
+            break
+        a = np.flatnonzero(active)
+        t_curr[a] = t_next[a]
+        fg = (xs[a] > t_curr[a, None]) & vmask[a]
+        bg = vmask[a] & ~fg
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_f = (xs[a] * fg).sum(axis=1) / fg.sum(axis=1)
+            mean_b = (xs[a] * bg).sum(axis=1) / bg.sum(axis=1)
+            new = (mean_b - mean_f) / (np.log(mean_b) - np.log(mean_f))
+        stop = mean_b == 0
+        t_next[a] = np.where(stop, t_next[a], new)
+        active[a[stop]] = False
+    out = t_next + base
+    out = np.where(np.isfinite(lo) & (hi == lo), lo, out)
+    return np.where(np.isfinite(lo), out, np.inf)
+
+
+def li_from_histogram(counts: np.ndarray, centers: np.ndarray, max_iter: int = 1000) -> float:
+    """Li threshold of one histogram (the data-set scope: a global histogram)."""
+    counts = counts.astype(np.float64)
+    nz = counts > 0
+    if nz.sum() < 2:
+        return float(centers[nz][0]) if nz.any() else float("inf")
+    c, w = centers[nz] - centers[nz][0], counts[nz]
+    tol = np.min(np.diff(c)) / 2
+    t_next, t_curr = np.average(c, weights=w), -2 * tol
+    for _ in range(max_iter):
+        if abs(t_next - t_curr) <= tol:
+            break
+        t_curr = t_next
+        fg = c > t_curr
+        mean_f, mean_b = np.average(c[fg], weights=w[fg]), np.average(c[~fg], weights=w[~fg])
+        if mean_b == 0:
+            break
+        t_next = (mean_b - mean_f) / (np.log(mean_b) - np.log(mean_f))
+    return float(t_next + centers[nz][0])
+
+
+def label_events(mask: np.ndarray, connectivity: int = 2) -> tuple[np.ndarray, int]:
+    """Connected components of every event at once; labels unique in the batch."""
+    return ndi.label(mask, structure=plane_structure(connectivity))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill holes of every event (background not 4-connected to the tile edge)."""
+    return ndi.binary_fill_holes(mask, structure=plane_structure(1))
+
+
+def event_of_label(labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """Event index of each batch label 1..n (index 0 unused, -1)."""
+    ev = np.full(n_labels + 1, -1, dtype=np.int64)
+    nz = labels.reshape(labels.shape[0], -1)
+    e, p = np.nonzero(nz)
+    ev[nz[e, p]] = e
+    return ev
+
+
+def local_labels(labels: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop batch labels where ``keep`` is False and renumber 1..n_e per event.
+
+    Returns ``local`` labels ``(N, Y, X)`` (int32) and objects per event ``(N,)``.
+    Kept labels stay in their raster order (event, row, column of first pixel).
+    """
+    n = labels.shape[0]
+    ev = event_of_label(labels, len(keep) - 1)
+    keep = keep.copy()
+    keep[0] = False
+    kept = np.flatnonzero(keep)
+    counts = np.bincount(ev[kept], minlength=n)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lut = np.zeros(len(keep), dtype=np.int32)
+    lut[kept] = np.arange(1, len(kept) + 1) - first[ev[kept]]
+    return lut[labels], counts
+
+
+def segment(
+    image: np.ndarray,
+    valid: np.ndarray,
+    thresholds: np.ndarray,
+    *,
+    fill: bool = True,
+    min_size: int = 0,
+    keep: str = "all",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Threshold, fill holes, label, drop small objects, optionally keep the largest.
+
+    Parameters
+    ----------
+    image : (N, Y, X) float array
+        The (smoothed) segmentation image.
+    valid : (N, Y, X) bool array
+        Real pixels of each event.
+    thresholds : (N,) array
+        Foreground is ``image > threshold`` (as ``skimage``'s convention).
+    fill : bool
+        Fill holes in each object.
+    min_size : int
+        Remove objects with fewer pixels.
+    keep : {"all", "largest"}
+        Keep all objects, or the largest of each event (ties: the first in
+        raster order).
+
+    Returns
+    -------
+    labels : (N, Y, X) int32
+        Per-event object numbers 1..n_e in raster order (0: background).
+    counts : (N,) int64
+        Objects per event.
+
+    Examples
+    --------
+    >>> img = np.zeros((2, 5, 5)); img[0, 1:3, 1:3] = 1; img[1, 3:, 3:] = 1
+    >>> lab, n = segment(img, np.ones(img.shape, bool), np.array([0.5, 0.5]))
+    >>> n.tolist(), int(lab[1, 4, 4])
+    ([1, 1], 1)
+    """
+    mask = (image > np.asarray(thresholds)[:, None, None]) & valid
+    if fill:
+        mask = fill_holes(mask) & valid
+    labels, n_labels = label_events(mask)
+    areas = np.bincount(labels.ravel(), minlength=n_labels + 1)
+    keep_mask = areas >= max(min_size, 1)
+    if keep == "largest" and n_labels:
+        ev = event_of_label(labels, n_labels)
+        cand = np.flatnonzero(keep_mask[1:]) + 1
+        order = np.lexsort((cand, -areas[cand], ev[cand]))
+        cand = cand[order]
+        first = np.ones(len(cand), dtype=bool)
+        first[1:] = ev[cand][1:] != ev[cand][:-1]
+        keep_mask[:] = False
+        keep_mask[cand[first]] = True
+    return local_labels(labels, keep_mask)
