@@ -427,3 +427,70 @@ def commit_labels(store: MosaicStore, name: str, work_name: str, properties: dic
 
 def discard_labels(store: MosaicStore, work_name: str) -> None:
     _remove(store.path / "labels" / work_name)
+
+
+# --------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------
+def _ngff_problems(group_path: Path, what: str) -> list[str]:
+    from ome_zarr_models import open_ome_zarr
+
+    try:
+        open_ome_zarr(zarr.open_group(str(group_path), mode="r"))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [f"{what} is not valid OME-NGFF: {first}"]
+    return []
+
+
+def validate_store(path: Path) -> list[str]:
+    """Problems found in a store (empty list: valid).
+
+    Checks NGFF validity of the image and its labels with ``ome-zarr-models``
+    (an independent validator), the ``scipzarr`` metadata against its schema,
+    the arrays against the mosaic geometry, and the event table.
+    """
+    try:
+        st = open_store(path)
+    except ScipzarrError as exc:
+        return [str(exc).removeprefix(f"{path}: ")]
+    problems = _ngff_problems(path, "the image")
+    m = st.mosaic
+    prev = None
+    for i, lp in enumerate(st.level_paths):
+        arr = zarr.open_array(str(path / lp), mode="r")
+        if i == 0 and tuple(arr.chunks) != m.chunk_shape:
+            problems.append(f"{lp}: chunks {arr.chunks} differ from the K x K tile block {m.chunk_shape}")
+        if arr.dtype != np.dtype(st.attrs["scipzarr"]["dtype"]):
+            problems.append(f"{lp}: dtype {arr.dtype} differs from the metadata's {st.attrs['scipzarr']['dtype']}")
+        if prev is not None and (arr.shape[1] != prev[1] // 2 or arr.shape[2] != prev[2] // 2):
+            problems.append(f"{lp}: shape {arr.shape} is not half of the previous level {prev}")
+        prev = arr.shape
+    ev = st.events
+    missing = [c for c in EVENT_COLUMNS if c not in ev.columns]
+    if missing:
+        problems.append(f"tables/events: missing columns {', '.join(missing)}")
+    else:
+        rows, cols = m.tile_position(np.arange(m.n_events))
+        if not (np.array_equal(ev["tile_row"].to_numpy(), rows) and np.array_equal(ev["tile_col"].to_numpy(), cols)):
+            problems.append("tables/events: tile positions do not match the mosaic geometry")
+        th, tw = m.tile
+        bad = ((ev["valid_y0"] < 0) | (ev["valid_x0"] < 0) | (ev["valid_height"] < 1) | (ev["valid_width"] < 1)
+               | (ev["valid_y0"] + ev["valid_height"] > th) | (ev["valid_x0"] + ev["valid_width"] > tw))
+        if bad.any():
+            problems.append(f"tables/events: {int(bad.sum())} events have a valid region outside their tile")
+        if not ev["event_id"].is_unique:
+            problems.append("tables/events: event ids are not unique")
+    for name in st.label_names():
+        lpath = path / "labels" / name
+        problems += _ngff_problems(lpath, f"labels/{name}")
+        lg = zarr.open_group(str(lpath), mode="r")
+        n_levels = len(lg.attrs.get("ome", {}).get("multiscales", [{}])[0].get("datasets", []))
+        if n_levels != len(st.level_paths):
+            problems.append(f"labels/{name}: {n_levels} pyramid levels, the image has {len(st.level_paths)}")
+        arr = zarr.open_array(str(lpath / st.level_paths[0]), mode="r")
+        if tuple(arr.shape) != m.shape[1:]:
+            problems.append(f"labels/{name}: shape {arr.shape} differs from the image's {m.shape[1:]}")
+    if (path / "labels").exists() and not (path / "labels" / "zarr.json").exists():
+        problems.append("labels/: folder without NGFF labels metadata")
+    return problems

@@ -1,0 +1,183 @@
+"""The ``scipzarr`` command line: convert, process, config, info, validate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ._version import __version__
+from .errors import ScipzarrError
+
+EXAMPLES = {
+    "convert": """examples:
+  scipzarr convert exports/ -o cells.zarr                      # IDEAS export or per-event TIFFs
+  scipzarr convert exports/ -o cells.zarr --channels BF,DNA,DF  # name the channels
+  scipzarr convert stack.npy -o cells.zarr --chunk-tiles 8      # (N, C, Y, X) numpy stack
+  scipzarr convert G1_Ch3.tif G1_Ch4.tif -o g1.zarr --tile-size 40  # montages""",
+    "process": """examples:
+  scipzarr process cells.zarr -o cells.h5ad
+  scipzarr config > my.yml && scipzarr process cells.zarr -c my.yml -o cells.zarr.table.zarr""",
+    "info": "examples:\n  scipzarr info cells.zarr\n  scipzarr info cells.h5ad",
+    "validate": "examples:\n  scipzarr validate cells.zarr",
+    "demo": "examples:\n  scipzarr demo            # in ./scipzarr-demo\n  scipzarr demo /tmp/demo --events 2000",
+    "config": "examples:\n  scipzarr config > config.yml",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="scipzarr", formatter_class=fmt,
+        description="Scalable cytometry image processing on Dask and OME-Zarr.",
+        epilog="Run 'scipzarr COMMAND --help' for each command's options.",
+    )
+    p.add_argument("--version", action="version", version=f"scipzarr {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
+    common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("convert", parents=[common], formatter_class=fmt, epilog=EXAMPLES["convert"],
+                       help="convert IFC images to an OME-Zarr store",
+                       description="Convert imaging flow cytometry events to a chunked OME-Zarr mosaic store.")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="TIFF files or folders, or one .npy stack")
+    c.add_argument("-o", "--output", required=True, metavar="STORE.zarr", help="store to write")
+    c.add_argument("--kind", default="ifc", choices=["ifc", "auto"], help="input kind (default: ifc)")
+    c.add_argument("--channels", metavar="NAME,...", help="channel names, comma-separated, one per channel")
+    c.add_argument("--chunk-tiles", type=int, default=16, metavar="K",
+                   help="each chunk holds K x K events (default: 16)")
+    c.add_argument("--tile-size", type=int, metavar="T",
+                   help="montage tile size, or the common event size (default: the largest event)")
+    c.add_argument("--fit", choices=["pad", "crop"], default="pad",
+                   help="pad events to the tile size (default) or centre-crop larger ones")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.add_argument("--scheduler", default="threads", choices=["threads", "synchronous", "processes"])
+
+    pr = sub.add_parser("process", parents=[common], formatter_class=fmt, epilog=EXAMPLES["process"],
+                        help="segment and measure every event of a store",
+                        description="Normalize, segment, label and measure every event; write an AnnData table "
+                                    "and the labels (into the store).")
+    pr.add_argument("store", metavar="STORE.zarr")
+    pr.add_argument("-c", "--config", metavar="CONFIG.yml", help="YAML config (default: built-in defaults)")
+    pr.add_argument("-o", "--output", required=True, metavar="TABLE.h5ad|TABLE.zarr", help="table to write")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing output table")
+    pr.add_argument("--scheduler", default="threads", choices=["threads", "synchronous", "processes"])
+
+    cf = sub.add_parser("config", parents=[common], formatter_class=fmt, epilog=EXAMPLES["config"],
+                        help="print the default config as YAML", description="Print the default processing config.")
+    del cf
+
+    i = sub.add_parser("info", parents=[common], formatter_class=fmt, epilog=EXAMPLES["info"],
+                       help="summarize a store or a table", description="Human summary of a store or a feature table.")
+    i.add_argument("path", metavar="PATH")
+
+    v = sub.add_parser("validate", parents=[common], formatter_class=fmt, epilog=EXAMPLES["validate"],
+                       help="check a store's NGFF validity and metadata",
+                       description="Check NGFF validity (ome-zarr-models) and scipzarr's own metadata; "
+                                   "exit 1 when invalid.")
+    v.add_argument("store", metavar="STORE.zarr")
+
+    d = sub.add_parser("demo", parents=[common], formatter_class=fmt, epilog=EXAMPLES["demo"],
+                       help="generate, convert and process a small IFC data set",
+                       description="Build a small synthetic IFC data set (IDEAS-style TIFFs), convert and "
+                                   "process it, and print a summary.")
+    d.add_argument("dir", nargs="?", default="scipzarr-demo", metavar="DIR", help="work folder (default: ./scipzarr-demo)")
+    d.add_argument("--events", type=int, default=600, help="number of events (default: 600)")
+    return p
+
+
+def _say(args, text: str) -> None:
+    if not args.quiet:
+        print(text)
+
+
+def _cmd_convert(args) -> int:
+    from .converters import convert
+
+    channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
+    res = convert(args.inputs, args.output, kind=args.kind, channels=channels, chunk_tiles=args.chunk_tiles,
+                  tile_size=args.tile_size, fit=args.fit, overwrite=args.overwrite, progress=not args.quiet,
+                  scheduler=args.scheduler)
+    _say(args, f"{res['store']}: {res['events']} events ({res['layout']}), channels {','.join(res['channels'])}, "
+               f"tile {res['tile'][0]}x{res['tile'][1]}, {res['chunks']} chunks of {args.chunk_tiles}x{args.chunk_tiles} "
+               f"events, {res['seconds']:.1f} s ({res['events'] / max(res['seconds'], 1e-9):,.0f} events/s)")
+    return 0
+
+
+def _cmd_process(args) -> int:
+    from .config import load_config
+    from .pipeline import process
+
+    config = load_config(args.config)
+    adata = process(args.store, config, args.output, overwrite=args.overwrite, progress=not args.quiet,
+                    scheduler=args.scheduler)
+    meta = adata.uns["scipzarr"]
+    _say(args, f"{args.output}: {meta['events']} events, {meta['objects']} objects "
+               f"({meta['events_without_objects']} events without objects), {meta['features']} features, "
+               f"{meta['seconds']:.1f} s ({meta['events'] / max(meta['seconds'], 1e-9):,.0f} events/s)")
+    return 0
+
+
+def _cmd_config(args) -> int:
+    from .config import DEFAULT_CONFIG, dump_config
+
+    print(dump_config(DEFAULT_CONFIG), end="")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .report import describe
+
+    print(describe(Path(args.path)))
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .store import validate_store
+
+    problems = validate_store(Path(args.store))
+    if problems:
+        for prob in problems:
+            print(f"{args.store}: {prob}", file=sys.stderr)
+        print(f"{args.store}: INVALID ({len(problems)} problem{'s' if len(problems) > 1 else ''})", file=sys.stderr)
+        return 1
+    _say(args, f"{args.store}: valid (OME-NGFF 0.5 image + labels, scipzarr metadata, event table)")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.dir), n_events=args.events, quiet=args.quiet)
+    return 0
+
+
+COMMANDS = {"convert": _cmd_convert, "process": _cmd_process, "config": _cmd_config, "info": _cmd_info,
+            "validate": _cmd_validate, "demo": _cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ScipzarrError as exc:
+        if args.debug:
+            raise
+        print(f"scipzarr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scipzarr: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: still one line unless --debug
+        if args.debug:
+            raise
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"scipzarr: error: {type(exc).__name__}: {line} (rerun with --debug for details)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
