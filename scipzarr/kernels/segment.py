@@ -100,34 +100,36 @@ def threshold_li(image: np.ndarray, valid: np.ndarray, max_iter: int = 1000) -> 
 
     The iteration of ``skimage.filters.threshold_li`` (initial guess: mean;
     tolerance: half the smallest gap between distinct values), run for all
-    events at once until each has converged.
+    events at once until each has converged. Class sums come from a
+    sequential cumulative sum over each event's sorted valid pixels, so they
+    do not depend on padding.
     """
     n = image.shape[0]
     lo, hi = _event_range(image, valid)
     ok = np.isfinite(lo) & (hi > lo)
     base = np.where(np.isfinite(lo), lo, 0.0)
-    x = np.where(valid, image - base[:, None, None], np.nan).reshape(n, -1)
-    srt = np.sort(x, axis=1)
-    gaps = np.diff(srt, axis=1)
+    srt = np.sort(np.where(valid, image - base[:, None, None], np.inf).reshape(n, -1), axis=1)
+    cnt = valid.reshape(n, -1).sum(axis=1)
+    finite = np.isfinite(srt)
+    gaps = np.where(finite[:, 1:], np.diff(np.where(finite, srt, 0.0), axis=1), 0.0)
     gaps = np.where(gaps > 0, gaps, np.inf)
     tol = np.min(gaps, axis=1) / 2 if gaps.shape[1] else np.full(n, np.inf)
-    cnt = valid.reshape(n, -1).sum(axis=1)
-    xs = np.nan_to_num(x, nan=0.0)
-    t_next = np.where(ok, xs.sum(axis=1) / np.maximum(cnt, 1), 0.0)
+    prefix = np.cumsum(np.where(finite, srt, 0.0), axis=1)
+    total = prefix[np.arange(n), np.maximum(cnt - 1, 0)]
+    t_next = np.where(ok, total / np.maximum(cnt, 1), 0.0)
     t_curr = -2 * tol
     active = ok.copy()
-    vmask = valid.reshape(n, -1)
     for _ in range(max_iter):
         active &= np.abs(t_next - t_curr) > tol
         if not active.any():
             break
         a = np.flatnonzero(active)
         t_curr[a] = t_next[a]
-        fg = (xs[a] > t_curr[a, None]) & vmask[a]
-        bg = vmask[a] & ~fg
+        n_bg = (srt[a] <= t_curr[a, None]).sum(axis=1)
+        s_bg = np.where(n_bg > 0, prefix[a, np.maximum(n_bg - 1, 0)], 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_f = (xs[a] * fg).sum(axis=1) / fg.sum(axis=1)
-            mean_b = (xs[a] * bg).sum(axis=1) / bg.sum(axis=1)
+            mean_b = s_bg / n_bg
+            mean_f = (total[a] - s_bg) / (cnt[a] - n_bg)
             new = (mean_b - mean_f) / (np.log(mean_b) - np.log(mean_f))
         stop = mean_b == 0
         t_next[a] = np.where(stop, t_next[a], new)

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+from skimage.measure import label
+
+from scipzarr.features import intensity
+from scipzarr.features.objects import Objects
+
+
+def test_known_values():
+    local = np.zeros((1, 4, 4), np.int32)
+    local[0, :2, :2] = 1
+    img = np.zeros((1, 4, 4))
+    img[0, :2, :2] = [[1, 2], [3, 10]]
+    f = intensity.measure_channel(Objects(local, np.zeros(1, int), np.zeros(1, int)), img)
+    assert f["sum"][0] == 16 and f["mean"][0] == 4 and f["min"][0] == 1 and f["max"][0] == 10
+    assert f["median"][0] == 2.5
+    assert f["q25"][0] == 1.75 and f["q75"][0] == 4.75
+    assert f["std"][0] == pytest.approx(np.std([1, 2, 3, 10]))
+
+
+def test_equal_to_numpy_per_object():
+    rng = np.random.default_rng(3)
+    local = np.stack([label(rng.random((30, 30)) < 0.45) for _ in range(10)]).astype(np.int32)
+    img = rng.normal(100, 30, local.shape)
+    obj = Objects(local, np.zeros(10, int), np.zeros(10, int))
+    f = intensity.measure_channel(obj, img)
+    k = 0
+    for e in range(10):
+        for lab in range(1, local[e].max() + 1):
+            v = img[e][local[e] == lab]
+            assert f["sum"][k] == pytest.approx(v.sum(), rel=1e-12)
+            assert f["mean"][k] == pytest.approx(v.mean(), rel=1e-12)
+            assert f["std"][k] == pytest.approx(v.std(), rel=1e-9, abs=1e-9)
+            assert f["min"][k] == v.min() and f["max"][k] == v.max()
+            assert f["median"][k] == np.median(v)
+            assert f["q25"][k] == np.percentile(v, 25) and f["q75"][k] == np.percentile(v, 75)
+            k += 1
+    assert k == obj.n > 100

@@ -1,0 +1,114 @@
+"""Shape features on drawn shapes with known values, and equality with regionprops."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from skimage.draw import disk, ellipse, polygon
+from skimage.measure import label, regionprops
+
+from scipzarr.features import shape
+from scipzarr.features.objects import Objects
+
+REGIONPROPS = {
+    "area": "area", "area_convex": "area_convex", "perimeter": "perimeter", "eccentricity": "eccentricity",
+    "solidity": "solidity", "extent": "extent", "axis_major_length": "axis_major_length",
+    "axis_minor_length": "axis_minor_length", "euler_number": "euler_number",
+}
+
+
+def measure(local, y0=None, x0=None):
+    n = local.shape[0]
+    z = np.zeros(n, int)
+    obj = Objects(local.astype(np.int32), z if y0 is None else y0, z if x0 is None else x0)
+    return obj, shape.measure(obj)
+
+
+def test_rectangle_exact_values():
+    local = np.zeros((1, 10, 12), np.int32)
+    local[0, 2:5, 3:7] = 1  # 3 x 4 rectangle
+    _, f = measure(local)
+    assert f["area"][0] == 12
+    assert f["area_convex"][0] == 12
+    assert f["solidity"][0] == 1.0 and f["extent"][0] == 1.0
+    assert f["euler_number"][0] == 1
+    assert (f["bbox_min_y"][0], f["bbox_min_x"][0], f["bbox_max_y"][0], f["bbox_max_x"][0]) == (2, 3, 5, 7)
+    assert (f["centroid_y"][0], f["centroid_x"][0]) == (3.0, 4.5)
+    # 10 border pixels: 4 corners (weight (1+sqrt2)/2 each... as skimage) -> compare to skimage
+    assert f["perimeter"][0] == pytest.approx(regionprops(local[0])[0].perimeter, abs=0)
+    # axis lengths from variances: var_y = 2/3, var_x = 5/4
+    assert f["axis_major_length"][0] == pytest.approx(4 * np.sqrt(5 / 4))
+    assert f["axis_minor_length"][0] == pytest.approx(4 * np.sqrt(2 / 3))
+
+
+def test_ring_has_euler_zero_and_l_shape_solidity():
+    local = np.zeros((2, 12, 12), np.int32)
+    local[0, 2:9, 2:9] = 1
+    local[0, 4:7, 4:7] = 0  # a hole
+    local[1, 1:9, 1:3] = 1
+    local[1, 7:9, 1:9] = 1  # L shape: area 16 + 12 = 28
+    _, f = measure(local)
+    assert f["euler_number"].tolist() == [0.0, 1.0]
+    assert f["area"].tolist() == [40.0, 28.0]
+    assert f["solidity"][1] < 1.0
+    assert f["area_convex"][1] == regionprops(local[1])[0].area_convex
+
+
+def test_single_pixel_and_border_objects():
+    local = np.zeros((1, 6, 6), np.int32)
+    local[0, 0, 0] = 1          # one pixel in the corner
+    local[0, 3:6, 5] = 2        # a line on the right border
+    _, f = measure(local)
+    assert f["area"].tolist() == [1.0, 3.0]
+    assert f["area_convex"].tolist() == [1.0, 3.0]
+    assert f["eccentricity"][0] == 0.0 and f["axis_major_length"][0] == 0.0
+    assert f["euler_number"].tolist() == [1.0, 1.0]
+
+
+def _random_objects(seed, n=24, size=48):
+    rng = np.random.default_rng(seed)
+    local = np.zeros((n, size, size), np.int32)
+    for e in range(n):
+        m = np.zeros((size, size), bool)
+        for _ in range(rng.integers(1, 4)):
+            kind = rng.integers(0, 3)
+            if kind == 0:
+                m[ellipse(rng.uniform(5, size - 5), rng.uniform(5, size - 5), rng.uniform(2, 12),
+                          rng.uniform(2, 12), m.shape, rotation=rng.uniform(0, np.pi))] = True
+            elif kind == 1:
+                pts = rng.uniform(0, size, (5, 2))
+                m[polygon(pts[:, 0], pts[:, 1], m.shape)] = True
+            else:
+                m[disk((rng.uniform(0, size), rng.uniform(0, size)), rng.uniform(1, 8), shape=m.shape)] = True
+        m ^= ndi.binary_erosion(m, iterations=2) & (rng.random(m.shape) < 0.05)  # some holes
+        local[e] = label(m)
+    return local
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_equal_to_regionprops(seed):
+    local = _random_objects(seed)
+    obj, f = measure(local)
+    k = 0
+    for e in range(local.shape[0]):
+        for r in regionprops(local[e]):
+            for ours, theirs in REGIONPROPS.items():
+                assert f[ours][k] == pytest.approx(getattr(r, theirs), rel=1e-9, abs=1e-9), (ours, e, r.label)
+            assert f["centroid_y"][k] == pytest.approx(r.centroid[0], rel=1e-12)
+            assert f["centroid_x"][k] == pytest.approx(r.centroid[1], rel=1e-12)
+            assert (f["bbox_min_y"][k], f["bbox_min_x"][k], f["bbox_max_y"][k], f["bbox_max_x"][k]) == r.bbox
+            # orientation is defined modulo pi; ours is canonical in [-pi/2, pi/2)
+            d = (f["orientation"][k] - r.orientation) % np.pi
+            assert min(d, np.pi - d) < 1e-9
+            assert -np.pi / 2 <= f["orientation"][k] < np.pi / 2
+            k += 1
+    assert k == obj.n > 30
+
+
+def test_padding_never_changes_shape_features():
+    local = _random_objects(5, n=8, size=30)
+    padded = np.zeros((8, 41, 37), np.int32)
+    padded[:, 6:36, 3:33] = local
+    _, f = measure(local)
+    _, g = measure(padded, np.full(8, 6), np.full(8, 3))
+    for name in shape.NAMES:
+        np.testing.assert_array_equal(f[name], g[name], err_msg=name)

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from scipzarr import store
+from scipzarr.errors import ScipzarrError
+
+
+def test_mosaic_geometry_and_batches_round_trip():
+    m = store.Mosaic.plan(n_events=50, n_channels=2, tile=(5, 7), chunk_tiles=3)
+    assert m.per_block == 9 and m.n_blocks == 6
+    assert m.chunk_grid == (2, 3)
+    assert m.shape == (2, 2 * 15, 3 * 21) and m.chunk_shape == (2, 15, 21)
+    assert list(m.block_events(5)) == list(range(45, 50))
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 100, (9, 2, 5, 7))
+    block = m.from_batch(batch)
+    # event 4 of the block is slot (1, 1): rows 5..10, cols 7..14
+    np.testing.assert_array_equal(block[:, 5:10, 7:14], batch[4])
+    np.testing.assert_array_equal(m.to_batch(block), batch)
+    np.testing.assert_array_equal(m.from_batch(batch[:, 0]), block[0])
+    rows, cols = m.tile_position(np.array([0, 4, 9, 49]))
+    assert rows.tolist() == [0, 1, 0, 4] and cols.tolist() == [0, 1, 3, 7]
+
+
+def test_fit_to_tile_pads_and_crops_centrally():
+    assert store.fit_to_tile((30, 40), (40, 40)) == {
+        "valid_y0": 5, "crop_y0": 0, "valid_height": 30, "valid_x0": 0, "crop_x0": 0, "valid_width": 40}
+    f = store.fit_to_tile((50, 33), (40, 40))
+    assert (f["valid_y0"], f["crop_y0"], f["valid_height"]) == (0, 5, 40)
+    assert (f["valid_x0"], f["crop_x0"], f["valid_width"]) == (3, 0, 33)
+
+
+def test_plan_refuses_nothing_to_store():
+    with pytest.raises(ScipzarrError, match="no events"):
+        store.Mosaic.plan(0, 1, (4, 4), 2)
