@@ -1,0 +1,143 @@
+"""End to end: known ground truth, chunk and padding invariance, labels in the store."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.measure import regionprops
+
+import scipzarr
+from scipzarr import store
+from scipzarr.config import resolve_config
+
+from .conftest import flat_events
+
+EXACT = {"segmentation": {"smoothing_sigma": 0, "min_size": 0}}
+
+
+def _convert(tmp_path, events, name, k, **kw):
+    src = tmp_path / "events.npy"
+    if not src.exists():
+        np.save(src, events)
+    scipzarr.convert([src], tmp_path / f"{name}.zarr", chunk_tiles=k, progress=False, **kw)
+    return tmp_path / f"{name}.zarr"
+
+
+def test_features_match_ground_truth(tmp_path):
+    events, masks = flat_events(30, size=40, channels=2, seed=1)
+    path = _convert(tmp_path, events, "gt", 4)
+    a = scipzarr.process(path, EXACT, tmp_path / "gt.h5ad", progress=False)
+    assert a.n_obs == 30 and a.obs["object"].tolist() == [1] * 30
+    assert a.obs["event_id"].tolist() == [str(i) for i in range(30)]
+    assert list(a.obs.index[:2]) == ["0_1", "1_1"]
+    assert a.X.dtype == np.float32
+    df = a.to_df()
+    for i in range(30):
+        r = regionprops(masks[i].astype(int))[0]
+        assert df["shape_area"].iloc[i] == masks[i].sum()
+        assert df["shape_perimeter"].iloc[i] == pytest.approx(r.perimeter, rel=1e-6)
+        assert df["shape_solidity"].iloc[i] == pytest.approx(r.solidity, rel=1e-6)
+        assert df["shape_centroid_y"].iloc[i] == pytest.approx(r.centroid[0], rel=1e-6)
+        assert df["intensity_mean_ch0"].iloc[i] == 1000
+        vals = events[i, 1][masks[i]].astype(float)
+        assert df["intensity_sum_ch1"].iloc[i] == pytest.approx(vals.sum(), rel=1e-6)
+        assert df["intensity_median_ch1"].iloc[i] == pytest.approx(np.median(vals), rel=1e-6)
+    assert set(a.var["family"]) == {"shape", "intensity"}
+    assert a.var.loc["intensity_q75_ch1", "channel"] == "ch1"
+    meta = a.uns["scipzarr"]
+    assert meta["events"] == 30 and meta["objects"] == 30 and meta["events_without_objects"] == 0
+    assert "dask" in meta["versions"] and '"smoothing_sigma": 0' in meta["config"]
+
+
+def test_labels_written_unique_and_consistent(tmp_path):
+    events, masks = flat_events(12, size=30, channels=1, seed=2)
+    path = _convert(tmp_path, events, "lab", 3)
+    a = scipzarr.process(path, EXACT, None, progress=False)
+    st = store.open_store(path)
+    assert st.label_names() == ["cells"]
+    lab = st.labels("cells").compute()
+    ids, counts = np.unique(lab[lab > 0], return_counts=True)
+    assert ids.tolist() == sorted(a.obs["label"].tolist())
+    area = dict(zip(ids, counts))
+    for row, area_feat in zip(a.obs.itertuples(), a.to_df()["shape_area"]):
+        assert area[row.label] == area_feat
+        r, c = st.mosaic.tile_position(np.array([row.event_index]))
+        tile = lab[r[0] * 30:(r[0] + 1) * 30, c[0] * 30:(c[0] + 1) * 30]
+        np.testing.assert_array_equal(tile == row.label, masks[row.event_index])
+    assert store.validate_store(path) == []
+    assert len(st.level_paths) == len(__import__("zarr").open_group(str(path / "labels" / "cells")).attrs["ome"]["multiscales"][0]["datasets"])
+
+
+CONFIGS = {
+    "default": {},
+    "dataset": {"normalize": {"method": "percentile", "scope": "dataset"},
+                "segmentation": {"threshold": {"method": "otsu", "scope": "dataset"}, "channels": [0, 1]}},
+    "li_event_minmax": {"normalize": {"method": "minmax", "scope": "event"},
+                        "segmentation": {"threshold": {"method": "li", "scope": "event"}, "keep": "largest"}},
+    "li_dataset": {"normalize": {"method": "minmax", "scope": "dataset"},
+                   "segmentation": {"threshold": {"method": "li", "scope": "dataset"}}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_same_table_for_3x3_and_16x16_chunks(tmp_path, name):
+    from scipzarr.synthetic import make_events
+
+    ev, _ = make_events(70, channels=2, size=32, seed=3, noise=15)
+    events = np.stack(ev)
+    small = _convert(tmp_path, events, "k3", 3)
+    big = _convert(tmp_path, events, "k16", 16)
+    a = scipzarr.process(small, CONFIGS[name], None, progress=False)
+    b = scipzarr.process(big, CONFIGS[name], None, progress=False)
+    assert a.n_obs >= 70
+    pd.testing.assert_frame_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+def test_padding_never_changes_features(tmp_path):
+    from scipzarr.synthetic import make_events
+
+    ev, _ = make_events(20, channels=2, size=32, seed=4, noise=10)
+    np.save(tmp_path / "same.npy", np.stack(ev))
+    src = tmp_path / "tiffs"
+    src.mkdir()
+    import tifffile
+
+    for i, img in enumerate(ev):
+        tifffile.imwrite(src / f"e{i:02d}.tif", img)
+    tifffile.imwrite(src / "z_big.tif", np.zeros((2, 45, 41), np.uint16))  # forces 45x41 tiles
+    scipzarr.convert([tmp_path / "same.npy"], tmp_path / "same.zarr", progress=False)
+    scipzarr.convert([src], tmp_path / "pad.zarr", chunk_tiles=3, progress=False)
+    assert store.open_store(tmp_path / "pad.zarr").mosaic.tile == (45, 41)
+    cfg = {"normalize": {"method": "percentile", "scope": "event"}, "segmentation": {"smoothing_sigma": 2.0}}
+    a = scipzarr.process(tmp_path / "same.zarr", cfg, None, progress=False)
+    b = scipzarr.process(tmp_path / "pad.zarr", cfg, None, progress=False)
+    b = b[b.obs["event_id"] != "z_big"]
+    assert a.n_obs == b.n_obs >= 20
+    np.testing.assert_array_equal(a.X, b.X)
+    assert b.uns["scipzarr"]["events_without_objects"] == 1
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "processes"])
+def test_schedulers_give_identical_tables(tmp_path, scheduler):
+    from scipzarr.synthetic import make_events
+
+    ev, _ = make_events(40, channels=2, size=32, seed=5, noise=10)
+    path = _convert(tmp_path, np.stack(ev), "s", 3)
+    a = scipzarr.process(path, {}, None, progress=False, scheduler="threads")
+    b = scipzarr.process(path, {}, None, progress=False, scheduler=scheduler)
+    pd.testing.assert_frame_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+def test_demo_data_segmentation_recovers_truth(tmp_path):
+    """The synthetic cells with noise: segmented nuclei match the drawn ones closely."""
+    from scipzarr.synthetic import make_events
+
+    ev, truth = make_events(50, channels=3, size=48, seed=6, noise=20)
+    path = _convert(tmp_path, np.stack(ev), "n", 4)
+    cfg = resolve_config({"segmentation": {"channels": [0], "keep": "largest"}})
+    a = scipzarr.process(path, cfg, None, progress=False)
+    assert a.n_obs == 50
+    area = a.to_df()["shape_area"].to_numpy()
+    true = np.array([m.sum() for m in truth["nucleus"]])
+    assert np.all(np.abs(area - true) <= 0.08 * true)
