@@ -194,15 +194,12 @@ def _from_ideas(tiffs: list[tuple[Path, Path]]) -> EventSource:
             raise ScipzarrError(f"{path}: channel Ch{ch} of object {m['obj']} appears twice ({chans[ch].name}); remove the duplicate")
         chans[ch] = path
         roots[key] = root
-    channel_sets = {tuple(sorted(c)) for c in objects.values()}
-    if len(channel_sets) > 1:
-        ref = max(channel_sets, key=lambda s: sum(tuple(sorted(c)) == s for c in objects.values()))
-        for (parent, obj), chans in objects.items():
-            if tuple(sorted(chans)) != ref:
-                have = ",".join(f"Ch{c}" for c in sorted(chans))
-                want = ",".join(f"Ch{c}" for c in ref)
-                raise ScipzarrError(f"{parent / obj}: object has channels {have} but others have {want}; export every channel for every object")
-    channels = sorted(next(iter(channel_sets)))
+    channels = sorted(set().union(*objects.values()))
+    for (parent, obj), chans in objects.items():
+        if sorted(chans) != channels:
+            have = ",".join(f"Ch{c}" for c in sorted(chans))
+            want = ",".join(f"Ch{c}" for c in channels)
+            raise ScipzarrError(f"{parent / obj}: object has channels {have} but the export has {want}; export every channel for every object")
     rows, paths, dtypes = [], [], {}
     for (parent, obj), chans in objects.items():
         root = roots[(parent, obj)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -161,6 +162,9 @@ COMMANDS = {"convert": _cmd_convert, "process": _cmd_process, "config": _cmd_con
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if not args.debug:
+        # readers' own log lines (e.g. tifffile on a corrupt file) would duplicate our one-line errors
+        logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
         return COMMANDS[args.command](args)
     except ScipzarrError as exc:

@@ -51,7 +51,7 @@ def run_with_progress(collections, *, total: int, events_per_task: int, n_events
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("events  {task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console, transient=False,
+        console=console, transient=True,
     )
     t0 = time.perf_counter()
     with progress:
@@ -66,5 +66,7 @@ def run_with_progress(collections, *, total: int, events_per_task: int, n_events
 
         with _LayerCallback(prefix, on_done):
             result = dask.compute(*collections, scheduler=scheduler)
-        progress.update(task, completed=n_events)
+    seconds = time.perf_counter() - t0
+    console.print(f"{description}: {n_events:,} events in {seconds:.1f} s ({n_events / max(seconds, 1e-9):,.0f} events/s)",
+                  highlight=False)
     return result

@@ -1,0 +1,188 @@
+"""The command line: help, version, demo, and one clear error line for bad input."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+from .conftest import flat_events, tree_digest
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, COLUMNS="120")
+    return subprocess.run([sys.executable, "-m", "scipzarr", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+def test_version_and_help_on_every_command():
+    from scipzarr import __version__
+
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"scipzarr {__version__}"
+    for cmd in ("convert", "process", "config", "info", "validate", "demo"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and "usage: scipzarr " + cmd in r.stdout and "examples:" in r.stdout
+
+
+def test_config_prints_valid_default_yaml():
+    from scipzarr.config import DEFAULT_CONFIG, resolve_config
+
+    r = run("config")
+    assert r.returncode == 0
+    doc = yaml.safe_load(r.stdout)
+    assert doc == DEFAULT_CONFIG == resolve_config(doc)
+
+
+def test_demo_end_to_end(tmp_path):
+    r = run("demo", tmp_path / "d", "--events", "90")
+    assert r.returncode == 0, r.stderr
+    assert "90 events -> 90 objects x 40 features" in r.stdout
+    r = run("validate", tmp_path / "d" / "demo.zarr")
+    assert r.returncode == 0 and "valid" in r.stdout
+    r = run("info", tmp_path / "d" / "demo.h5ad")
+    assert r.returncode == 0 and "90 objects x 40 features" in r.stdout
+    r = run("info", tmp_path / "d" / "demo.zarr")
+    assert "events     90" in r.stdout and "labels     cells" in r.stdout
+
+
+def test_convert_process_cli_with_zarr_table_and_quiet(tmp_path):
+    ev, _ = flat_events(10, size=20)
+    np.save(tmp_path / "e.npy", ev)
+    r = run("convert", tmp_path / "e.npy", "-o", tmp_path / "e.zarr", "--chunk-tiles", "2", "--channels", "A,B")
+    assert r.returncode == 0, r.stderr
+    assert "10 events (npy), channels A,B, tile 20x20, 3 chunks of 2x2 events" in r.stdout
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("segmentation:\n  channels: [A]\n  smoothing_sigma: 0\n")
+    r = run("process", tmp_path / "e.zarr", "-c", cfg, "-o", tmp_path / "t.zarr", "-q")
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+    import anndata as ad
+
+    t = ad.read_zarr(tmp_path / "t.zarr")
+    assert t.n_obs == 10 and "intensity_mean_B" in t.var_names
+
+
+def _assert_one_line_error(r, *needles):
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("scipzarr: error: ")
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert "Traceback" not in r.stderr
+
+
+@pytest.fixture
+def tiffs(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    ev, _ = flat_events(4, size=16, channels=2)
+    for i, img in enumerate(ev):
+        tifffile.imwrite(src / f"ev{i}.tif", img)
+    return src
+
+
+def _no_output(tmp_path, name):
+    leftovers = [p.name for p in tmp_path.iterdir() if name in p.name]
+    assert leftovers == []
+
+
+def test_corrupt_tiff(tmp_path, tiffs):
+    (tiffs / "ev2.tif").write_bytes(b"II*\x00garbage")
+    before = tree_digest(tiffs)
+    r = run("convert", tiffs, "-o", tmp_path / "o.zarr")
+    _assert_one_line_error(r, "ev2.tif", "not a readable TIFF")
+    _no_output(tmp_path, "o.zarr")
+    assert tree_digest(tiffs) == before
+
+
+def test_truncated_tiff(tmp_path, tiffs):
+    data = (tiffs / "ev1.tif").read_bytes()
+    (tiffs / "ev1.tif").write_bytes(data[: len(data) // 2])
+    before = tree_digest(tiffs)
+    r = run("convert", tiffs, "-o", tmp_path / "o.zarr")
+    _assert_one_line_error(r, "ev1.tif")
+    _no_output(tmp_path, "o.zarr")
+    assert tree_digest(tiffs) == before
+
+
+def test_inconsistent_channel_counts(tmp_path, tiffs):
+    tifffile.imwrite(tiffs / "ev9.tif", np.zeros((3, 16, 16), np.uint16))
+    r = run("convert", tiffs, "-o", tmp_path / "o.zarr")
+    _assert_one_line_error(r, "ev9.tif", "3 channels", "same channels")
+    _no_output(tmp_path, "o.zarr")
+
+
+def test_ideas_object_missing_a_channel(tmp_path):
+    src = tmp_path / "ideas"
+    src.mkdir()
+    for obj in (1, 2):
+        for ch in (1, 2):
+            if (obj, ch) != (2, 2):
+                tifffile.imwrite(src / f"s_{obj}_Ch{ch}.tif", np.ones((8, 8), np.uint16))
+    r = run("convert", src, "-o", tmp_path / "o.zarr")
+    _assert_one_line_error(r, "s_2", "channels Ch1 but", "Ch1,Ch2")
+
+
+def test_empty_input(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = run("convert", tmp_path / "empty", "-o", tmp_path / "o.zarr")
+    _assert_one_line_error(r, "empty", "no TIFF files")
+    _no_output(tmp_path, "o.zarr")
+
+
+def test_existing_output_needs_overwrite(tmp_path, tiffs):
+    assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "-q").returncode == 0
+    before = tree_digest(tmp_path / "o.zarr")
+    r = run("convert", tiffs, "-o", tmp_path / "o.zarr")
+    _assert_one_line_error(r, "o.zarr", "--overwrite")
+    assert tree_digest(tmp_path / "o.zarr") == before
+    assert run("process", tmp_path / "o.zarr", "-o", tmp_path / "t.h5ad", "-q").returncode == 0
+    r = run("process", tmp_path / "o.zarr", "-o", tmp_path / "t.h5ad")
+    _assert_one_line_error(r, "t.h5ad", "--overwrite")
+    assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "--overwrite", "-q").returncode == 0
+
+
+@pytest.mark.parametrize("text,needles", [
+    ("segmentation:\n  treshold: {method: otsu}\n", ["c.yml", "unknown key 'segmentation.treshold'"]),
+    ("segmentation:\n  min_size: ten\n", ["c.yml", "segmentation.min_size", "not of type 'integer'"]),
+    ("normalize: {method: zscore}\n", ["c.yml", "normalize.method"]),
+    ("segmentation: [unclosed\n", ["c.yml", "YAML syntax error", "line"]),
+])
+def test_bad_configs(tmp_path, tiffs, text, needles):
+    assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "-q").returncode == 0
+    (tmp_path / "c.yml").write_text(text)
+    r = run("process", tmp_path / "o.zarr", "-c", tmp_path / "c.yml", "-o", tmp_path / "t.h5ad")
+    _assert_one_line_error(r, *needles)
+    assert not (tmp_path / "t.h5ad").exists()
+
+
+def test_not_a_store_and_unknown_channel(tmp_path, tiffs):
+    (tmp_path / "plain").mkdir()
+    r = run("process", tmp_path / "plain", "-o", tmp_path / "t.h5ad")
+    _assert_one_line_error(r, "plain")
+    assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "-q").returncode == 0
+    (tmp_path / "c.yml").write_text("segmentation: {channels: [DAPI]}\n")
+    r = run("process", tmp_path / "o.zarr", "-c", tmp_path / "c.yml", "-o", tmp_path / "t.h5ad")
+    _assert_one_line_error(r, "unknown channel 'DAPI'", "ch0, ch1")
+
+
+def test_output_inside_input_refused(tmp_path, tiffs):
+    r = run("convert", tiffs, "-o", tiffs / "o.zarr")
+    _assert_one_line_error(r, "inside the input")
+    assert not (tiffs / "o.zarr").exists()
+
+
+def test_validate_reports_a_damaged_store(tmp_path, tiffs):
+    assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "-q").returncode == 0
+    import json
+
+    meta = tmp_path / "o.zarr" / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["attributes"]["ome"]["multiscales"][0]["axes"][1]["type"] = "time"
+    meta.write_text(json.dumps(doc))
+    r = run("validate", tmp_path / "o.zarr")
+    assert r.returncode == 1 and "not valid OME-NGFF" in r.stderr
