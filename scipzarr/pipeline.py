@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dask
-import dask.array as da
 import numpy as np
 import pandas as pd
 
@@ -65,7 +64,7 @@ def _normalized(plan: Plan, batch: np.ndarray, valid: np.ndarray, lohi) -> np.nd
     cfg = plan.config["normalize"]
     method = cfg["method"]
     if method == "none":
-        return norm.apply(batch, valid, None, clip=False)
+        return batch  # raw values; padding is zero and never measured
     if cfg["scope"] == "event":
         lohi = (norm.event_percentiles(batch, valid, cfg["low"], cfg["high"]) if method == "percentile"
                 else norm.channel_minmax(batch, valid))
@@ -108,8 +107,8 @@ def _chunk_seg_hist(plan, block, meta, lohi, lo, hi):
     return counts.sum(axis=0)
 
 
-def _chunk_process(plan: Plan, block: np.ndarray, meta: dict, lohi, threshold):
-    """Segment and measure one chunk: returns (label block, feature rows)."""
+def _chunk_process(plan: Plan, block: np.ndarray, meta: dict, lohi, threshold, block_index: int, labels_out):
+    """Segment and measure one chunk; write its label block; return its feature rows."""
     cfg = plan.config["segmentation"]
     images, smooth, valid = _seg_image(plan, block, meta, lohi)
     thr_cfg = cfg["threshold"]
@@ -127,12 +126,13 @@ def _chunk_process(plan: Plan, block: np.ndarray, meta: dict, lohi, threshold):
     obj = Objects(local, meta["valid_y0"], meta["valid_x0"])
     values = measure(obj, images, list(plan.families), list(plan.feat_channels))
     event = meta["event"][obj.event]
-    glob = np.where(local > 0, meta["event"][:, None, None] * plan.label_stride + local, 0)
-    labels = plan.mosaic.from_batch(glob.astype(plan.label_dtype))
-    rows = {"event_index": event, "object": obj.number,
-            "label": event * plan.label_stride + obj.number, "X": values,
-            "threshold": thresholds[obj.event]}
-    return labels, rows
+    if labels_out is not None:
+        glob = np.where(local > 0, meta["event"][:, None, None] * plan.label_stride + local, 0)
+        by, bx = divmod(block_index, plan.mosaic.chunk_grid[1])
+        cy, cx = plan.mosaic.chunk_shape[1:]
+        labels_out[by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = plan.mosaic.from_batch(glob.astype(plan.label_dtype))
+    return {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
+            "X": values}
 
 
 # ----------------------------------------------------------------------------
@@ -238,9 +238,7 @@ def process(
     image = st.image(0)
     blocks = list(image.to_delayed().ravel())
     metas = [_block_meta(st, b) for b in range(st.mosaic.n_blocks)]
-    # chunk grid order is row-major = block order
-    assert len(blocks) == st.mosaic.chunk_grid[0] * st.mosaic.chunk_grid[1]
-    blocks, metas = blocks[: st.mosaic.n_blocks], metas
+    blocks = blocks[: st.mosaic.n_blocks]  # chunk-grid order is row-major = block order; the rest is empty
 
     def compute(tasks):
         return dask.compute(*tasks, scheduler=scheduler)
@@ -250,33 +248,26 @@ def process(
 
     token = uuid.uuid4().hex[:8]
     prefix = f"scipzarr-process-{token}"
-    results = [dask.delayed(_chunk_process, nout=2)(plan, b, m, lohi, threshold, dask_key_name=f"{prefix}-{i}")
-               for i, (b, m) in enumerate(zip(blocks, metas))]
-    writes, work_name = [], None
     label_cfg = config["labels"]
-    if label_cfg["write"]:
-        cy, cx = st.mosaic.chunk_shape[1:]
-        tiles = [da.from_delayed(r[0], shape=(cy, cx), dtype=plan.label_dtype) for r in results]
-        empty = da.zeros((cy, cx), dtype=plan.label_dtype, chunks=(cy, cx))
-        tiles += [empty] * (st.mosaic.chunk_grid[0] * st.mosaic.chunk_grid[1] - len(tiles))
-        rows_, cols_ = st.mosaic.chunk_grid
-        labels0 = da.block([[tiles[r * cols_ + c] for c in range(cols_)] for r in range(rows_)])
-        work_name = f".{label_cfg['name']}.scipzarr-work-{token}"
-        writes = store.label_writes(st, label_cfg["name"], labels0, work_name)
+    work_name = f".{label_cfg['name']}.scipzarr-work-{token}" if label_cfg["write"] else None
     try:
-        out = run_with_progress(
-            [*writes, *(r[1] for r in results)], total=len(results), events_per_task=st.mosaic.per_block,
-            n_events=st.mosaic.n_events, description="process", prefix=prefix, enabled=progress,
-            scheduler=scheduler,
+        scratch = store.label_block_array(st, work_name, plan.label_dtype) if work_name else None
+        tasks = [dask.delayed(_chunk_process)(plan, b, m, lohi, threshold, i, scratch, dask_key_name=f"{prefix}-{i}")
+                 for i, (b, m) in enumerate(zip(blocks, metas))]
+        rows = run_with_progress(
+            tasks, total=len(tasks), events_per_task=st.mosaic.per_block, n_events=st.mosaic.n_events,
+            description="process", prefix=prefix, enabled=progress, scheduler=scheduler,
         )
+        if work_name:
+            compute(store.label_writes(st, work_name, scratch))
     except BaseException:
         if work_name:
             store.discard_labels(st, work_name)
         raise
-    rows = out[len(writes):]
     seconds = time.perf_counter() - t0
     var = feature_columns(list(plan.families), [st.channel_names[c] for c in plan.feat_channels])
-    adata = build_table(st, plan, rows, var, config, seconds=seconds, thresholds={"dataset": threshold, "normalize": lohi})
+    adata = build_table(st, plan, list(rows), var, config, seconds=seconds,
+                        thresholds={"dataset": threshold, "normalize": lohi})
     if work_name:
         store.commit_labels(st, label_cfg["name"], work_name,
                             {"scipzarr": {"label_stride": plan.label_stride,

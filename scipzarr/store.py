@@ -388,16 +388,30 @@ def open_store(path: str | Path) -> MosaicStore:
 # --------------------------------------------------------------------------
 # Labels
 # --------------------------------------------------------------------------
-def label_writes(store: MosaicStore, name: str, labels0: da.Array, work_name: str) -> list:
-    """Delayed writes of a label mosaic pyramid into ``labels/<work_name>``.
+def label_block_array(store: MosaicStore, work_name: str, dtype: str) -> zarr.Array:
+    """A scratch full-resolution label array, one zarr chunk per mosaic chunk.
+
+    Chunk tasks write their label block straight into it (so segmentation
+    runs once, inside the measuring task); :func:`label_writes` then builds
+    the NGFF label pyramid from it.
+    """
+    c, cy, cx = store.mosaic.chunk_shape
+    return zarr.create_array(
+        str(store.path / "labels" / f"{work_name}-scratch"), shape=store.mosaic.shape[1:], chunks=(cy, cx),
+        dtype=dtype, compressors=[COMPRESSOR], fill_value=0, zarr_format=3, overwrite=True,
+    )
+
+
+def label_writes(store: MosaicStore, work_name: str, scratch: zarr.Array) -> list:
+    """Delayed writes of the label pyramid (from the scratch array) into ``labels/<work_name>``.
 
     Call :func:`commit_labels` after computing them to move the labels into
-    place as ``labels/<name>`` and fix up the NGFF metadata.
+    place and fix up the NGFF metadata.
     """
     from ome_zarr.writer import write_multiscale_labels
 
     root = zarr.open_group(str(store.path), mode="r+")
-    pyramid = _label_pyramid(labels0, len(store.level_paths))
+    pyramid = _label_pyramid(da.from_zarr(scratch), len(store.level_paths))
     cy, cx = store.mosaic.chunk_shape[1:]
     return write_multiscale_labels(
         pyramid, root, name=work_name, axes=["y", "x"],
@@ -413,6 +427,7 @@ def commit_labels(store: MosaicStore, name: str, work_name: str, properties: dic
     if final.exists():
         shutil.rmtree(final)
     os.replace(labels_dir / work_name, final)
+    _remove(labels_dir / f"{work_name}-scratch")
     group = zarr.open_group(str(labels_dir), mode="r+")
     names = [n for n in group.attrs.get("ome", {}).get("labels", []) if n not in (name, work_name)]
     group.attrs["ome"] = {"version": NGFF_VERSION, "labels": [*names, name]}
@@ -426,7 +441,9 @@ def commit_labels(store: MosaicStore, name: str, work_name: str, properties: dic
 
 
 def discard_labels(store: MosaicStore, work_name: str) -> None:
+    """Remove a label work folder and its scratch array (after a failure or a commit)."""
     _remove(store.path / "labels" / work_name)
+    _remove(store.path / "labels" / f"{work_name}-scratch")
 
 
 # --------------------------------------------------------------------------

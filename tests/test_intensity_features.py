@@ -9,8 +9,8 @@ from scipzarr.features.objects import Objects
 def test_known_values():
     local = np.zeros((1, 4, 4), np.int32)
     local[0, :2, :2] = 1
-    img = np.zeros((1, 4, 4))
-    img[0, :2, :2] = [[1, 2], [3, 10]]
+    img = np.zeros((1, 1, 4, 4))
+    img[0, 0, :2, :2] = [[1, 2], [3, 10]]
     f = intensity.measure_channel(Objects(local, np.zeros(1, int), np.zeros(1, int)), img)
     assert f["sum"][0] == 16 and f["mean"][0] == 4 and f["min"][0] == 1 and f["max"][0] == 10
     assert f["median"][0] == 2.5
@@ -21,13 +21,13 @@ def test_known_values():
 def test_equal_to_numpy_per_object():
     rng = np.random.default_rng(3)
     local = np.stack([label(rng.random((30, 30)) < 0.45) for _ in range(10)]).astype(np.int32)
-    img = rng.normal(100, 30, local.shape)
+    img = rng.normal(100, 30, (10, 3, 30, 30))
     obj = Objects(local, np.zeros(10, int), np.zeros(10, int))
-    f = intensity.measure_channel(obj, img)
+    f = intensity.measure_channel(obj, img, 2)
     k = 0
     for e in range(10):
         for lab in range(1, local[e].max() + 1):
-            v = img[e][local[e] == lab]
+            v = img[e, 2][local[e] == lab]
             assert f["sum"][k] == pytest.approx(v.sum(), rel=1e-12)
             assert f["mean"][k] == pytest.approx(v.mean(), rel=1e-12)
             assert f["std"][k] == pytest.approx(v.std(), rel=1e-9, abs=1e-9)
@@ -36,3 +36,20 @@ def test_equal_to_numpy_per_object():
             assert f["q25"][k] == np.percentile(v, 25) and f["q75"][k] == np.percentile(v, 75)
             k += 1
     assert k == obj.n > 100
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.float64, np.int32])
+def test_sort_within_objects_all_strategies(dtype):
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 50, 40)
+    counts[0] = 400  # forces the lexsort path for floats (padded table too large)
+    lab = np.repeat(np.arange(40), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    vals = rng.integers(0, 200, len(lab)).astype(dtype)
+    expected = np.concatenate([np.sort(vals[lab == i]) for i in range(40)]).astype(np.float64)
+    np.testing.assert_array_equal(intensity.sort_within_objects(vals, lab, starts, counts), expected)
+    even = np.repeat(np.arange(40), 10)
+    v2 = rng.random(400).astype(dtype) if dtype == np.float64 else rng.integers(0, 99, 400).astype(dtype)
+    expected2 = np.concatenate([np.sort(v2[even == i]) for i in range(40)]).astype(np.float64)
+    np.testing.assert_array_equal(
+        intensity.sort_within_objects(v2, even, np.arange(0, 400, 10), np.full(40, 10)), expected2)

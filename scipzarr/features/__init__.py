@@ -58,7 +58,7 @@ def measure(obj: Objects, images: np.ndarray, families: list[str], channels: lis
         fam = FAMILIES[fam_name]
         if fam.per_channel:
             for ch in channels:
-                res = fam.measure(obj, images[:, ch])
+                res = fam.measure(obj, images, ch)
                 blocks += [res[f] for f, _ in fam.features]
         else:
             res = fam.measure(obj, images)

@@ -66,6 +66,14 @@ class Objects:
         starts = np.searchsorted(lab, np.arange(self.n))
         return idx, lab, starts
 
+    def gather(self, images: np.ndarray, channel: int) -> np.ndarray:
+        """Values of one channel of an ``(N, C, Y, X)`` batch at every object pixel (``pixels`` order)."""
+        idx = self.pixels[0]
+        plane = self.labels.shape[1] * self.labels.shape[2]
+        event, offset = np.divmod(idx, plane)
+        base = event * (images.shape[1] * plane) + offset
+        return np.ascontiguousarray(images).ravel()[base + channel * plane]
+
     @cached_property
     def coords(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column (tile coordinates) of every object pixel, in ``pixels`` order."""

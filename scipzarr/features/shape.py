@@ -39,49 +39,58 @@ _PERIMETER_WEIGHTS = np.zeros(50, dtype=np.float64)
 _PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1
 _PERIMETER_WEIGHTS[[21, 33]] = sqrt(2)
 _PERIMETER_WEIGHTS[[13, 23]] = (1 + sqrt(2)) / 2
-_EULER_COEFS_8 = np.array([0, 0, 0, 0, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, -1, 0], dtype=np.float64)
 _NEIGHBOURS_8 = [(-1, -1, 10), (-1, 0, 2), (-1, 1, 10), (0, -1, 2), (0, 1, 2), (1, -1, 10), (1, 0, 2), (1, 1, 10)]
 
 
-def _shifted(padded: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    y, x = padded.shape[1] - 2, padded.shape[2] - 2
-    return padded[:, 1 + dy: 1 + dy + y, 1 + dx: 1 + dx + x]
+def _padded_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Labels padded by one pixel in y and x, flat, with the flat indices of object pixels.
+
+    Neighbours of a pixel ``i`` are then ``flat[i + dy * row + dx]``; work is
+    proportional to the number of object pixels, not to the tile area.
+    """
+    lp = np.pad(labels, ((0, 0), (1, 1), (1, 1)))
+    flat = lp.ravel()
+    return flat, np.flatnonzero(flat), lp.shape[2]
 
 
 def perimeters(labels: np.ndarray, n: int) -> np.ndarray:
     """Perimeter of every label 1..n of a ``(N, Y, X)`` label batch.
 
-    scikit-image's estimator (4-connected border pixels weighted by their
-    border neighbourhood), with each object measured on its own.
+    scikit-image's estimator (4-connected border pixels weighted by the
+    pattern of border pixels around them), each object measured on its own.
     """
-    lp = np.pad(labels, ((0, 0), (1, 1), (1, 1)))
-    interior = labels > 0
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        interior &= _shifted(lp, dy, dx) == labels
-    border = np.where((labels > 0) & ~interior, labels, 0)
-    bp = np.pad(border, ((0, 0), (1, 1), (1, 1)))
-    code = np.ones(labels.shape, dtype=np.int64)
+    flat, idx, row = _padded_pixels(labels)
+    lab = flat[idx]
+    interior = np.ones(len(idx), dtype=bool)
+    for off in (-row, row, -1, 1):
+        interior &= flat[idx + off] == lab
+    border_idx, border_lab = idx[~interior], lab[~interior]
+    border = np.zeros_like(flat)
+    border[border_idx] = border_lab
+    code = np.ones(len(border_idx), dtype=np.int64)
     for dy, dx, k in _NEIGHBOURS_8:
-        code += k * (_shifted(bp, dy, dx) == border)
-    sel = border > 0
-    return np.bincount(border[sel], weights=_PERIMETER_WEIGHTS[code[sel]], minlength=n + 1)[1:]
+        code += k * (border[border_idx + dy * row + dx] == border_lab)
+    return np.bincount(border_lab, weights=_PERIMETER_WEIGHTS[code], minlength=n + 1)[1:]
 
 
 def euler_numbers(labels: np.ndarray, n: int) -> np.ndarray:
-    """Euler number (8-connectivity) of every label 1..n, from 2x2 pixel patterns."""
-    lp = np.pad(labels, ((0, 0), (1, 1), (1, 1)))
-    corners = [lp[:, :-1, :-1], lp[:, :-1, 1:], lp[:, 1:, :-1], lp[:, 1:, 1:]]
-    weights = [8, 2, 4, 1]  # scikit-image's configuration codes
-    out = np.zeros(n + 1, dtype=np.float64)
-    for k, lab in enumerate(corners):
-        first = lab > 0
-        for j in range(k):
-            first &= corners[j] != lab
-        code = np.zeros(lab.shape, dtype=np.int64)
-        for j, w in enumerate(weights):
-            code += w * (corners[j] == lab)
-        out += np.bincount(lab[first], weights=_EULER_COEFS_8[code[first]], minlength=n + 1)
-    return out[1:]
+    """Euler number (8-connectivity) of every label 1..n.
+
+    scikit-image's 2x2-pattern formula: with its coefficients only three
+    patterns count (for each object alone): a top-left pixel alone (+1), an
+    anti-diagonal pair (-1) and three pixels without the bottom-right (-1);
+    each is found from the object pixel at its top-left or top-right corner.
+    """
+    flat, idx, row = _padded_pixels(labels)
+    lab = flat[idx]
+    right, below, below_right = flat[idx + 1], flat[idx + row], flat[idx + row + 1]
+    below_left, left = flat[idx + row - 1], flat[idx - 1]
+    alone = (right != lab) & (below != lab) & (below_right != lab)
+    three = (right == lab) & (below == lab) & (below_right != lab)
+    # the pixel is the top-right corner of a window holding only the anti-diagonal pair
+    diagonal = (below_left == lab) & (left != lab) & (below != lab)
+    weights = alone.astype(np.float64) - three - diagonal
+    return np.bincount(lab, weights=weights, minlength=n + 1)[1:]
 
 
 def measure(obj: Objects, images: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -78,9 +78,12 @@ def apply(batch: np.ndarray, valid: np.ndarray, lohi: np.ndarray | None, clip: b
     """Scale ``batch`` to ``(x - lo) / (hi - lo)`` as float64; padding set to 0.
 
     ``lohi`` is ``(C, 2)`` (data set statistics) or ``(N, C, 2)`` (per event);
-    ``None`` means no normalization (raw values as float64). A channel with
-    ``hi == lo`` maps to 0.
+    ``None`` means no normalization: the raw batch is returned as it is when
+    there is no padding (padding is zero in the store, and no measurement
+    reads it). A channel with ``hi == lo`` maps to 0.
     """
+    if lohi is None and valid.all():
+        return batch  # raw values, no copy: measurements cast what they gather
     out = batch.astype(np.float64)
     if lohi is not None:
         lohi = np.asarray(lohi, dtype=np.float64)
