@@ -222,19 +222,19 @@ def _channel_colors(n: int) -> list[str]:
     return [palette[i % len(palette)] for i in range(n)]
 
 
-def _omero(channel_names: list[str], dtype: np.dtype) -> dict:
+def _omero(channel_names: list[str], dtype: np.dtype, preview: np.ndarray) -> dict:
+    """omero channel metadata; display windows from the 0.1-99.9 percentiles of a small level."""
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         lo, hi = float(info.min), float(info.max)
     else:
-        lo, hi = 0.0, 1.0
-    return {
-        "channels": [
-            {"label": name, "color": color, "active": True,
-             "window": {"min": lo, "max": hi, "start": lo, "end": hi}}
-            for name, color in zip(channel_names, _channel_colors(len(channel_names)))
-        ]
-    }
+        lo, hi = float(np.nanmin(preview)), float(np.nanmax(preview))
+    channels = []
+    for c, (name, color) in enumerate(zip(channel_names, _channel_colors(len(channel_names)))):
+        start, end = (float(v) for v in np.percentile(preview[c], [0.1, 99.9]))
+        channels.append({"label": name, "color": color, "active": True,
+                         "window": {"min": lo, "max": hi, "start": start, "end": max(end, start + 1e-9)}})
+    return {"channels": channels}
 
 
 def write_ifc_mosaic(
@@ -278,7 +278,10 @@ def write_ifc_mosaic(
     )
     compute(delayed)
     ome = dict(root.attrs["ome"])
-    ome["omero"] = _omero(channel_names, dtype)
+    last = zarr.open_array(str(path / ome["multiscales"][0]["datasets"][-1]["path"]), mode="r")
+    step = max(1, int(np.sqrt(last.shape[1] * last.shape[2] / 1e6)))  # at most ~1 Mpx per channel
+    smallest = np.asarray(last[:, ::step, ::step])
+    ome["omero"] = _omero(channel_names, dtype, smallest)
     root.attrs["ome"] = ome
     root.attrs["scipzarr"] = {
         "format": STORE_FORMAT,
@@ -435,6 +438,10 @@ def commit_labels(store: MosaicStore, name: str, work_name: str, properties: dic
     ome = dict(label.attrs["ome"])
     for ms in ome.get("multiscales", []):
         ms["name"] = name
+        for ds in ms["datasets"]:  # levels take every 2nd pixel: no half-pixel shift as for mean-downsampling
+            for tr in ds["coordinateTransformations"]:
+                if tr["type"] == "translation":
+                    tr["translation"] = [0.0] * len(tr["translation"])
     if properties:
         ome["image-label"] = dict(ome.get("image-label", {})) | properties
     label.attrs["ome"] = ome
