@@ -19,7 +19,7 @@ EXAMPLES = {
   scipzarr convert G1_Ch3.tif G1_Ch4.tif -o g1.zarr --tile-size 40  # montages""",
     "process": """examples:
   scipzarr process cells.zarr -o cells.h5ad
-  scipzarr config > my.yml && scipzarr process cells.zarr -c my.yml -o cells.zarr.table.zarr""",
+  scipzarr config > my.yml && scipzarr process cells.zarr -c my.yml -o cells-table.zarr""",
     "info": "examples:\n  scipzarr info cells.zarr\n  scipzarr info cells.h5ad",
     "validate": "examples:\n  scipzarr validate cells.zarr",
     "demo": "examples:\n  scipzarr demo            # in ./scipzarr-demo\n  scipzarr demo /tmp/demo --events 2000",
@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--fit", choices=["pad", "crop"], default="pad",
                    help="pad events to the tile size (default) or centre-crop larger ones")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    c.add_argument("--scheduler", default="threads", choices=["threads", "synchronous", "processes"])
+    c.add_argument("--scheduler", default="threads", choices=["threads", "synchronous", "processes"],
+                   help="dask scheduler (default: threads)")
 
     pr = sub.add_parser("process", parents=[common], formatter_class=fmt, epilog=EXAMPLES["process"],
                         help="segment and measure every event of a store",
@@ -65,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-c", "--config", metavar="CONFIG.yml", help="YAML config (default: built-in defaults)")
     pr.add_argument("-o", "--output", required=True, metavar="TABLE.h5ad|TABLE.zarr", help="table to write")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output table")
-    pr.add_argument("--scheduler", default="threads", choices=["threads", "synchronous", "processes"])
+    pr.add_argument("--scheduler", default="threads", choices=["threads", "synchronous", "processes"],
+                    help="dask scheduler (default: threads); results are identical for all")
 
     cf = sub.add_parser("config", parents=[common], formatter_class=fmt, epilog=EXAMPLES["config"],
                         help="print the default config as YAML", description="Print the default processing config.")
