@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 
@@ -40,18 +41,44 @@ class Plan:
     label_dtype: str
 
 
-def _block_meta(st: store.MosaicStore, block: int) -> dict[str, np.ndarray]:
-    """Per-slot event index and valid region of a block (empty slots: no pixels)."""
-    k2 = st.mosaic.per_block
-    rng = st.mosaic.block_events(block)
-    ev = st.events.iloc[rng.start:rng.stop]
-    meta = {"event": np.full(k2, -1, dtype=np.int64)}
-    meta["event"][: len(rng)] = np.arange(rng.start, rng.stop)
-    for col in ("valid_y0", "valid_x0", "valid_height", "valid_width"):
-        arr = np.zeros(k2, dtype=np.int64)
-        arr[: len(rng)] = ev[col].to_numpy()
-        meta[col] = arr
-    return meta
+SLOT_FIELDS = ("event", "valid_y0", "valid_x0", "valid_height", "valid_width")
+
+
+def slot_table(st: store.MosaicStore) -> np.ndarray:
+    """Per-tile event index and valid region, laid out like the tiles: ``(5, rows*K, cols*K)``.
+
+    Chunked K x K, it lines up with the image's chunks, so ``map_blocks`` hands
+    every chunk task its own small table (empty tiles: event -1, no pixels).
+    """
+    m = st.mosaic
+    out = np.zeros((len(SLOT_FIELDS), m.chunk_grid[0] * m.chunk_tiles, m.chunk_grid[1] * m.chunk_tiles), np.int64)
+    out[0] = -1
+    rows, cols = m.tile_position(np.arange(m.n_events))
+    out[0, rows, cols] = np.arange(m.n_events)
+    for i, col in enumerate(SLOT_FIELDS[1:], start=1):
+        out[i, rows, cols] = st.events[col].to_numpy()
+    return out
+
+
+def _slots(block: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: block[i].reshape(-1) for i, name in enumerate(SLOT_FIELDS)}
+
+
+def map_chunks(image, slots, fn, *args, name: str):
+    """One task per chunk via ``map_blocks``: ``fn(pixels, slots, block_index, *args)``.
+
+    Returns a dask array of Python objects, one per chunk, in the chunk grid.
+    """
+    cols = image.numblocks[2]
+
+    def call(block, slot_block, *extra, block_info=None):
+        loc = block_info[0]["chunk-location"]
+        out = np.empty((1, 1, 1), dtype=object)
+        meta = _slots(slot_block)
+        out[0, 0, 0] = fn(block, meta, loc[1] * cols + loc[2], *extra) if (meta["event"] >= 0).any() else None
+        return out
+
+    return da.map_blocks(call, image, slots, *args, dtype=object, chunks=(1, 1, 1), name=name, meta=np.empty((0, 0, 0), object))
 
 
 def _batch(plan: Plan, block: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -82,32 +109,32 @@ def _seg_image(plan: Plan, block: np.ndarray, meta: dict, lohi) -> tuple[np.ndar
 # ----------------------------------------------------------------------------
 # chunk tasks
 # ----------------------------------------------------------------------------
-def _chunk_minmax(plan, block, meta):
+def _chunk_minmax(block, meta, block_index, plan):
     batch, valid = _batch(plan, block, meta)
     mm = norm.channel_minmax(batch, valid)
     return np.nanmin(mm[..., 0], axis=0, initial=np.inf), np.nanmax(mm[..., 1], axis=0, initial=-np.inf)
 
 
-def _chunk_channel_hist(plan, block, meta, low, high, bins):
+def _chunk_channel_hist(block, meta, block_index, plan, low, high, bins):
     batch, valid = _batch(plan, block, meta)
     return norm.channel_histograms(batch, valid, low, high, bins)
 
 
-def _chunk_seg_range(plan, block, meta, lohi):
+def _chunk_seg_range(block, meta, block_index, plan, lohi):
     _, smooth, valid = _seg_image(plan, block, meta, lohi)
     if not valid.any():
         return np.inf, -np.inf
     return float(smooth[valid].min()), float(smooth[valid].max())
 
 
-def _chunk_seg_hist(plan, block, meta, lohi, lo, hi):
+def _chunk_seg_hist(block, meta, block_index, plan, lohi, lo, hi):
     _, smooth, valid = _seg_image(plan, block, meta, lohi)
     n = smooth.shape[0]
     counts, _, _, _ = seg.event_histograms(smooth, valid, seg.NBINS, lo=np.full(n, lo), hi=np.full(n, hi))
     return counts.sum(axis=0)
 
 
-def _chunk_process(plan: Plan, block: np.ndarray, meta: dict, lohi, threshold, block_index: int, labels_out):
+def _chunk_process(block: np.ndarray, meta: dict, block_index: int, plan: Plan, lohi, threshold, labels_out):
     """Segment and measure one chunk; write its label block; return its feature rows."""
     cfg = plan.config["segmentation"]
     images, smooth, valid = _seg_image(plan, block, meta, lohi)
@@ -154,11 +181,11 @@ def make_plan(st: store.MosaicStore, config: dict) -> Plan:
                 stride, "uint32" if top < 2**32 else "uint64")
 
 
-def _dataset_normalization(plan: Plan, st: store.MosaicStore, blocks, metas, compute) -> np.ndarray | None:
+def _dataset_normalization(plan: Plan, st: store.MosaicStore, per_chunk) -> np.ndarray | None:
     cfg = plan.config["normalize"]
     if cfg["method"] == "none" or cfg["scope"] == "event":
         return None
-    mins, maxs = zip(*compute([dask.delayed(_chunk_minmax)(plan, b, m) for b, m in zip(blocks, metas)]))
+    mins, maxs = zip(*per_chunk(_chunk_minmax, plan))
     lo, hi = np.min(mins, axis=0), np.max(maxs, axis=0)
     if cfg["method"] == "minmax":
         return np.stack([lo, hi], axis=-1)
@@ -168,7 +195,7 @@ def _dataset_normalization(plan: Plan, st: store.MosaicStore, blocks, metas, com
         low, high = np.full(len(lo), low), np.full(len(lo), high)
     else:
         low, high, bins = lo, hi, norm.FLOAT_BINS
-    hists = compute([dask.delayed(_chunk_channel_hist)(plan, b, m, low, high, bins) for b, m in zip(blocks, metas)])
+    hists = per_chunk(_chunk_channel_hist, plan, low, high, bins)
     total = np.sum(hists, axis=0)
     out = np.zeros((len(lo), 2))
     for ch in range(len(lo)):
@@ -179,17 +206,17 @@ def _dataset_normalization(plan: Plan, st: store.MosaicStore, blocks, metas, com
     return out
 
 
-def _dataset_threshold(plan: Plan, blocks, metas, lohi, compute) -> float | None:
+def _dataset_threshold(plan: Plan, per_chunk, lohi) -> float | None:
     thr = plan.config["segmentation"]["threshold"]
     if thr["method"] == "fixed" or thr["scope"] != "dataset":
         return None
-    ranges = compute([dask.delayed(_chunk_seg_range)(plan, b, m, lohi) for b, m in zip(blocks, metas)])
+    ranges = per_chunk(_chunk_seg_range, plan, lohi)
     lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     if not np.isfinite(lo):
         return float("inf")
     if hi == lo:
         return float(lo)
-    hists = compute([dask.delayed(_chunk_seg_hist)(plan, b, m, lohi, lo, hi) for b, m in zip(blocks, metas)])
+    hists = per_chunk(_chunk_seg_hist, plan, lohi, lo, hi)
     counts = np.sum(hists, axis=0)
     step = (hi - lo) / seg.NBINS
     edges = np.arange(seg.NBINS + 1) * step + lo
@@ -236,28 +263,31 @@ def process(
         atomic.check_output(Path(output), overwrite, [Path(store_path)])
     plan = make_plan(st, config)
     image = st.image(0)
-    blocks = list(image.to_delayed().ravel())
-    metas = [_block_meta(st, b) for b in range(st.mosaic.n_blocks)]
-    blocks = blocks[: st.mosaic.n_blocks]  # chunk-grid order is row-major = block order; the rest is empty
-
-    def compute(tasks):
-        return dask.compute(*tasks, scheduler=scheduler)
-
-    lohi = _dataset_normalization(plan, st, blocks, metas, compute)
-    threshold = _dataset_threshold(plan, blocks, metas, lohi, compute)
-
+    k = st.mosaic.chunk_tiles
+    slots = da.from_array(slot_table(st), chunks=(len(SLOT_FIELDS), k, k), name=False)
     token = uuid.uuid4().hex[:8]
+
+    def compute(collections):
+        return dask.compute(*collections, scheduler=scheduler)
+
+    def per_chunk(fn, *args):
+        res = compute([map_chunks(image, slots, fn, *args, name=f"scipzarr-{fn.__name__.strip('_')}-{token}")])[0]
+        return [r for r in res.ravel() if r is not None]
+
+    lohi = _dataset_normalization(plan, st, per_chunk)
+    threshold = _dataset_threshold(plan, per_chunk, lohi)
+
     prefix = f"scipzarr-process-{token}"
     label_cfg = config["labels"]
     work_name = f".{label_cfg['name']}.scipzarr-work-{token}" if label_cfg["write"] else None
     try:
         scratch = store.label_block_array(st, work_name, plan.label_dtype) if work_name else None
-        tasks = [dask.delayed(_chunk_process)(plan, b, m, lohi, threshold, i, scratch, dask_key_name=f"{prefix}-{i}")
-                 for i, (b, m) in enumerate(zip(blocks, metas))]
-        rows = run_with_progress(
-            tasks, total=len(tasks), events_per_task=st.mosaic.per_block, n_events=st.mosaic.n_events,
+        results = map_chunks(image, slots, _chunk_process, plan, lohi, threshold, scratch, name=prefix)
+        (grid,) = run_with_progress(
+            [results], total=st.mosaic.n_blocks, events_per_task=st.mosaic.per_block, n_events=st.mosaic.n_events,
             description="process", prefix=prefix, enabled=progress, scheduler=scheduler,
         )
+        rows = [r for r in grid.ravel() if r is not None]
         if work_name:
             compute(store.label_writes(st, work_name, scratch))
     except BaseException:
