@@ -46,6 +46,12 @@ def test_features_match_ground_truth(tmp_path):
     meta = a.uns["scipzarr"]
     assert meta["events"] == 30 and meta["objects"] == 30 and meta["events_without_objects"] == 0
     assert "dask" in meta["versions"] and '"smoothing_sigma": 0' in meta["config"]
+    import anndata as ad
+
+    back = ad.read_h5ad(tmp_path / "gt.h5ad")  # anndata alone reads it
+    pd.testing.assert_frame_equal(back.obs, a.obs)
+    np.testing.assert_array_equal(back.X, a.X)
+    assert back.uns["scipzarr"]["objects"] == 30
 
 
 def test_labels_written_unique_and_consistent(tmp_path):
