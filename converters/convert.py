@@ -11,6 +11,7 @@ import pandas as pd
 from scipzarr import atomic, store
 from scipzarr.errors import ScipzarrError
 from scipzarr.progress import run_with_progress
+from scipzarr.scheduler import ClusterOptions, open_runner
 
 from .ifc import EventSource, discover
 
@@ -64,6 +65,7 @@ def convert(
     overwrite: bool = False,
     progress: bool = True,
     scheduler: str = "threads",
+    cluster: ClusterOptions | None = None,
 ) -> dict:
     """Convert IFC inputs to a scipzarr OME-Zarr store.
 
@@ -102,6 +104,11 @@ def convert(
     tile = _tile_for(source, tile_size, fit)
     mosaic = store.Mosaic.plan(len(source), len(source.channel_names), tile, chunk_tiles)
     table = event_table(source, mosaic)
+    with open_runner(scheduler, cluster, quiet=not progress) as runner:
+        return _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0)
+
+
+def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0) -> dict:
     fits = table[["valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"]].to_numpy()
     n_channels = len(source.channel_names)
 
@@ -123,8 +130,9 @@ def convert(
         store.write_ifc_mosaic(
             work, mosaic, read_block, table, source.channel_names, source.dtype, desc,
             compute=lambda delayed: run_with_progress(
-                delayed, total=mosaic.n_blocks, events_per_task=mosaic.per_block, n_events=mosaic.n_events,
-                description="convert", prefix="scipzarr-read-events", enabled=progress, scheduler=scheduler,
+                delayed, runner=runner, events_per_task=mosaic.per_block, n_events=mosaic.n_events,
+                description="convert", prefix="scipzarr-read-events", enabled=progress,
+                poll=lambda: store.chunks_written(work) * mosaic.per_block,
             ),
         )
     return {

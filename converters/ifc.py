@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,7 @@ def _from_npy(path: Path) -> EventSource:
         "width": arr.shape[3],
     })
     return EventSource("npy", [f"ch{i}" for i in range(arr.shape[1])], dtype, table,
-                       lambda i: np.asarray(arr[i]))
+                       lambda i: _npy_event(path, i))
 
 
 def _from_ideas(tiffs: list[tuple[Path, Path]]) -> EventSource:
@@ -305,21 +306,41 @@ def _from_montages(tiffs: list[tuple[Path, Path]], tile: int) -> EventSource:
                 })
                 where.append((key, r, c))
     dtype = _check_dtype(dtypes)
-    cache: dict[tuple, np.ndarray] = {}
-    lock = threading.Lock()
+    files = {key: tuple(chans[ch] for ch in channels) for key, chans in sets.items()}
 
     def read(i: int) -> np.ndarray:
         key, r, c = where[i]
-        with lock:  # events are read set by set: keep the last two sets decoded
-            if key not in cache:
-                if len(cache) >= 2:
-                    cache.pop(next(iter(cache)))
-                cache[key] = np.stack([_read_tiff(sets[key][ch]) for ch in channels])
-            montage = cache[key]
+        montage = _load_montage(files[key])
         return montage[:, r * tile:(r + 1) * tile, c * tile:(c + 1) * tile]
 
     names = [f"Ch{c}" for c in channels] if all(_CHANNEL_RE.match(p.name) for p, _ in tiffs) else [f"ch{i}" for i in range(len(channels))]
     return EventSource("montage", names, dtype, _unique_ids(pd.DataFrame(rows)), read)
+
+
+# Per-process caches, reached from the read functions by reference (so tasks
+# pickle small for process and cluster schedulers).
+_MONTAGES: dict[tuple, np.ndarray] = {}
+_MONTAGE_LOCK = threading.Lock()
+
+
+def _load_montage(paths: tuple[Path, ...]) -> np.ndarray:
+    """Decode one montage set (all channels); keep the last two sets (events are read set by set)."""
+    with _MONTAGE_LOCK:
+        if paths not in _MONTAGES:
+            if len(_MONTAGES) >= 2:
+                _MONTAGES.pop(next(iter(_MONTAGES)))
+            _MONTAGES[paths] = np.stack([_read_tiff(p) for p in paths])
+        return _MONTAGES[paths]
+
+
+@lru_cache(maxsize=4)
+def _npy_stack(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+def _npy_event(path: Path, i: int) -> np.ndarray:
+    arr = _npy_stack(path)
+    return np.asarray(arr[i] if arr.ndim == 4 else arr[i][np.newaxis])
 
 
 def _unique_ids(table: pd.DataFrame) -> pd.DataFrame:

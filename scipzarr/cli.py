@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,11 +20,16 @@ EXAMPLES = {
   scipzarr convert G1_Ch3.tif G1_Ch4.tif -o g1.zarr --tile-size 40  # montages""",
     "process": """examples:
   scipzarr process cells.zarr -o cells.h5ad
+  scipzarr process cells.zarr -o cells.h5ad --scheduler local --workers 2 --memory-limit 4GiB
+  mpiexec -n 4 scipzarr process cells.zarr -o cells.h5ad --scheduler mpi
   scipzarr config > my.yml && scipzarr process cells.zarr -c my.yml -o cells-table.zarr""",
     "info": "examples:\n  scipzarr info cells.zarr\n  scipzarr info cells.h5ad",
     "validate": "examples:\n  scipzarr validate cells.zarr",
     "demo": "examples:\n  scipzarr demo            # in ./scipzarr-demo\n  scipzarr demo /tmp/demo --events 2000",
     "config": "examples:\n  scipzarr config > config.yml",
+    "jobscript": """examples:
+  scipzarr jobscript --system slurm --ranks 34 --nodes 2 --queue batch -- process cells.zarr -o cells.h5ad > job.sh
+  scipzarr jobscript --system pbs --ranks 8 --module openmpi --venv ~/envs/scipzarr -- process cells.zarr -o t.h5ad""",
 }
 
 
@@ -38,10 +44,24 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    run = argparse.ArgumentParser(add_help=False)
+    g = run.add_argument_group("where to run (identical results on every scheduler; see docs/scaling.md)")
+    g.add_argument("--scheduler", default="threads", metavar="S",
+                   help="threads (default), synchronous, processes, local (LocalCluster), mpi (under mpiexec, "
+                        "dask-mpi), slurm, pbs (dask-jobqueue), or a scheduler address tcp://HOST:PORT")
+    g.add_argument("--workers", type=int, metavar="N", help="local: worker processes; slurm/pbs: jobs")
+    g.add_argument("--threads-per-worker", type=int, metavar="N", help="local: threads per worker")
+    g.add_argument("--memory-limit", metavar="SIZE", help="local: memory limit per worker, e.g. 4GiB")
+    g.add_argument("--adapt", metavar="MIN:MAX", help="slurm/pbs: scale adaptively between MIN and MAX jobs")
+    g.add_argument("--job-cores", type=int, metavar="N", help="slurm/pbs: cores per job (default 1)")
+    g.add_argument("--job-memory", metavar="SIZE", help="slurm/pbs: memory per job (default 4GiB)")
+    g.add_argument("--walltime", metavar="HH:MM:SS", help="slurm/pbs: job walltime (default 01:00:00)")
+    g.add_argument("--queue", metavar="NAME", help="slurm/pbs: partition or queue")
+    g.add_argument("--account", metavar="NAME", help="slurm/pbs: account to charge")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    c = sub.add_parser("convert", parents=[common], formatter_class=fmt, epilog=EXAMPLES["convert"],
+    c = sub.add_parser("convert", parents=[common, run], formatter_class=fmt, epilog=EXAMPLES["convert"],
                        help="convert IFC images to an OME-Zarr store",
                        description="Convert imaging flow cytometry events to a chunked OME-Zarr mosaic store.")
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="TIFF files or folders, or one .npy stack")
@@ -55,10 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--fit", choices=["pad", "crop"], default="pad",
                    help="pad events to the tile size (default) or centre-crop larger ones")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    c.add_argument("--scheduler", default="threads", choices=["threads", "synchronous", "processes"],
-                   help="dask scheduler (default: threads)")
 
-    pr = sub.add_parser("process", parents=[common], formatter_class=fmt, epilog=EXAMPLES["process"],
+    pr = sub.add_parser("process", parents=[common, run], formatter_class=fmt, epilog=EXAMPLES["process"],
                         help="segment and measure every event of a store",
                         description="Normalize, segment, label and measure every event; write an AnnData table "
                                     "and the labels (into the store).")
@@ -66,8 +84,6 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-c", "--config", metavar="CONFIG.yml", help="YAML config (default: built-in defaults)")
     pr.add_argument("-o", "--output", required=True, metavar="TABLE.h5ad|TABLE.zarr", help="table to write")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output table")
-    pr.add_argument("--scheduler", default="threads", choices=["threads", "synchronous", "processes"],
-                    help="dask scheduler (default: threads); results are identical for all")
 
     cf = sub.add_parser("config", parents=[common], formatter_class=fmt, epilog=EXAMPLES["config"],
                         help="print the default config as YAML", description="Print the default processing config.")
@@ -83,6 +99,23 @@ def _parser() -> argparse.ArgumentParser:
                                    "exit 1 when invalid.")
     v.add_argument("store", metavar="STORE.zarr")
 
+    j = sub.add_parser("jobscript", parents=[common], formatter_class=fmt, epilog=EXAMPLES["jobscript"],
+                       help="print a SLURM or PBS batch script that runs a command in MPI mode",
+                       description="Print a ready batch script that runs 'scipzarr COMMAND ... --scheduler mpi' "
+                                   "under mpiexec (rank 0: dask scheduler, rank 1: client, others: workers).")
+    j.add_argument("--system", required=True, choices=["slurm", "pbs"])
+    j.add_argument("--ranks", type=int, default=4, metavar="N", help="MPI ranks (>= 3; N - 2 workers; default 4)")
+    j.add_argument("--nodes", type=int, default=1, metavar="N", help="nodes (default 1)")
+    j.add_argument("--walltime", default="01:00:00", metavar="HH:MM:SS")
+    j.add_argument("--queue", metavar="NAME", help="partition (slurm) or queue (pbs)")
+    j.add_argument("--account", metavar="NAME")
+    j.add_argument("--job-name", default="scipzarr", metavar="NAME")
+    j.add_argument("--module", action="append", default=[], metavar="NAME",
+                   help="'module load NAME' before running (system MPI route); repeatable")
+    j.add_argument("--venv", metavar="DIR", help="virtual environment to activate in the job")
+    j.add_argument("args", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
+                   help="the scipzarr command to run, e.g. -- process cells.zarr -o cells.h5ad")
+
     d = sub.add_parser("demo", parents=[common], formatter_class=fmt, epilog=EXAMPLES["demo"],
                        help="generate, convert and process a small IFC data set",
                        description="Build a small synthetic IFC data set (IDEAS-style TIFFs), convert and "
@@ -97,13 +130,29 @@ def _say(args, text: str) -> None:
         print(text)
 
 
+def _cluster(args):
+    from .scheduler import ClusterOptions
+
+    adapt = None
+    if args.adapt:
+        try:
+            lo, hi = (int(v) for v in args.adapt.split(":"))
+        except ValueError:
+            raise ScipzarrError(f"--adapt {args.adapt}: give MIN:MAX job counts, e.g. 1:10") from None
+        adapt = (lo, hi)
+    return ClusterOptions(workers=args.workers, threads_per_worker=args.threads_per_worker,
+                          memory_limit=args.memory_limit, adapt=adapt, job_cores=args.job_cores,
+                          job_memory=args.job_memory, walltime=args.walltime, queue=args.queue,
+                          account=args.account)
+
+
 def _cmd_convert(args) -> int:
     from .converters import convert
 
     channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
     res = convert(args.inputs, args.output, kind=args.kind, channels=channels, chunk_tiles=args.chunk_tiles,
                   tile_size=args.tile_size, fit=args.fit, overwrite=args.overwrite, progress=not args.quiet,
-                  scheduler=args.scheduler)
+                  scheduler=args.scheduler, cluster=_cluster(args))
     _say(args, f"{res['store']}: {res['events']} events ({res['layout']}), channels {','.join(res['channels'])}, "
                f"tile {res['tile'][0]}x{res['tile'][1]}, {res['chunks']} chunks of {args.chunk_tiles}x{args.chunk_tiles} "
                f"events, {res['seconds']:.1f} s ({res['events'] / max(res['seconds'], 1e-9):,.0f} events/s)")
@@ -116,7 +165,7 @@ def _cmd_process(args) -> int:
 
     config = load_config(args.config)
     adata = process(args.store, config, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                    scheduler=args.scheduler)
+                    scheduler=args.scheduler, cluster=_cluster(args))
     meta = adata.uns["scipzarr"]
     _say(args, f"{args.output}: {meta['events']} events, {meta['objects']} objects "
                f"({meta['events_without_objects']} events without objects), {meta['features']} features, "
@@ -151,6 +200,15 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def _cmd_jobscript(args) -> int:
+    from .jobscript import jobscript
+
+    print(jobscript(args.system, args.args, ranks=args.ranks, nodes=args.nodes, walltime=args.walltime,
+                    queue=args.queue, account=args.account, job_name=args.job_name, modules=args.module,
+                    venv=args.venv), end="")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -159,15 +217,27 @@ def _cmd_demo(args) -> int:
 
 
 COMMANDS = {"convert": _cmd_convert, "process": _cmd_process, "config": _cmd_config, "info": _cmd_info,
-            "validate": _cmd_validate, "demo": _cmd_demo}
+            "validate": _cmd_validate, "demo": _cmd_demo, "jobscript": _cmd_jobscript}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.debug:
-        # readers' own log lines (e.g. tifffile on a corrupt file) would duplicate our one-line errors
+        # readers' own log lines (e.g. tifffile on a corrupt file) would duplicate our one-line errors;
+        # dask.distributed's INFO chatter (and its tracebacks at normal shutdown) only with --debug
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+    mpi = getattr(args, "scheduler", None) == "mpi"
     try:
+        if mpi:
+            from .scheduler import close_mpi, init_mpi
+
+            if not init_mpi():
+                return 0  # scheduler or worker rank: the cluster has been closed by the client
+            try:
+                return COMMANDS[args.command](args)
+            finally:
+                close_mpi()
         return COMMANDS[args.command](args)
     except ScipzarrError as exc:
         if args.debug:

@@ -25,7 +25,8 @@ from .features import Objects, feature_columns, measure
 from .kernels import normalize as norm
 from .kernels import segment as seg
 from .kernels.xp import valid_mask
-from .progress import check_scheduler, run_with_progress
+from .progress import run_with_progress
+from .scheduler import ClusterOptions, open_runner
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ def process(
     overwrite: bool = False,
     progress: bool = True,
     scheduler: str = "threads",
+    cluster: ClusterOptions | None = None,
 ):
     """Segment and measure every event of a store; return the AnnData table.
 
@@ -246,29 +248,37 @@ def process(
         A resolved config (:func:`scipzarr.config.resolve_config`).
     output : path, optional
         ``.h5ad`` or ``.zarr`` to write the table to (atomically).
-    scheduler : {"threads", "synchronous", "processes"}
-        Dask scheduler for the chunk tasks.
+    scheduler : str
+        ``threads``, ``synchronous``, ``processes``, ``local``, ``mpi``, ``slurm``,
+        ``pbs`` or a scheduler address (see :mod:`scipzarr.scheduler`).
+    cluster : ClusterOptions, optional
+        Worker counts and sizes for clusters started here.
 
     Returns
     -------
     anndata.AnnData
     """
-    from .table import build_table, check_table_path, write_table
+    from .table import check_table_path
 
-    check_scheduler(scheduler)
     t0 = time.perf_counter()
     st = store.open_store(store_path)
     if output is not None:
         check_table_path(Path(output))
         atomic.check_output(Path(output), overwrite, [Path(store_path)])
     plan = make_plan(st, config)
+    with open_runner(scheduler, cluster, quiet=not progress) as runner:
+        return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0)
+
+
+def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progress: bool, runner, t0: float):
+    from .table import build_table, write_table
+
     image = st.image(0)
     k = st.mosaic.chunk_tiles
     slots = da.from_array(slot_table(st), chunks=(len(SLOT_FIELDS), k, k), name=False)
     token = uuid.uuid4().hex[:8]
 
-    def compute(collections):
-        return dask.compute(*collections, scheduler=scheduler)
+    compute = runner.compute
 
     def per_chunk(fn, *args):
         res = compute([map_chunks(image, slots, fn, *args, name=f"scipzarr-{fn.__name__.strip('_')}-{token}")])[0]
@@ -284,8 +294,8 @@ def process(
         scratch = store.label_block_array(st, work_name, plan.label_dtype) if work_name else None
         results = map_chunks(image, slots, _chunk_process, plan, lohi, threshold, scratch, name=prefix)
         (grid,) = run_with_progress(
-            [results], total=st.mosaic.n_blocks, events_per_task=st.mosaic.per_block, n_events=st.mosaic.n_events,
-            description="process", prefix=prefix, enabled=progress, scheduler=scheduler,
+            [results], events_per_task=st.mosaic.per_block, n_events=st.mosaic.n_events,
+            description="process", prefix=prefix, enabled=progress, runner=runner,
         )
         rows = [r for r in grid.ravel() if r is not None]
         if work_name:

@@ -518,3 +518,9 @@ def validate_store(path: Path) -> list[str]:
     if (path / "labels").exists() and not (path / "labels" / "zarr.json").exists():
         problems.append("labels/: folder without NGFF labels metadata")
     return problems
+
+
+def chunks_written(path: Path, level: str = "s0") -> int:
+    """Number of chunk files written so far at a level (progress on any scheduler)."""
+    root = Path(path) / level / "c"
+    return sum(len(files) for _, _, files in os.walk(root)) if root.exists() else 0

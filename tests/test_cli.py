@@ -186,3 +186,21 @@ def test_validate_reports_a_damaged_store(tmp_path, tiffs):
     meta.write_text(json.dumps(doc))
     r = run("validate", tmp_path / "o.zarr")
     assert r.returncode == 1 and "not valid OME-NGFF" in r.stderr
+
+
+@pytest.mark.parametrize("system,needles", [
+    ("slurm", ["#SBATCH --ntasks=5", "#SBATCH --partition=short", "module load openmpi",
+               "mpiexec -n 5 scipzarr process cells.zarr -o t.h5ad --scheduler mpi"]),
+    ("pbs", ["#PBS -l nodes=1:ppn=5", "#PBS -q short", 'cd "$PBS_O_WORKDIR"',
+             "mpiexec -n 5 scipzarr process cells.zarr -o t.h5ad --scheduler mpi"]),
+])
+def test_jobscript(system, needles, tmp_path):
+    r = run("jobscript", "--system", system, "--ranks", "5", "--queue", "short", "--module", "openmpi",
+            "--", "process", "cells.zarr", "-o", "t.h5ad")
+    assert r.returncode == 0, r.stderr
+    for n in needles:
+        assert n in r.stdout
+    (tmp_path / "job.sh").write_text(r.stdout)
+    assert subprocess.run(["bash", "-n", tmp_path / "job.sh"]).returncode == 0
+    r = run("jobscript", "--system", system, "--ranks", "2", "--", "process", "a.zarr", "-o", "t.h5ad")
+    _assert_one_line_error(r, "at least 3 ranks")

@@ -1,0 +1,159 @@
+"""Where the chunk tasks run: local dask schedulers, a LocalCluster, an existing
+scheduler, MPI (dask-mpi) or SLURM/PBS (dask-jobqueue), behind one option.
+
+``--scheduler`` takes ``threads`` (default), ``synchronous``, ``processes``,
+``local``, ``mpi``, ``slurm``, ``pbs`` or a scheduler address ``tcp://host:port``.
+Every choice gives identical results: tasks are the same pure chunk functions.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .errors import ScipzarrError
+
+LOCAL_SCHEDULERS = ("threads", "synchronous", "processes")
+CLUSTERS = ("local", "mpi", "slurm", "pbs")
+CHOICES = LOCAL_SCHEDULERS + CLUSTERS
+
+
+@dataclass
+class ClusterOptions:
+    """Sizes for clusters started by scipzarr (ignored by local schedulers)."""
+
+    workers: int | None = None            # local: worker processes; slurm/pbs: jobs
+    threads_per_worker: int | None = None
+    memory_limit: str | None = None       # per worker, e.g. "4GiB"
+    adapt: tuple[int, int] | None = None  # slurm/pbs: adaptive scaling between min and max jobs
+    job_cores: int | None = None          # slurm/pbs: cores per job
+    job_memory: str | None = None         # slurm/pbs: memory per job
+    walltime: str | None = None
+    queue: str | None = None
+    account: str | None = None
+
+
+def check(spec: str) -> str:
+    if spec in CHOICES or spec.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        return spec
+    raise ScipzarrError(f"--scheduler {spec}: unknown; choose one of {', '.join(CHOICES)} or a scheduler address tcp://HOST:PORT")
+
+
+def init_mpi() -> bool:
+    """Start the dask-mpi cluster on every rank; True only on the client rank (1).
+
+    Rank 0 runs the scheduler and ranks >= 2 run workers; they block here until
+    the client sends the close signal, then return False. MPI is initialized
+    before ``distributed`` is imported (a known cause of hangs).
+    """
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ScipzarrError("--scheduler mpi needs mpi4py and an MPI library; pip install 'scipzarr[mpi]' "
+                            "or load your site's MPI module and pip install mpi4py") from None
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() < 3:
+        raise ScipzarrError(f"--scheduler mpi needs at least 3 MPI ranks (scheduler, client, worker), got "
+                            f"{comm.Get_size()}; run under 'mpiexec -n 4 scipzarr ...'")
+    from dask_mpi import initialize
+
+    return bool(initialize(exit=False, dashboard=False, nthreads=1, memory_limit="auto", comm=comm))
+
+
+def close_mpi() -> None:
+    """Tell the dask-mpi scheduler and workers to exit (client rank only)."""
+    from dask_mpi import send_close_signal
+
+    send_close_signal()
+
+
+class Runner:
+    """Computes dask collections on the chosen scheduler; ``client`` when distributed."""
+
+    def __init__(self, scheduler: str | None = None, client=None):
+        self.scheduler, self.client = scheduler, client
+
+    @property
+    def distributed(self) -> bool:
+        return self.client is not None
+
+    def compute(self, collections):
+        import dask
+
+        if self.client is not None:
+            return tuple(self.client.compute(list(collections), sync=True))
+        return dask.compute(*collections, scheduler=self.scheduler)
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, file=sys.stderr)
+
+
+@contextmanager
+def open_runner(spec: str = "threads", options: ClusterOptions | None = None, quiet: bool = False):
+    """Yield a :class:`Runner` for ``spec``; clusters started here are closed on exit."""
+    spec = check(spec)
+    options = options or ClusterOptions()
+    if spec in LOCAL_SCHEDULERS:
+        yield Runner(spec)
+        return
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a core dependency
+        raise ScipzarrError("this scheduler needs dask.distributed; pip install distributed") from None
+    if spec == "local":
+        from distributed import LocalCluster
+
+        kwargs = {"dashboard_address": ":0", "processes": True}
+        if options.workers:
+            kwargs["n_workers"] = options.workers
+        if options.threads_per_worker:
+            kwargs["threads_per_worker"] = options.threads_per_worker
+        if options.memory_limit:
+            kwargs["memory_limit"] = options.memory_limit
+        with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+            _say(quiet, f"scipzarr: local cluster of {len(cluster.workers)} workers, dashboard {client.dashboard_link}")
+            yield Runner(client=client)
+        return
+    if spec == "mpi":
+        import dask
+
+        address = dask.config.get("scheduler_address", None)
+        if not address:
+            raise ScipzarrError("--scheduler mpi: no dask-mpi cluster; launch with 'mpiexec -n N scipzarr ...' "
+                                "(from Python, call scipzarr.scheduler.init_mpi() first)")
+        with Client(address) as client:
+            _say(quiet, f"scipzarr: MPI cluster at {address}, {len(client.scheduler_info()['workers'])} workers")
+            yield Runner(client=client)
+        return
+    if spec in ("slurm", "pbs"):
+        try:
+            import dask_jobqueue
+        except ImportError:
+            raise ScipzarrError(f"--scheduler {spec} needs dask-jobqueue; pip install 'scipzarr[jobqueue]'") from None
+        cls = dask_jobqueue.SLURMCluster if spec == "slurm" else dask_jobqueue.PBSCluster
+        kwargs = {"cores": options.job_cores or 1, "memory": options.job_memory or "4GiB",
+                  "processes": 1, "walltime": options.walltime or "01:00:00"}
+        if options.queue:
+            kwargs["queue"] = options.queue
+        if options.account:
+            kwargs["account"] = options.account
+        with cls(**kwargs) as cluster:
+            if options.adapt:
+                cluster.adapt(minimum_jobs=options.adapt[0], maximum_jobs=options.adapt[1])
+            else:
+                cluster.scale(jobs=options.workers or 1)
+            with Client(cluster) as client:
+                _say(quiet, f"scipzarr: {spec} cluster, dashboard {client.dashboard_link}")
+                yield Runner(client=client)
+        return
+    try:
+        client = Client(spec, timeout="20s")
+    except OSError as exc:
+        raise ScipzarrError(f"--scheduler {spec}: cannot reach the scheduler ({exc}); check the address and that "
+                            "'dask scheduler' is running") from None
+    with client:
+        _say(quiet, f"scipzarr: scheduler {spec}, {len(client.scheduler_info()['workers'])} workers")
+        yield Runner(client=client)
