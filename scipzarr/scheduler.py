@@ -82,6 +82,22 @@ def _worker_environ() -> dict:
     return env
 
 
+def jobqueue_cluster(spec: str, options: ClusterOptions):
+    """A dask-jobqueue SLURMCluster or PBSCluster (no jobs submitted until scaled)."""
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise ScipzarrError(f"--scheduler {spec} needs dask-jobqueue; pip install 'scipzarr[jobqueue]'") from None
+    cls = dask_jobqueue.SLURMCluster if spec == "slurm" else dask_jobqueue.PBSCluster
+    kwargs = {"cores": options.job_cores or 1, "memory": options.job_memory or "4GiB", "processes": 1,
+              "walltime": options.walltime or "01:00:00", "scheduler_options": {"dashboard_address": ":0"}}
+    if options.queue:
+        kwargs["queue"] = options.queue
+    if options.account:
+        kwargs["account"] = options.account
+    return cls(**kwargs)
+
+
 class Runner:
     """Computes dask collections on the chosen scheduler; ``client`` when distributed."""
 
@@ -145,18 +161,7 @@ def open_runner(spec: str = "threads", options: ClusterOptions | None = None, qu
             yield Runner(client=client)
         return
     if spec in ("slurm", "pbs"):
-        try:
-            import dask_jobqueue
-        except ImportError:
-            raise ScipzarrError(f"--scheduler {spec} needs dask-jobqueue; pip install 'scipzarr[jobqueue]'") from None
-        cls = dask_jobqueue.SLURMCluster if spec == "slurm" else dask_jobqueue.PBSCluster
-        kwargs = {"cores": options.job_cores or 1, "memory": options.job_memory or "4GiB",
-                  "processes": 1, "walltime": options.walltime or "01:00:00"}
-        if options.queue:
-            kwargs["queue"] = options.queue
-        if options.account:
-            kwargs["account"] = options.account
-        with cls(**kwargs) as cluster:
+        with jobqueue_cluster(spec, options) as cluster:
             if options.adapt:
                 cluster.adapt(minimum_jobs=options.adapt[0], maximum_jobs=options.adapt[1])
             else:

@@ -129,3 +129,18 @@ def test_worker_killed_mid_run_gives_identical_table(small_store):
         assert not error, error
         assert "t" in result
         _same(ref, result["t"])
+
+
+@pytest.mark.parametrize("spec,needles", [
+    ("slurm", ["#SBATCH -p short", "#SBATCH -A lab42", "#SBATCH --cpus-per-task=4", "#SBATCH -t 02:00:00"]),
+    ("pbs", ["#PBS -q short", "#PBS -A lab42", "ncpus=4", "#PBS -l walltime=02:00:00"]),
+])
+def test_jobqueue_job_scripts(spec, needles):
+    from scipzarr.scheduler import jobqueue_cluster
+
+    opts = ClusterOptions(job_cores=4, job_memory="8GiB", walltime="02:00:00", queue="short", account="lab42")
+    with jobqueue_cluster(spec, opts) as cluster:
+        script = cluster.job_script()
+    for n in needles:
+        assert n in script, (n, script)
+    assert "distributed" in script and "--nthreads 4" in script
