@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -9,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from scipzarr import atomic, store
+from scipzarr._version import __version__
+from scipzarr.resume import config_hash, fingerprint, work_path
 from scipzarr.errors import ScipzarrError
 from scipzarr.progress import run_with_progress
 from scipzarr.scheduler import ClusterOptions, open_runner
@@ -63,6 +67,7 @@ def convert(
     tile_size: int | None = None,
     fit: str = "pad",
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     scheduler: str = "threads",
     cluster: ClusterOptions | None = None,
@@ -86,6 +91,9 @@ def convert(
         Montage grid size, or the common event size (default: largest event).
     fit : {"pad", "crop"}
         Pad smaller events (always), and either refuse or centre-crop larger ones.
+    resume : bool
+        Continue an interrupted convert (same inputs and options): chunks
+        already written are kept.
 
     Returns
     -------
@@ -105,10 +113,14 @@ def convert(
     mosaic = store.Mosaic.plan(len(source), len(source.channel_names), tile, chunk_tiles)
     table = event_table(source, mosaic)
     with open_runner(scheduler, cluster, quiet=not progress) as runner:
-        return _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0)
+        return _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume,
+                      {"channels": channels, "chunk_tiles": chunk_tiles, "tile_size": tile_size, "fit": fit})
 
 
-def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0) -> dict:
+MANIFEST_NAME = ".scipzarr-convert.json"
+
+
+def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume, options) -> dict:
     fits = table[["valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"]].to_numpy()
     n_channels = len(source.channel_names)
 
@@ -126,15 +138,36 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
         return out
 
     desc = f"{source.layout}: " + ", ".join(map(str, inputs[:3])) + (" ..." if len(inputs) > 3 else "")
-    with atomic.atomic_path(output) as work:
-        store.write_ifc_mosaic(
-            work, mosaic, read_block, table, source.channel_names, source.dtype, desc,
-            compute=lambda delayed: run_with_progress(
-                delayed, runner=runner, events_per_task=mosaic.per_block, n_events=mosaic.n_events,
-                description="convert", prefix="scipzarr-read-events", enabled=progress,
-                poll=lambda: store.chunks_written(work) * mosaic.per_block,
-            ),
+
+    def compute(collections, layer):
+        if not layer:
+            return runner.compute(collections)
+        return run_with_progress(
+            collections, runner=runner, events_per_task=mosaic.per_block, n_events=mosaic.n_events,
+            description="convert", prefix=layer, enabled=progress,
+            poll=lambda: store.chunks_written(work) * mosaic.per_block,
         )
+
+    identity = {"input": fingerprint(inputs), "options": config_hash(options), "scipzarr_version": __version__}
+    work = work_path(output)
+    manifest = work / MANIFEST_NAME
+    if work.exists() and resume:
+        old = json.loads(manifest.read_text()) if manifest.exists() else {}
+        changed = [k for k in identity if old.get(k) != identity[k]]
+        if changed:
+            raise ScipzarrError(f"{work}: cannot resume: the {' and '.join(changed)} changed since the interrupted "
+                                "convert; rerun without --resume to start over")
+        if progress:
+            print(f"scipzarr: resuming convert: {store.chunks_written(work)} of {mosaic.n_blocks} chunks already written",
+                  file=sys.stderr)
+    else:
+        atomic.remove(work)
+        work.mkdir()
+        manifest.write_text(json.dumps(identity))
+    with atomic.atomic_path(output, work=work) as work:
+        store.write_ifc_mosaic(work, mosaic, read_block, table, source.channel_names, source.dtype, desc,
+                               compute=compute, resume=True)
+        manifest.unlink()
     return {
         "store": str(output), "layout": source.layout, "events": mosaic.n_events,
         "channels": source.channel_names, "tile": list(tile), "chunk_tiles": chunk_tiles,

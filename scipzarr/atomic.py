@@ -29,15 +29,17 @@ def check_output(path: Path, overwrite: bool, inputs: list[Path] = ()) -> None:
 
 
 @contextmanager
-def atomic_path(path: Path):
+def atomic_path(path: Path, work: Path | None = None):
     """Yield a work path beside ``path``; move it into place only on success.
 
     An interrupted or failed write leaves nothing at ``path``: the work folder
-    (``.<name>.scipzarr-work-<id>``) is removed on errors, and a killed process
-    leaves only that clearly named folder behind.
+    (``.<name>.scipzarr-work-<id>``, or the given ``work``) is removed on
+    errors, except on Ctrl-C when a fixed ``work`` path is given (it can be
+    resumed); a killed process leaves only that clearly named folder behind.
     """
     path = Path(path)
-    work = path.with_name(f".{path.name}.scipzarr-work-{uuid.uuid4().hex[:8]}")
+    keep_on_interrupt = work is not None
+    work = Path(work) if work is not None else path.with_name(f".{path.name}.scipzarr-work-{uuid.uuid4().hex[:8]}")
     try:
         yield work
         if path.exists():
@@ -47,8 +49,13 @@ def atomic_path(path: Path):
             remove(old)
         else:
             os.replace(work, path)
-    finally:
+    except KeyboardInterrupt:
+        if not keep_on_interrupt:
+            remove(work)
+        raise
+    except BaseException:
         remove(work)
+        raise
 
 
 def remove(path: Path) -> None:

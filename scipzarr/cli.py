@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--fit", choices=["pad", "crop"], default="pad",
                    help="pad events to the tile size (default) or centre-crop larger ones")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.add_argument("--resume", action="store_true",
+                   help="continue an interrupted convert (same inputs and options): keep the chunks already written")
 
     pr = sub.add_parser("process", parents=[common, run], formatter_class=fmt, epilog=EXAMPLES["process"],
                         help="segment and measure every event of a store",
@@ -84,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-c", "--config", metavar="CONFIG.yml", help="YAML config (default: built-in defaults)")
     pr.add_argument("-o", "--output", required=True, metavar="TABLE.h5ad|TABLE.zarr", help="table to write")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output table")
+    pr.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run (same config and input): compute only the missing chunks")
 
     cf = sub.add_parser("config", parents=[common], formatter_class=fmt, epilog=EXAMPLES["config"],
                         help="print the default config as YAML", description="Print the default processing config.")
@@ -151,7 +155,8 @@ def _cmd_convert(args) -> int:
 
     channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
     res = convert(args.inputs, args.output, kind=args.kind, channels=channels, chunk_tiles=args.chunk_tiles,
-                  tile_size=args.tile_size, fit=args.fit, overwrite=args.overwrite, progress=not args.quiet,
+                  tile_size=args.tile_size, fit=args.fit, overwrite=args.overwrite, resume=args.resume,
+                  progress=not args.quiet,
                   scheduler=args.scheduler, cluster=_cluster(args))
     _say(args, f"{res['store']}: {res['events']} events ({res['layout']}), channels {','.join(res['channels'])}, "
                f"tile {res['tile'][0]}x{res['tile'][1]}, {res['chunks']} chunks of {args.chunk_tiles}x{args.chunk_tiles} "
@@ -164,7 +169,8 @@ def _cmd_process(args) -> int:
     from .pipeline import process
 
     config = load_config(args.config)
-    adata = process(args.store, config, args.output, overwrite=args.overwrite, progress=not args.quiet,
+    adata = process(args.store, config, args.output, overwrite=args.overwrite, resume=args.resume,
+                    progress=not args.quiet,
                     scheduler=args.scheduler, cluster=_cluster(args))
     meta = adata.uns["scipzarr"]
     _say(args, f"{args.output}: {meta['events']} events, {meta['objects']} objects "

@@ -40,6 +40,7 @@ class Plan:
     config: dict
     label_stride: int
     label_dtype: str
+    image_path: str
 
 
 SLOT_FIELDS = ("event", "valid_y0", "valid_x0", "valid_height", "valid_width")
@@ -65,21 +66,29 @@ def _slots(block: np.ndarray) -> dict[str, np.ndarray]:
     return {name: block[i].reshape(-1) for i, name in enumerate(SLOT_FIELDS)}
 
 
-def map_chunks(image, slots, fn, *args, name: str):
-    """One task per chunk via ``map_blocks``: ``fn(pixels, slots, block_index, *args)``.
+def read_block(plan: Plan, block_index: int) -> np.ndarray:
+    """The pixels of one chunk, read inside the task that uses them."""
+    return store.read_chunk(plan.image_path, plan.mosaic, block_index)
 
-    Returns a dask array of Python objects, one per chunk, in the chunk grid.
+
+def map_chunks(slots, fn, *args, name: str):
+    """One task per chunk via ``map_blocks`` over the slot table: ``fn(slots, block_index, *args)``.
+
+    Tasks read their own pixels (no block passes between tasks, and a resumed
+    run does not even read finished chunks). Returns a dask array of Python
+    objects, one per chunk, in the chunk grid; empty chunks give None.
     """
-    cols = image.numblocks[2]
+    cols = slots.numblocks[2]
 
-    def call(block, slot_block, *extra, block_info=None):
+    def call(slot_block, *extra, block_info=None):
         loc = block_info[0]["chunk-location"]
         out = np.empty((1, 1, 1), dtype=object)
         meta = _slots(slot_block)
-        out[0, 0, 0] = fn(block, meta, loc[1] * cols + loc[2], *extra) if (meta["event"] >= 0).any() else None
+        out[0, 0, 0] = fn(meta, loc[1] * cols + loc[2], *extra) if (meta["event"] >= 0).any() else None
         return out
 
-    return da.map_blocks(call, image, slots, *args, dtype=object, chunks=(1, 1, 1), name=name, meta=np.empty((0, 0, 0), object))
+    return da.map_blocks(call, slots, *args, dtype=object, chunks=(1, 1, 1), name=name,
+                         meta=np.empty((0, 0, 0), object))
 
 
 def _batch(plan: Plan, block: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -110,33 +119,36 @@ def _seg_image(plan: Plan, block: np.ndarray, meta: dict, lohi) -> tuple[np.ndar
 # ----------------------------------------------------------------------------
 # chunk tasks
 # ----------------------------------------------------------------------------
-def _chunk_minmax(block, meta, block_index, plan):
-    batch, valid = _batch(plan, block, meta)
+def _chunk_minmax(meta, block_index, plan):
+    batch, valid = _batch(plan, read_block(plan, block_index), meta)
     mm = norm.channel_minmax(batch, valid)
     return np.nanmin(mm[..., 0], axis=0, initial=np.inf), np.nanmax(mm[..., 1], axis=0, initial=-np.inf)
 
 
-def _chunk_channel_hist(block, meta, block_index, plan, low, high, bins):
-    batch, valid = _batch(plan, block, meta)
+def _chunk_channel_hist(meta, block_index, plan, low, high, bins):
+    batch, valid = _batch(plan, read_block(plan, block_index), meta)
     return norm.channel_histograms(batch, valid, low, high, bins)
 
 
-def _chunk_seg_range(block, meta, block_index, plan, lohi):
-    _, smooth, valid = _seg_image(plan, block, meta, lohi)
+def _chunk_seg_range(meta, block_index, plan, lohi):
+    _, smooth, valid = _seg_image(plan, read_block(plan, block_index), meta, lohi)
     if not valid.any():
         return np.inf, -np.inf
     return float(smooth[valid].min()), float(smooth[valid].max())
 
 
-def _chunk_seg_hist(block, meta, block_index, plan, lohi, lo, hi):
-    _, smooth, valid = _seg_image(plan, block, meta, lohi)
+def _chunk_seg_hist(meta, block_index, plan, lohi, lo, hi):
+    _, smooth, valid = _seg_image(plan, read_block(plan, block_index), meta, lohi)
     n = smooth.shape[0]
     counts, _, _, _ = seg.event_histograms(smooth, valid, seg.NBINS, lo=np.full(n, lo), hi=np.full(n, hi))
     return counts.sum(axis=0)
 
 
-def _chunk_process(block: np.ndarray, meta: dict, block_index: int, plan: Plan, lohi, threshold, labels_out):
-    """Segment and measure one chunk; write its label block; return its feature rows."""
+def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, labels_out, work):
+    """Segment and measure one chunk; write its label block; return (and keep) its feature rows."""
+    if work is not None and work.done(block_index):
+        return work.load_chunk(block_index)
+    block = read_block(plan, block_index)
     cfg = plan.config["segmentation"]
     images, smooth, valid = _seg_image(plan, block, meta, lohi)
     thr_cfg = cfg["threshold"]
@@ -159,8 +171,11 @@ def _chunk_process(block: np.ndarray, meta: dict, block_index: int, plan: Plan, 
         by, bx = divmod(block_index, plan.mosaic.chunk_grid[1])
         cy, cx = plan.mosaic.chunk_shape[1:]
         labels_out[by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = plan.mosaic.from_batch(glob.astype(plan.label_dtype))
-    return {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
+    rows = {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
             "X": values}
+    if work is not None:
+        work.save_chunk(block_index, rows)  # after the label block: a saved chunk is a complete chunk
+    return rows
 
 
 # ----------------------------------------------------------------------------
@@ -179,7 +194,7 @@ def make_plan(st: store.MosaicStore, config: dict) -> Plan:
     stride = -(-th // 2) * -(-tw // 2)  # at most one 8-connected object per 2x2 pixels
     top = (st.mosaic.n_events + 1) * stride
     return Plan(st.mosaic, seg_ch, feat_ch, tuple(config["features"]["families"]), config,
-                stride, "uint32" if top < 2**32 else "uint64")
+                stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]))
 
 
 def _dataset_normalization(plan: Plan, st: store.MosaicStore, per_chunk) -> np.ndarray | None:
@@ -234,6 +249,7 @@ def process(
     output: str | Path | None = None,
     *,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     scheduler: str = "threads",
     cluster: ClusterOptions | None = None,
@@ -247,7 +263,11 @@ def process(
     config : dict
         A resolved config (:func:`scipzarr.config.resolve_config`).
     output : path, optional
-        ``.h5ad`` or ``.zarr`` to write the table to (atomically).
+        ``.h5ad`` or ``.zarr`` to write the table to (atomically). With an
+        output, progress is kept per chunk in ``.<output>.scipzarr-work``.
+    resume : bool
+        Continue an interrupted run with the same config and input: only the
+        missing chunks are computed.
     scheduler : str
         ``threads``, ``synchronous``, ``processes``, ``local``, ``mpi``, ``slurm``,
         ``pbs`` or a scheduler address (see :mod:`scipzarr.scheduler`).
@@ -258,41 +278,63 @@ def process(
     -------
     anndata.AnnData
     """
+    from .resume import Work, config_hash, fingerprint, work_path
     from .table import check_table_path
 
     t0 = time.perf_counter()
     st = store.open_store(store_path)
+    work = None
     if output is not None:
-        check_table_path(Path(output))
-        atomic.check_output(Path(output), overwrite, [Path(store_path)])
+        output = Path(output)
+        check_table_path(output)
+        atomic.check_output(output, overwrite, [Path(store_path)])
+        identity = {"config": config_hash(config), "input": fingerprint([Path(store_path)]),
+                    "store": str(Path(store_path).resolve()), "output": str(output.resolve())}
+        work = Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
+    elif resume:
+        raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
     plan = make_plan(st, config)
     with open_runner(scheduler, cluster, quiet=not progress) as runner:
-        return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0)
+        return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0, work=work)
 
 
-def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progress: bool, runner, t0: float):
+def _note(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr)
+
+
+def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progress: bool, runner, t0: float, work):
+    from .resume import config_hash
     from .table import build_table, write_table
 
-    image = st.image(0)
     k = st.mosaic.chunk_tiles
     slots = da.from_array(slot_table(st), chunks=(len(SLOT_FIELDS), k, k), name=False)
     token = uuid.uuid4().hex[:8]
-
     compute = runner.compute
 
     def per_chunk(fn, *args):
-        res = compute([map_chunks(image, slots, fn, *args, name=f"scipzarr-{fn.__name__.strip('_')}-{token}")])[0]
+        res = compute([map_chunks(slots, fn, *args, name=f"scipzarr-{fn.__name__.strip('_')}-{token}")])[0]
         return [r for r in res.ravel() if r is not None]
 
-    lohi = _dataset_normalization(plan, st, per_chunk)
-    threshold = _dataset_threshold(plan, per_chunk, lohi)
+    def stat(name, fn):
+        return fn() if work is None else work.stat(name, fn)
+
+    lohi = stat("normalization", lambda: _dataset_normalization(plan, st, per_chunk))
+    threshold = stat("threshold", lambda: _dataset_threshold(plan, per_chunk, lohi))
 
     prefix = f"scipzarr-process-{token}"
     label_cfg = config["labels"]
-    work_name = f".{label_cfg['name']}.scipzarr-work-{token}" if label_cfg["write"] else None
+    work_name = None
+    if label_cfg["write"]:
+        suffix = token if work is None else config_hash(work.identity["output"])[:10]
+        work_name = f".{label_cfg['name']}.scipzarr-work-{suffix}"
+    resumed = work.n_done() if work is not None else 0
     try:
-        scratch = store.label_block_array(st, work_name, plan.label_dtype) if work_name else None
-        results = map_chunks(image, slots, _chunk_process, plan, lohi, threshold, scratch, name=prefix)
+        scratch = store.label_block_array(st, work_name, plan.label_dtype, reuse=resumed > 0) if work_name else None
+        results = map_chunks(slots, _chunk_process, plan, lohi, threshold, scratch, work, name=prefix)
+        if resumed and progress:
+            _note(f"scipzarr: resuming: {resumed} of {st.mosaic.n_blocks} chunks already done")
         (grid,) = run_with_progress(
             [results], events_per_task=st.mosaic.per_block, n_events=st.mosaic.n_events,
             description="process", prefix=prefix, enabled=progress, runner=runner,
@@ -301,17 +343,19 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
         if work_name:
             compute(store.label_writes(st, work_name, scratch))
     except BaseException:
-        if work_name:
+        if work_name and work is None:
             store.discard_labels(st, work_name)
         raise
     seconds = time.perf_counter() - t0
     var = feature_columns(list(plan.families), [st.channel_names[c] for c in plan.feat_channels])
     adata = build_table(st, plan, list(rows), var, config, seconds=seconds,
                         thresholds={"dataset": threshold, "normalize": lohi})
+    if output is not None:
+        write_table(adata, Path(output))
     if work_name:
         store.commit_labels(st, label_cfg["name"], work_name,
                             {"scipzarr": {"label_stride": plan.label_stride,
                                           "label_rule": "label = event_index * label_stride + object"}})
-    if output is not None:
-        write_table(adata, Path(output))
+    if work is not None:
+        work.close()
     return adata

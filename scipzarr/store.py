@@ -237,6 +237,14 @@ def _omero(channel_names: list[str], dtype: np.dtype, preview: np.ndarray) -> di
     return {"channels": channels}
 
 
+AXES = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+
+
+def _chunk_file(path: Path, level: str, *index: int) -> Path:
+    """Where zarr v3 (default chunk-key encoding) keeps one chunk."""
+    return Path(path).joinpath(level, "c", *map(str, index))
+
+
 def write_ifc_mosaic(
     path: Path,
     mosaic: Mosaic,
@@ -245,43 +253,63 @@ def write_ifc_mosaic(
     channel_names: list[str],
     dtype: np.dtype,
     source_description: str,
-    compute: Callable[[list], None],
+    compute: Callable[[list, str], None],
+    resume: bool = False,
 ) -> None:
-    """Write an IFC mosaic store at ``path`` (which must not exist).
+    """Write an IFC mosaic store at ``path``.
 
-    ``read_block(event_range)`` returns the tiles of those events as
-    ``(n, C, th, tw)`` (already fitted to the tile); ``compute`` runs the list
-    of delayed writes (so the caller chooses scheduler and progress display).
+    Level 0 is written by one task per chunk (``read_block(event_range)``
+    returns the tiles of those events as ``(n, C, th, tw)``, already fitted);
+    chunks already on disk are skipped when ``resume`` is set (zarr writes each
+    chunk file atomically, so a present chunk is a whole chunk). The pyramid
+    levels are then computed from level 0. ``compute(collections, layer)``
+    runs dask collections (the caller chooses scheduler and progress).
     """
     dtype = np.dtype(dtype)
-
-    def make_block(block_id=None):
-        block = mosaic.block_of(block_id[1], block_id[2])
-        batch = np.zeros((mosaic.per_block, mosaic.n_channels, *mosaic.tile), dtype=dtype)
-        idx = mosaic.block_events(block)
-        if len(idx):
-            batch[: len(idx)] = read_block(idx)
-        return mosaic.from_batch(batch)
-
     c, cy, cx = mosaic.chunk_shape
-    chunks = ((c,), (cy,) * mosaic.chunk_grid[0], (cx,) * mosaic.chunk_grid[1])
-    level0 = da.map_blocks(make_block, chunks=chunks, dtype=dtype, name=f"scipzarr-read-events-{uuid.uuid4().hex}")
+    root = zarr.open_group(str(path), mode="a" if resume else "w-", zarr_format=3)
+    if resume and "s0" in root:
+        s0 = root["s0"]
+    else:
+        s0 = root.create_array("s0", shape=mosaic.shape, chunks=(c, cy, cx), dtype=dtype, fill_value=0,
+                               compressors=[COMPRESSOR], dimension_names=["c", "y", "x"], overwrite=True)
+
+    def write_block(_, block_id=None):
+        by, bx = block_id
+        block = mosaic.block_of(by, bx)
+        idx = mosaic.block_events(block)
+        if len(idx) and not (resume and _chunk_file(path, "s0", 0, by, bx).exists()):
+            batch = np.zeros((mosaic.per_block, mosaic.n_channels, *mosaic.tile), dtype=dtype)
+            batch[: len(idx)] = read_block(idx)
+            s0[:, by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = mosaic.from_batch(batch)
+        return np.ones((1, 1), dtype=np.int8)
+
+    layer = f"scipzarr-read-events-{uuid.uuid4().hex}"
+    grid = da.zeros(mosaic.chunk_grid, chunks=1, dtype=np.int8)
+    compute([grid.map_blocks(write_block, dtype=np.int8, name=layer)], layer)
+
     n_levels = pyramid_levels(mosaic.shape[1:], mosaic.tile)
-    pyramid = _image_pyramid(level0, n_levels)
+    pyramid = _image_pyramid(da.from_zarr(s0), n_levels)
+    writes = []
+    for i, (level, opts) in enumerate(zip(pyramid, _storage_options(pyramid, (cy, cx))), start=0):
+        if i == 0:
+            continue
+        arr = root.create_array(f"s{i}", shape=level.shape, chunks=opts["chunks"], dtype=dtype, fill_value=0,
+                                compressors=[COMPRESSOR], dimension_names=["c", "y", "x"], overwrite=True)
+        writes.append(da.store(level.rechunk(opts["chunks"]), arr, compute=False, lock=False))
+    if writes:
+        compute(writes, "")
 
-    root = zarr.open_group(str(path), mode="w-", zarr_format=3)
-    from ome_zarr.writer import write_multiscale
+    from ome_zarr.writer import write_multiscales_metadata
 
-    delayed = write_multiscale(
-        pyramid, group=root, axes=["c", "y", "x"],
-        storage_options=_storage_options(pyramid, (cy, cx)), compute=False, name="events",
-    )
-    compute(delayed)
+    datasets = [{"path": f"s{i}", "coordinateTransformations": [
+        {"type": "scale", "scale": [1.0, 2.0**i, 2.0**i]},
+        {"type": "translation", "translation": [0.0, (2**i - 1) / 2, (2**i - 1) / 2]}]} for i in range(n_levels)]
+    write_multiscales_metadata(root, datasets=datasets, axes=AXES, name="events")
     ome = dict(root.attrs["ome"])
-    last = zarr.open_array(str(path / ome["multiscales"][0]["datasets"][-1]["path"]), mode="r")
+    last = zarr.open_array(str(path / datasets[-1]["path"]), mode="r")
     step = max(1, int(np.sqrt(last.shape[1] * last.shape[2] / 1e6)))  # at most ~1 Mpx per channel
-    smallest = np.asarray(last[:, ::step, ::step])
-    ome["omero"] = _omero(channel_names, dtype, smallest)
+    ome["omero"] = _omero(channel_names, dtype, np.asarray(last[:, ::step, ::step]))
     root.attrs["ome"] = ome
     root.attrs["scipzarr"] = {
         "format": STORE_FORMAT,
@@ -391,7 +419,7 @@ def open_store(path: str | Path) -> MosaicStore:
 # --------------------------------------------------------------------------
 # Labels
 # --------------------------------------------------------------------------
-def label_block_array(store: MosaicStore, work_name: str, dtype: str) -> zarr.Array:
+def label_block_array(store: MosaicStore, work_name: str, dtype: str, reuse: bool = False) -> zarr.Array:
     """A scratch full-resolution label array, one zarr chunk per mosaic chunk.
 
     Chunk tasks write their label block straight into it (so segmentation
@@ -399,8 +427,11 @@ def label_block_array(store: MosaicStore, work_name: str, dtype: str) -> zarr.Ar
     the NGFF label pyramid from it.
     """
     c, cy, cx = store.mosaic.chunk_shape
+    path = store.path / "labels" / f"{work_name}-scratch"
+    if reuse and (path / "zarr.json").exists():
+        return zarr.open_array(str(path), mode="r+")  # a resumed run keeps its finished label blocks
     return zarr.create_array(
-        str(store.path / "labels" / f"{work_name}-scratch"), shape=store.mosaic.shape[1:], chunks=(cy, cx),
+        str(path), shape=store.mosaic.shape[1:], chunks=(cy, cx),
         dtype=dtype, compressors=[COMPRESSOR], fill_value=0, zarr_format=3, overwrite=True,
     )
 
@@ -518,6 +549,13 @@ def validate_store(path: Path) -> list[str]:
     if (path / "labels").exists() and not (path / "labels" / "zarr.json").exists():
         problems.append("labels/: folder without NGFF labels metadata")
     return problems
+
+
+def read_chunk(level_path: str, mosaic: Mosaic, block: int) -> np.ndarray:
+    """The pixels of one mosaic chunk ``(C, K*th, K*tw)`` from a level-0 array path."""
+    by, bx = divmod(block, mosaic.chunk_grid[1])
+    _, cy, cx = mosaic.chunk_shape
+    return zarr.open_array(level_path, mode="r")[:, by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx]
 
 
 def chunks_written(path: Path, level: str = "s0") -> int:

@@ -1,0 +1,133 @@
+"""Resumable runs: a work folder with a manifest and one result file per finished chunk.
+
+A run records what it is (package version, config hash, input fingerprint) in
+``manifest.json`` and every finished chunk as its own file, written aside and
+renamed into place, so a ``kill -9`` at any moment leaves only whole chunks.
+``--resume`` checks the manifest and computes only the chunks that are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic
+from ._version import __version__
+from .errors import ScipzarrError
+
+MANIFEST = "manifest.json"
+
+
+def work_path(output: Path) -> Path:
+    """The clearly named, deterministic work folder of an output."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.scipzarr-work")
+
+
+def config_hash(doc) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """Names, sizes and modification times of every file under ``paths`` (cheap, no reads)."""
+    h = hashlib.sha256()
+    for root in paths:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for p in files:
+            if ".scipzarr-work" in str(p) or p.parent.name == "labels" or "/labels/" in str(p):
+                continue  # our own work and outputs inside the input do not change the input
+            st = p.stat()
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+class Work:
+    """The work folder of one run: manifest, per-chunk results, named statistics."""
+
+    def __init__(self, path: Path, identity: dict, *, resume: bool, say=None):
+        self.path = Path(path)
+        self.identity = {"scipzarr_version": __version__, **identity}
+        self.resumed = 0
+        if self.path.exists():
+            if resume:
+                self._check()
+            else:
+                if say:
+                    say(f"scipzarr: note: discarding an interrupted run's work in {self.path} (pass --resume to continue it)")
+                atomic.remove(self.path)
+        elif resume and say:
+            say(f"scipzarr: note: nothing to resume at {self.path}; starting from the beginning")
+        (self.path / "chunks").mkdir(parents=True, exist_ok=True)
+        if not (self.path / MANIFEST).exists():
+            self._write_json(self.path / MANIFEST, self.identity)
+
+    def _check(self) -> None:
+        try:
+            old = json.loads((self.path / MANIFEST).read_text())
+        except (OSError, ValueError):
+            raise ScipzarrError(f"{self.path}: the interrupted run has no readable manifest; remove the folder and rerun without --resume") from None
+        for key, value in self.identity.items():
+            if old.get(key) != value:
+                what = {"config": "the config", "input": "the input", "scipzarr_version": "the scipzarr version"}.get(key, key)
+                raise ScipzarrError(
+                    f"{self.path}: cannot resume: {what} changed since the interrupted run "
+                    f"({old.get(key)!r} -> {value!r}); rerun without --resume to start over"
+                )
+
+    @staticmethod
+    def _write_json(path: Path, doc) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, default=str))
+        os.replace(tmp, path)
+
+    def chunk_file(self, block: int) -> Path:
+        return self.path / "chunks" / f"{block:07d}.npz"
+
+    def done(self, block: int) -> bool:
+        return self.chunk_file(block).exists()
+
+    def save_chunk(self, block: int, arrays: dict[str, np.ndarray]) -> None:
+        path = self.chunk_file(block)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    def load_chunk(self, block: int) -> dict[str, np.ndarray]:
+        with np.load(self.chunk_file(block), allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    def n_done(self) -> int:
+        return sum(1 for p in (self.path / "chunks").glob("*.npz") if not p.name.endswith(".tmp.npz"))
+
+    def stat(self, name: str, compute):
+        """A data-set statistic, computed once per run and kept for a resume."""
+        path = self.path / f"{name}.json"
+        if path.exists():
+            return _decode(json.loads(path.read_text()))
+        value = compute()
+        self._write_json(path, _encode(value))
+        return value
+
+    def close(self) -> None:
+        atomic.remove(self.path)
+
+
+def _encode(value):
+    if isinstance(value, np.ndarray):
+        return {"ndarray": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, float) and not np.isfinite(value):
+        return {"float": repr(value)}
+    return {"value": value}
+
+
+def _decode(doc):
+    if "ndarray" in doc:
+        return np.asarray(doc["ndarray"], dtype=doc["dtype"])
+    if "float" in doc:
+        return float(doc["float"])
+    return doc["value"]
