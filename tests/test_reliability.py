@@ -1,0 +1,119 @@
+"""Kill -9 at several points, resume, and get exactly the uninterrupted result."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+import scipzarr
+from scipzarr import store
+
+from .conftest import tree_digest
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "scipzarr", *map(str, args)]
+
+
+def _kill_when(cmd, ready, timeout=180):
+    """Start ``cmd``; SIGKILL it as soon as ``ready()``; True if it was killed mid-run."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if ready():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.002)
+    proc.wait()
+    return False
+
+
+@pytest.fixture(scope="module")
+def ifc(tmp_path_factory):
+    from scipzarr.synthetic import make_events
+
+    tmp = tmp_path_factory.mktemp("rel")
+    ev, _ = make_events(300, channels=3, size=60, seed=11, noise=15)
+    np.save(tmp / "e.npy", np.stack(ev))
+    scipzarr.convert([tmp / "e.npy"], tmp / "ref.zarr", chunk_tiles=2, progress=False)
+    ref = scipzarr.process(tmp / "ref.zarr", {}, tmp / "ref.h5ad", progress=False)
+    return tmp, ref
+
+
+@pytest.mark.parametrize("k", [1, 17, 50])
+def test_process_killed_after_k_chunks_resumes_to_the_same_table(ifc, tmp_path, k):
+    tmp, ref = ifc
+    subprocess.run(_cli("convert", tmp / "e.npy", "-o", tmp_path / "s.zarr", "--chunk-tiles", "2", "-q"), check=True)
+    out = tmp_path / "t.h5ad"
+    chunks = tmp_path / ".t.h5ad.scipzarr-work" / "chunks"
+    killed = _kill_when(_cli("process", tmp_path / "s.zarr", "-o", out, "--scheduler", "synchronous", "-q"),
+                        lambda: chunks.exists() and len(list(chunks.glob("*[0-9].npz"))) >= k)
+    assert killed, "the run finished before it could be killed"
+    assert not out.exists()  # nothing half-written at the final path
+    done = len(list(chunks.glob("*[0-9].npz")))
+    assert k <= done < 75
+    r = subprocess.run(_cli("process", tmp_path / "s.zarr", "-o", out, "--resume"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming: {done} of 75 chunks already done" in r.stderr
+    t = ad.read_h5ad(out)
+    pd.testing.assert_frame_equal(t.obs, ad.read_h5ad(tmp / "ref.h5ad").obs)
+    np.testing.assert_array_equal(t.X, ref.X)
+    assert not (tmp_path / ".t.h5ad.scipzarr-work").exists()
+    labels = tmp_path / "s.zarr" / "labels"
+    assert sorted(p.name for p in labels.iterdir()) == ["cells", "zarr.json"]
+    np.testing.assert_array_equal(store.open_store(tmp_path / "s.zarr").labels("cells").compute(),
+                                  store.open_store(tmp / "ref.zarr").labels("cells").compute())
+
+
+def test_resume_refuses_a_changed_config(ifc, tmp_path):
+    tmp, _ = ifc
+    subprocess.run(_cli("convert", tmp / "e.npy", "-o", tmp_path / "s.zarr", "--chunk-tiles", "2", "-q"), check=True)
+    chunks = tmp_path / ".t.h5ad.scipzarr-work" / "chunks"
+    assert _kill_when(_cli("process", tmp_path / "s.zarr", "-o", tmp_path / "t.h5ad", "--scheduler", "synchronous"),
+                      lambda: chunks.exists() and len(list(chunks.glob("*[0-9].npz"))) >= 3)
+    (tmp_path / "c.yml").write_text("segmentation: {min_size: 50}\n")
+    r = subprocess.run(_cli("process", tmp_path / "s.zarr", "-c", tmp_path / "c.yml", "-o", tmp_path / "t.h5ad",
+                            "--resume"), capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "cannot resume: the config changed" in r.stderr and "without --resume" in r.stderr
+    assert not (tmp_path / "t.h5ad").exists()
+
+
+@pytest.mark.parametrize("k", [2, 40])
+def test_convert_killed_after_k_chunks_resumes_to_the_same_store(tmp_path, k):
+    rng = np.random.default_rng(k)
+    np.save(tmp_path / "e.npy", rng.integers(0, 4000, (1200, 4, 40, 40), dtype=np.uint16))
+    ref = tmp_path / "ref.zarr"
+    scipzarr.convert([tmp_path / "e.npy"], ref, chunk_tiles=2, progress=False)
+    out = tmp_path / "s.zarr"
+    written = tmp_path / ".s.zarr.scipzarr-work" / "s0" / "c"
+    killed = _kill_when(_cli("convert", tmp_path / "e.npy", "-o", out, "--chunk-tiles", "2", "--scheduler", "synchronous"),
+                        lambda: written.exists() and sum(len(f) for _, _, f in os.walk(written)) >= k)
+    assert killed and not out.exists()
+    r = subprocess.run(_cli("convert", tmp_path / "e.npy", "-o", out, "--chunk-tiles", "2", "--resume"),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "resuming convert" in r.stderr
+    np.testing.assert_array_equal(zarr.open_array(str(out / "s0"))[:], zarr.open_array(str(ref / "s0"))[:])
+    np.testing.assert_array_equal(zarr.open_array(str(out / "s1"))[:], zarr.open_array(str(ref / "s1"))[:])
+    pd.testing.assert_frame_equal(store.open_store(out).events, store.open_store(ref).events)
+    assert store.validate_store(out) == []
+    assert not (tmp_path / ".s.zarr.scipzarr-work").exists() and not (out / ".scipzarr-convert.json").exists()
+    # a changed input refuses to resume
+    assert _kill_when(_cli("convert", tmp_path / "e.npy", "-o", tmp_path / "x.zarr", "--chunk-tiles", "2",
+                           "--scheduler", "synchronous"),
+                      lambda: (tmp_path / ".x.zarr.scipzarr-work" / "s0" / "c").exists())
+    np.save(tmp_path / "e.npy", rng.integers(0, 4000, (1200, 4, 40, 40), dtype=np.uint16))
+    before = tree_digest(tmp_path / "e.npy")
+    r = subprocess.run(_cli("convert", tmp_path / "e.npy", "-o", tmp_path / "x.zarr", "--chunk-tiles", "2", "--resume"),
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot resume: the input changed" in r.stderr
+    assert tree_digest(tmp_path / "e.npy") == before
