@@ -54,6 +54,7 @@ def event_table(source: EventSource, mosaic: store.Mosaic) -> pd.DataFrame:
     for col in ("tile_row", "tile_col", "height", "width", "valid_y0", "valid_x0",
                 "valid_height", "valid_width", "crop_y0", "crop_x0"):
         table[col] = table[col].astype(np.int64)
+    table["rejected"] = ""
     return table[store.EVENT_COLUMNS]
 
 
@@ -68,6 +69,7 @@ def convert(
     fit: str = "pad",
     overwrite: bool = False,
     resume: bool = False,
+    on_error: str = "fail",
     progress: bool = True,
     scheduler: str = "threads",
     cluster: ClusterOptions | None = None,
@@ -91,6 +93,9 @@ def convert(
         Montage grid size, or the common event size (default: largest event).
     fit : {"pad", "crop"}
         Pad smaller events (always), and either refuse or centre-crop larger ones.
+    on_error : {"fail", "skip"}
+        ``skip`` leaves bad events out (unreadable, wrong channels or pixel
+        type, NaN/inf pixels) and lists them in the store's ``tables/rejected``.
     resume : bool
         Continue an interrupted convert (same inputs and options): chunks
         already written are kept.
@@ -108,35 +113,69 @@ def convert(
     inputs = [Path(p) for p in inputs]
     atomic.check_output(output, overwrite, inputs)
     t0 = time.perf_counter()
-    source = discover(inputs, tile_size=tile_size, channel_names=channels)
+    source = discover(inputs, tile_size=tile_size, channel_names=channels, on_error=on_error)
     tile = _tile_for(source, tile_size, fit)
     mosaic = store.Mosaic.plan(len(source), len(source.channel_names), tile, chunk_tiles)
     table = event_table(source, mosaic)
     with open_runner(scheduler, cluster, quiet=not progress) as runner:
         return _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume,
-                      {"channels": channels, "chunk_tiles": chunk_tiles, "tile_size": tile_size, "fit": fit})
+                      {"channels": channels, "chunk_tiles": chunk_tiles, "tile_size": tile_size, "fit": fit,
+                       "on_error": on_error}, on_error)
 
 
 MANIFEST_NAME = ".scipzarr-convert.json"
 
 
-def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume, options) -> dict:
+def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume, options,
+           on_error) -> dict:
     fits = table[["valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"]].to_numpy()
     n_channels = len(source.channel_names)
 
+    rejected_dir = work_path(output) / "rejected"
+    is_float = np.dtype(source.dtype).kind == "f"
+
     def read_block(events: range) -> np.ndarray:
         out = np.zeros((len(events), n_channels, *tile), dtype=source.dtype)
+        bad = {}
         for j, i in enumerate(events):
-            img = source.read(i)
-            if img.shape[0] != n_channels or img.dtype != source.dtype:
-                raise ScipzarrError(
-                    f"{table['source'].iat[i]}: pixel data is {img.shape[0]} x {img.dtype} but the header said "
-                    f"{n_channels} x {source.dtype}; re-export the file"
-                )
+            try:
+                img = source.read(i)
+                if img.shape[0] != n_channels or img.dtype != source.dtype:
+                    raise ScipzarrError(
+                        f"{table['source'].iat[i]}: pixel data is {img.shape[0]} x {img.dtype} but the header said "
+                        f"{n_channels} x {source.dtype}; re-export the file"
+                    )
+                if is_float and not np.isfinite(img).all():
+                    raise ScipzarrError(f"{table['source'].iat[i]}: NaN or infinite pixel values; "
+                                        "fix or remove the event")
+            except ScipzarrError as exc:
+                if on_error != "skip":
+                    raise
+                bad[int(i)] = str(exc)  # the tile stays empty; the event is marked rejected
+                continue
             vy, vx, vh, vw, cy, cx = fits[i]
             out[j, :, vy:vy + vh, vx:vx + vw] = img[:, cy:cy + vh, cx:cx + vw]
+        if bad:
+            rejected_dir.mkdir(exist_ok=True)
+            (rejected_dir / f"{events.start:09d}.json").write_text(json.dumps(bad))
         return out
 
+    def tables():
+        bad = {}
+        for f in sorted(rejected_dir.glob("*.json")) if rejected_dir.exists() else []:
+            bad.update({int(k): v for k, v in json.loads(f.read_text()).items()})
+        atomic.remove(rejected_dir)
+        events = table.copy()
+        events["rejected"] = ""
+        for i, reason in bad.items():
+            events.iat[i, events.columns.get_loc("rejected")] = reason
+        pixel_rows = [{"event_id": events["event_id"].iat[i], "source": events["source"].iat[i],
+                       "reason": reason, "stage": "pixels"} for i, reason in sorted(bad.items())]
+        rejected = pd.DataFrame(source.rejected + pixel_rows, columns=store.REJECTED_COLUMNS)
+        counts["rejected"] = len(rejected)
+        return events[store.EVENT_COLUMNS], rejected
+
+    counts = {}
     desc = f"{source.layout}: " + ", ".join(map(str, inputs[:3])) + (" ..." if len(inputs) > 3 else "")
 
     def compute(collections, layer):
@@ -165,12 +204,13 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
         work.mkdir()
         manifest.write_text(json.dumps(identity))
     with atomic.atomic_path(output, work=work) as work:
-        store.write_ifc_mosaic(work, mosaic, read_block, table, source.channel_names, source.dtype, desc,
+        store.write_ifc_mosaic(work, mosaic, read_block, tables, source.channel_names, source.dtype, desc,
                                compute=compute, resume=True)
         manifest.unlink()
     return {
         "store": str(output), "layout": source.layout, "events": mosaic.n_events,
         "channels": source.channel_names, "tile": list(tile), "chunk_tiles": chunk_tiles,
         "chunks": mosaic.n_blocks, "classes": sorted(set(table["class_label"]) - {""}),
+        "rejected": counts.get("rejected", 0),
         "seconds": time.perf_counter() - t0,
     }

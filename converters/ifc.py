@@ -45,7 +45,7 @@ class EventSource:
     dtype: np.dtype
     table: pd.DataFrame  # event_id, source, class_label, height, width
     read: Callable[[int], np.ndarray]
-    notes: list[str] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)  # event_id, source, reason, stage
 
     def __len__(self) -> int:
         return len(self.table)
@@ -127,8 +127,14 @@ def _check_size(shape: tuple[int, int], path: Path | str) -> None:
         raise ScipzarrError(f"{path}: image has zero size {shape}; remove the file or re-export it")
 
 
-def discover(inputs: list[str | Path], tile_size: int | None = None, channel_names: list[str] | None = None) -> EventSource:
-    """Detect the input layout and list its events (headers only, no pixels)."""
+def discover(inputs: list[str | Path], tile_size: int | None = None, channel_names: list[str] | None = None,
+             on_error: str = "fail") -> EventSource:
+    """Detect the input layout and list its events (headers only, no pixels).
+
+    With ``on_error="skip"``, events whose files are unreadable or inconsistent
+    (channels, size, pixel type) are left out and listed in ``source.rejected``.
+    """
+    reject = Rejects(on_error)
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise ScipzarrError("no input given; name TIFF files, folders or a .npy file")
@@ -143,9 +149,10 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
         if tile_size is not None and _looks_like_montages(tiffs, tile_size):
             source = _from_montages(tiffs, tile_size)
         elif all(_CHANNEL_RE.match(p.name) for p, _ in tiffs):
-            source = _from_ideas(tiffs)
+            source = _from_ideas(tiffs, reject)
         else:
-            source = _from_event_tiffs(tiffs)
+            source = _from_event_tiffs(tiffs, reject)
+    source.rejected = reject.rows
     if channel_names is not None:
         if len(channel_names) != len(source.channel_names):
             raise ScipzarrError(
@@ -183,7 +190,35 @@ def _from_npy(path: Path) -> EventSource:
                        lambda i: _npy_event(path, i))
 
 
-def _from_ideas(tiffs: list[tuple[Path, Path]]) -> EventSource:
+class Rejects:
+    """The bad-events policy: ``fail`` raises at the first bad event, ``skip`` records it.
+
+    Nothing is ever dropped silently: every skipped event is kept with its
+    source and reason, and ends up in the store's ``tables/rejected``.
+    """
+
+    def __init__(self, on_error: str = "fail"):
+        if on_error not in ("fail", "skip"):
+            raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
+        self.skip = on_error == "skip"
+        self.rows: list[dict] = []
+
+    def __call__(self, event_id: str, source, message: str) -> None:
+        """``message`` is the full one-line error (``<where>: <what>; <remedy>``)."""
+        if not self.skip:
+            raise ScipzarrError(message)
+        self.rows.append({"event_id": event_id, "source": str(source), "reason": message, "stage": "header"})
+
+
+def _majority(values: dict) -> object:
+    """The most common value of ``{item: value}`` (first seen wins ties)."""
+    counts: dict = {}
+    for v in values.values():
+        counts[v] = counts.get(v, 0) + 1
+    return max(counts, key=counts.get)
+
+
+def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
     objects: dict[tuple[Path, str], dict[int, Path]] = {}
     roots: dict[tuple[Path, str], Path] = {}
     for path, root in tiffs:
@@ -196,34 +231,43 @@ def _from_ideas(tiffs: list[tuple[Path, Path]]) -> EventSource:
         chans[ch] = path
         roots[key] = root
     channels = sorted(set().union(*objects.values()))
+    info: dict[tuple, tuple] = {}
     for (parent, obj), chans in objects.items():
+        event_id = _event_name(chans[min(chans)], roots[(parent, obj)], obj)
         if sorted(chans) != channels:
             have = ",".join(f"Ch{c}" for c in sorted(chans))
             want = ",".join(f"Ch{c}" for c in channels)
-            raise ScipzarrError(f"{parent / obj}: object has channels {have} but the export has {want}; export every channel for every object")
-    rows, paths, dtypes = [], [], {}
-    for (parent, obj), chans in objects.items():
-        root = roots[(parent, obj)]
-        shapes = set()
-        for ch in channels:
-            shape, axes, dtype = _tiff_info(chans[ch])
-            if len(shape) != 2:
-                raise ScipzarrError(f"{chans[ch]}: expected one 2-D plane per channel file, got shape {shape}")
-            _check_size(shape, chans[ch])
-            shapes.add(shape)
-            dtypes.setdefault(dtype, chans[ch])
-        if len(shapes) > 1:
-            raise ScipzarrError(f"{parent / obj}: channel images differ in size {sorted(shapes)}; re-export the object")
-        h, w = shapes.pop()
-        first = chans[channels[0]]
-        rows.append({
-            "event_id": _event_name(first, root, obj),
-            "source": ";".join(str(chans[c]) for c in channels),
-            "class_label": _class_label(first, root),
-            "height": h, "width": w,
-        })
+            reject(event_id, parent / obj, f"{parent / obj}: object has channels {have} but the export has {want}; "
+                                           "export every channel for every object")
+            continue
+        try:
+            metas = [_tiff_info(chans[ch]) for ch in channels]
+            for ch, (shape, _, _) in zip(channels, metas):
+                if len(shape) != 2:
+                    raise ScipzarrError(f"{chans[ch]}: expected one 2-D plane per channel file, got shape {shape}")
+                _check_size(shape, chans[ch])
+            shapes = {m[0] for m in metas}
+            if len(shapes) > 1:
+                raise ScipzarrError(f"{parent / obj}: channel images differ in size {sorted(shapes)}; re-export the object")
+            dtypes = {m[2] for m in metas}
+            if len(dtypes) > 1:
+                raise ScipzarrError(f"{parent / obj}: channel files differ in pixel type {sorted(map(str, dtypes))}; re-export the object")
+        except ScipzarrError as exc:
+            reject(event_id, parent / obj, str(exc))
+            continue
+        info[(parent, obj)] = (event_id, shapes.pop(), dtypes.pop())
+    dtype = _common_dtype({k: v[2] for k, v in info.items()}, {k: objects[k][channels[0]] for k in info}, reject,
+                          {k: v[0] for k, v in info.items()})
+    rows, paths = [], []
+    for key, (event_id, (h, w), dt) in info.items():
+        if dt != dtype:
+            continue
+        chans = objects[key]
+        rows.append({"event_id": event_id, "source": ";".join(str(chans[c]) for c in channels),
+                     "class_label": _class_label(chans[channels[0]], roots[key]), "height": h, "width": w})
         paths.append([chans[c] for c in channels])
-    dtype = _check_dtype(dtypes)
+    if not rows:
+        raise ScipzarrError("every event was rejected; see the reasons above or run with --on-error fail")
 
     def read(i: int) -> np.ndarray:
         return np.stack([_read_tiff(p) for p in paths[i]])
@@ -231,36 +275,65 @@ def _from_ideas(tiffs: list[tuple[Path, Path]]) -> EventSource:
     return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(pd.DataFrame(rows)), read)
 
 
-def _from_event_tiffs(tiffs: list[tuple[Path, Path]]) -> EventSource:
-    rows, infos, dtypes, n_channels = [], [], {}, {}
+def _common_dtype(dtypes: dict, where: dict, reject: Rejects, ids: dict) -> np.dtype:
+    """The events' pixel type; with ``skip``, events of a minority type are rejected."""
+    if not dtypes:
+        raise ScipzarrError("every event was rejected; run with --on-error fail to see the first problem")
+    if len(set(dtypes.values())) > 1:
+        if not reject.skip:
+            _check_dtype({dt: where[k] for k, dt in reversed(list(dtypes.items()))})
+        main = _majority(dtypes)
+        for k, dt in dtypes.items():
+            if dt != main:
+                reject(ids[k], where[k], f"{where[k]}: pixel type {dt} differs from the other events' {main}; "
+                                         "export all events with one bit depth")
+        return _check_dtype({main: next(where[k] for k, dt in dtypes.items() if dt == main)})
+    return _check_dtype({next(iter(dtypes.values())): next(iter(where.values()))})
+
+
+def _from_event_tiffs(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
+    info: dict[Path, tuple] = {}
     for path, root in tiffs:
-        shape, axes, dtype = _tiff_info(path)
-        if len(shape) == 2:
-            c, h, w = 1, *shape
-        elif len(shape) == 3 and (axes.endswith("S") or shape[-1] <= 4 < shape[0]):
-            h, w, c = shape
-        elif len(shape) == 3:
-            c, h, w = shape
-        else:
-            raise ScipzarrError(f"{path}: expected a (C, Y, X) event image, got shape {shape} (axes {axes}); export one event per file")
-        _check_size((h, w), path)
-        n_channels.setdefault(c, path)
-        dtypes.setdefault(dtype, path)
-        rows.append({
-            "event_id": _event_name(path, root, path.name.split(".")[0]),
-            "source": str(path), "class_label": _class_label(path, root), "height": h, "width": w,
-        })
-        infos.append((path, axes))
-    if len(n_channels) > 1:
-        (c1, p1), (c2, p2) = list(n_channels.items())[:2]
-        raise ScipzarrError(f"{p2}: event has {c2} channels but {p1.name} has {c1}; all events need the same channels")
-    dtype = _check_dtype(dtypes)
+        event_id = _event_name(path, root, path.name.split(".")[0])
+        try:
+            shape, axes, dtype = _tiff_info(path)
+            if len(shape) == 2:
+                c, h, w = 1, *shape
+            elif len(shape) == 3 and (axes.endswith("S") or shape[-1] <= 4 < shape[0]):
+                h, w, c = shape
+            elif len(shape) == 3:
+                c, h, w = shape
+            else:
+                raise ScipzarrError(f"{path}: expected a (C, Y, X) event image, got shape {shape} (axes {axes}); "
+                                    "export one event per file")
+            _check_size((h, w), path)
+        except ScipzarrError as exc:
+            reject(event_id, path, str(exc))
+            continue
+        info[path] = (event_id, root, axes, c, h, w, dtype)
+    if not info:
+        raise ScipzarrError("every event was rejected; run with --on-error fail to see the first problem")
+    n_channels = {p: v[3] for p, v in info.items()}
+    if len(set(n_channels.values())) > 1:
+        main = _majority(n_channels) if reject.skip else next(iter(n_channels.values()))
+        first = next(p for p, c in n_channels.items() if c == main)
+        for p, c in n_channels.items():
+            if c != main:
+                reject(info[p][0], p, f"{p}: event has {c} channels but {first.name} has {main}; "
+                                      "all events need the same channels")
+        info = {p: v for p, v in info.items() if v[3] == main}
+    dtype = _common_dtype({p: v[6] for p, v in info.items()}, {p: p for p in info}, reject,
+                          {p: v[0] for p, v in info.items()})
+    info = {p: v for p, v in info.items() if v[6] == dtype}
+    rows = [{"event_id": v[0], "source": str(p), "class_label": _class_label(p, v[1]), "height": v[4], "width": v[5]}
+            for p, v in info.items()]
+    reads = [(p, v[2]) for p, v in info.items()]
 
     def read(i: int) -> np.ndarray:
-        path, axes = infos[i]
+        path, axes = reads[i]
         return _to_cyx(_read_tiff(path), axes, path)
 
-    c = next(iter(n_channels))
+    c = next(iter(info.values()))[3]
     return EventSource("tiff", [f"ch{i}" for i in range(c)], dtype, _unique_ids(pd.DataFrame(rows)), read)
 
 

@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--fit", choices=["pad", "crop"], default="pad",
                    help="pad events to the tile size (default) or centre-crop larger ones")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.add_argument("--on-error", choices=["fail", "skip"], default="fail",
+                   help="fail at the first bad event (default), or skip bad events and list them in tables/rejected")
     c.add_argument("--resume", action="store_true",
                    help="continue an interrupted convert (same inputs and options): keep the chunks already written")
 
@@ -86,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-c", "--config", metavar="CONFIG.yml", help="YAML config (default: built-in defaults)")
     pr.add_argument("-o", "--output", required=True, metavar="TABLE.h5ad|TABLE.zarr", help="table to write")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output table")
+    pr.add_argument("--on-error", choices=["fail", "skip"], default="fail",
+                    help="events with NaN/inf pixels: fail (default) or leave them out (listed in the table)")
     pr.add_argument("--resume", action="store_true",
                     help="continue an interrupted run (same config and input): compute only the missing chunks")
 
@@ -156,11 +160,16 @@ def _cmd_convert(args) -> int:
     channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
     res = convert(args.inputs, args.output, kind=args.kind, channels=channels, chunk_tiles=args.chunk_tiles,
                   tile_size=args.tile_size, fit=args.fit, overwrite=args.overwrite, resume=args.resume,
+                  on_error=args.on_error,
                   progress=not args.quiet,
                   scheduler=args.scheduler, cluster=_cluster(args))
     _say(args, f"{res['store']}: {res['events']} events ({res['layout']}), channels {','.join(res['channels'])}, "
                f"tile {res['tile'][0]}x{res['tile'][1]}, {res['chunks']} chunks of {args.chunk_tiles}x{args.chunk_tiles} "
-               f"events, {res['seconds']:.1f} s ({res['events'] / max(res['seconds'], 1e-9):,.0f} events/s)")
+               f"events, {res['rejected']} rejected, {res['seconds']:.1f} s "
+               f"({res['events'] / max(res['seconds'], 1e-9):,.0f} events/s)")
+    if res["rejected"]:
+        print(f"scipzarr: {res['rejected']} events rejected; see tables/rejected in {res['store']} "
+              f"(scipzarr info {res['store']})", file=sys.stderr)
     return 0
 
 
@@ -170,11 +179,13 @@ def _cmd_process(args) -> int:
 
     config = load_config(args.config)
     adata = process(args.store, config, args.output, overwrite=args.overwrite, resume=args.resume,
+                    on_error=args.on_error,
                     progress=not args.quiet,
                     scheduler=args.scheduler, cluster=_cluster(args))
     meta = adata.uns["scipzarr"]
     _say(args, f"{args.output}: {meta['events']} events, {meta['objects']} objects "
-               f"({meta['events_without_objects']} events without objects), {meta['features']} features, "
+               f"({meta['events_without_objects']} events without objects, {meta['events_rejected']} rejected), "
+               f"{meta['features']} features, "
                f"{meta['seconds']:.1f} s ({meta['events'] / max(meta['seconds'], 1e-9):,.0f} events/s)")
     return 0
 

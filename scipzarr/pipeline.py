@@ -41,6 +41,7 @@ class Plan:
     label_stride: int
     label_dtype: str
     image_path: str
+    on_error: str = "fail"
 
 
 SLOT_FIELDS = ("event", "valid_y0", "valid_x0", "valid_height", "valid_width")
@@ -56,7 +57,8 @@ def slot_table(st: store.MosaicStore) -> np.ndarray:
     out = np.zeros((len(SLOT_FIELDS), m.chunk_grid[0] * m.chunk_tiles, m.chunk_grid[1] * m.chunk_tiles), np.int64)
     out[0] = -1
     rows, cols = m.tile_position(np.arange(m.n_events))
-    out[0, rows, cols] = np.arange(m.n_events)
+    kept = (st.events["rejected"] == "").to_numpy() if "rejected" in st.events else np.ones(m.n_events, bool)
+    out[0, rows, cols] = np.where(kept, np.arange(m.n_events), -1)  # events rejected at convert are not processed
     for i, col in enumerate(SLOT_FIELDS[1:], start=1):
         out[i, rows, cols] = st.events[col].to_numpy()
     return out
@@ -144,11 +146,26 @@ def _chunk_seg_hist(meta, block_index, plan, lohi, lo, hi):
     return counts.sum(axis=0)
 
 
+def _non_finite_events(plan: Plan, block: np.ndarray, meta: dict) -> np.ndarray:
+    """Events of a float chunk with NaN/inf pixels: an error, or (``skip``) left out of processing."""
+    if block.dtype.kind != "f":
+        return np.zeros(0, dtype=np.int64)
+    batch, valid = _batch(plan, block, meta)
+    finite = np.where(valid[:, None], np.isfinite(batch), True).all(axis=(1, 2, 3))
+    slots = np.flatnonzero(~finite & (meta["event"] >= 0))
+    if len(slots) and plan.on_error != "skip":
+        raise ScipzarrError(f"{Path(plan.image_path).parent}: event index {int(meta['event'][slots[0]])} has NaN or "
+                            "infinite pixels; rerun with --on-error skip to leave such events out")
+    meta["valid_height"][slots] = 0  # no pixels: never measured
+    return meta["event"][slots].astype(np.int64)
+
+
 def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, labels_out, work):
     """Segment and measure one chunk; write its label block; return (and keep) its feature rows."""
     if work is not None and work.done(block_index):
         return work.load_chunk(block_index)
     block = read_block(plan, block_index)
+    bad = _non_finite_events(plan, block, meta)
     cfg = plan.config["segmentation"]
     images, smooth, valid = _seg_image(plan, block, meta, lohi)
     thr_cfg = cfg["threshold"]
@@ -172,7 +189,7 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
         cy, cx = plan.mosaic.chunk_shape[1:]
         labels_out[by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = plan.mosaic.from_batch(glob.astype(plan.label_dtype))
     rows = {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
-            "X": values}
+            "X": values, "rejected": bad}
     if work is not None:
         work.save_chunk(block_index, rows)  # after the label block: a saved chunk is a complete chunk
     return rows
@@ -188,13 +205,13 @@ def _resolve_channels(st: store.MosaicStore, config: dict) -> tuple[tuple[int, .
     return seg_ch, feat_ch
 
 
-def make_plan(st: store.MosaicStore, config: dict) -> Plan:
+def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail") -> Plan:
     seg_ch, feat_ch = _resolve_channels(st, config)
     th, tw = st.mosaic.tile
     stride = -(-th // 2) * -(-tw // 2)  # at most one 8-connected object per 2x2 pixels
     top = (st.mosaic.n_events + 1) * stride
     return Plan(st.mosaic, seg_ch, feat_ch, tuple(config["features"]["families"]), config,
-                stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]))
+                stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error)
 
 
 def _dataset_normalization(plan: Plan, st: store.MosaicStore, per_chunk) -> np.ndarray | None:
@@ -250,6 +267,7 @@ def process(
     *,
     overwrite: bool = False,
     resume: bool = False,
+    on_error: str = "fail",
     progress: bool = True,
     scheduler: str = "threads",
     cluster: ClusterOptions | None = None,
@@ -268,6 +286,9 @@ def process(
     resume : bool
         Continue an interrupted run with the same config and input: only the
         missing chunks are computed.
+    on_error : {"fail", "skip"}
+        Events with NaN/inf pixels: an error, or left out and listed in
+        ``uns["rejected_events"]`` (with the events rejected at convert).
     scheduler : str
         ``threads``, ``synchronous``, ``processes``, ``local``, ``mpi``, ``slurm``,
         ``pbs`` or a scheduler address (see :mod:`scipzarr.scheduler`).
@@ -293,7 +314,9 @@ def process(
         work = Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
     elif resume:
         raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
-    plan = make_plan(st, config)
+    if on_error not in ("fail", "skip"):
+        raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
+    plan = make_plan(st, config, on_error)
     with open_runner(scheduler, cluster, quiet=not progress) as runner:
         return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0, work=work)
 

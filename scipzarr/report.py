@@ -27,6 +27,7 @@ def describe_store(path: Path) -> str:
         f"  levels     {', '.join(st.level_paths)}",
         f"  classes    {class_text}",
         f"  labels     {', '.join(st.label_names()) or 'none (run scipzarr process)'}",
+        f"  rejected   {len(st.rejected())} events (tables/rejected)",
         f"  source     {st.attrs['scipzarr'].get('source', '?')}",
     ]
     return "\n".join(lines)
@@ -45,7 +46,8 @@ def describe_table(path: Path) -> str:
     if meta:
         cfg = json.loads(meta["config"])
         lines += [
-            f"  events     {meta['events']} ({meta.get('events_without_objects', 0)} without objects)",
+            f"  events     {meta['events']} ({meta.get('events_without_objects', 0)} without objects, "
+            f"{meta.get('events_rejected', 0)} rejected)",
             f"  input      {meta['input_store']}",
             f"  run        {meta['started']}, {float(meta['seconds']):.1f} s, scipzarr {meta['scipzarr_version']}",
             f"  segmentation  {cfg['segmentation']['threshold']['method']} ({cfg['segmentation']['threshold']['scope']}) "

@@ -67,8 +67,17 @@ def build_table(st, plan, rows: list[dict], var: pd.DataFrame, config: dict, *, 
     obs.index = pd.Index([f"{e}_{o}" for e, o in zip(obs["event_id"], obs["object"])], name="object_id")
     if not obs.index.is_unique:
         raise ScipzarrError("internal error: object ids are not unique; please report this")
-    without = int(st.mosaic.n_events - len(np.unique(ev_idx)))
+    rejected = st.rejected().reset_index(drop=True)
+    late = np.concatenate([r["rejected"] for r in rows]).astype(int) if rows else np.zeros(0, int)
+    if len(late):
+        rejected = pd.concat([rejected, pd.DataFrame({
+            "event_id": events["event_id"].iloc[late].to_numpy(), "source": events["source"].iloc[late].to_numpy(),
+            "reason": "NaN or infinite pixel values", "stage": "process"})], ignore_index=True)
+    rejected.index = rejected.index.astype(str)
+    marked = int((events["rejected"] != "").sum()) if "rejected" in events else 0
+    without = int(st.mosaic.n_events - len(np.unique(ev_idx)) - marked - len(late))
     adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var.copy())
+    adata.uns["rejected_events"] = rejected.astype(str)
     stats = {k: _jsonable(v) for k, v in thresholds.items()}
     adata.uns["scipzarr"] = {
         "format": "scipzarr-feature-table",
@@ -83,6 +92,7 @@ def build_table(st, plan, rows: list[dict], var: pd.DataFrame, config: dict, *, 
         "seconds": float(seconds),
         "events": int(st.mosaic.n_events),
         "events_without_objects": without,
+        "events_rejected": int(len(rejected)),
         "objects": int(adata.n_obs),
         "features": int(adata.n_vars),
         "label_stride": int(plan.label_stride),

@@ -117,3 +117,73 @@ def test_convert_killed_after_k_chunks_resumes_to_the_same_store(tmp_path, k):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "cannot resume: the input changed" in r.stderr
     assert tree_digest(tmp_path / "e.npy") == before
+
+
+def _write_events(folder, n=6, size=16, channels=2):
+    import tifffile
+
+    from .conftest import flat_events
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ev, _ = flat_events(n, size=size, channels=channels)
+    for i, img in enumerate(ev):
+        tifffile.imwrite(folder / f"ev{i}.tif", img)
+    return ev
+
+
+def test_on_error_skip_records_every_bad_event(tmp_path):
+    import tifffile
+
+    src = tmp_path / "in"
+    _write_events(src)
+    (src / "ev1.tif").write_bytes(b"II*\x00garbage")                           # unreadable header
+    tifffile.imwrite(src / "ev7.tif", np.zeros((3, 16, 16), np.uint16))       # wrong channel count
+    tifffile.imwrite(src / "ev8.tif", np.zeros((2, 16, 16), np.float32))      # wrong pixel type
+    data = (src / "ev4.tif").read_bytes()
+    (src / "ev4.tif").write_bytes(data[: len(data) - 200])                     # truncated pixel data
+    before = tree_digest(src)
+    r = subprocess.run(_cli("convert", src, "-o", tmp_path / "s.zarr"), capture_output=True, text=True)
+    assert r.returncode == 2 and "ev1.tif" in r.stderr  # fail is the default
+    r = subprocess.run(_cli("convert", src, "-o", tmp_path / "s.zarr", "--on-error", "skip"), capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "4 rejected" in r.stdout and "4 events rejected" in r.stderr
+    st = store.open_store(tmp_path / "s.zarr")
+    rej = st.rejected()
+    assert sorted(rej["event_id"]) == ["ev1", "ev4", "ev7", "ev8"]
+    reasons = dict(zip(rej["event_id"], rej["reason"]))
+    assert "not a readable TIFF" in reasons["ev1"] and "3 channels" in reasons["ev7"]
+    assert "float32" in reasons["ev8"] and "ev4.tif" in reasons["ev4"]
+    assert dict(zip(rej["event_id"], rej["stage"]))["ev4"] == "pixels"
+    # 5 readable headers stay in the mosaic; the truncated one is marked and never measured
+    assert len(st.events) == 6 - 1 and st.events.loc["ev4", "rejected"] != ""
+    t = scipzarr.process(tmp_path / "s.zarr", {"segmentation": {"smoothing_sigma": 0}}, None, progress=False)
+    assert sorted(set(t.obs["event_id"])) == ["ev0", "ev2", "ev3", "ev5"]
+    meta = t.uns["scipzarr"]
+    assert meta["events_rejected"] == 4 and meta["events_without_objects"] == 0
+    assert sorted(t.uns["rejected_events"]["event_id"]) == ["ev1", "ev4", "ev7", "ev8"]
+    assert tree_digest(src) == before
+
+
+def test_process_nan_pixels_fail_or_skip(tmp_path):
+    ev = np.random.default_rng(0).random((5, 1, 20, 20)).astype(np.float32)
+    ev[:, :, 5:15, 5:15] += 2
+    np.save(tmp_path / "f.npy", ev)
+    scipzarr.convert([tmp_path / "f.npy"], tmp_path / "ok.zarr", progress=False)
+    ev[3, 0, 2, 2] = np.nan
+    np.save(tmp_path / "f.npy", ev)
+    r = subprocess.run(_cli("convert", tmp_path / "f.npy", "-o", tmp_path / "f.zarr"), capture_output=True, text=True)
+    assert r.returncode == 2 and "NaN or infinite" in r.stderr and not (tmp_path / "f.zarr").exists()
+    scipzarr.convert([tmp_path / "f.npy"], tmp_path / "f.zarr", on_error="skip", progress=False)
+    t = scipzarr.process(tmp_path / "f.zarr", {}, None, progress=False)
+    assert "3" not in set(t.obs["event_id"]) and t.uns["scipzarr"]["events_rejected"] == 1
+    # a float store with NaN written by another tool: process fails or skips
+    import zarr as z
+
+    arr = z.open_array(str(tmp_path / "ok.zarr" / "s0"), mode="r+")
+    arr[0, 0, 0] = np.nan  # inside event 0's tile
+    with pytest.raises(scipzarr.ScipzarrError, match="NaN or infinite"):
+        scipzarr.process(tmp_path / "ok.zarr", {}, None, progress=False)
+    t = scipzarr.process(tmp_path / "ok.zarr", {}, None, progress=False, on_error="skip")
+    assert "0" not in set(t.obs["event_id"])
+    assert list(t.uns["rejected_events"]["stage"]) == ["process"]
