@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +25,13 @@ def check_output(path: Path, overwrite: bool, inputs: list[Path] = ()) -> None:
     parent = resolved.parent
     if not parent.exists():
         raise ScipzarrError(f"{path}: the folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise ScipzarrError(f"{path}: the folder {parent} is not writable; choose another output location")
+    try:  # os.access says yes to root everywhere: really try to write there
+        fd, probe = tempfile.mkstemp(prefix=".scipzarr-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ScipzarrError(f"{path}: the folder {parent} is not writable ({exc.strerror}); "
+                            "choose another output location") from None
 
 
 @contextmanager

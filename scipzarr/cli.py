@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -262,8 +263,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scipzarr: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("scipzarr: interrupted; no output was written", file=sys.stderr)
+        print("scipzarr: interrupted; no output was written (rerun with --resume to continue)", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, file too large, read-only or vanished locations
+        if args.debug:
+            raise
+        where = exc.filename or getattr(args, "output", None) or "output"
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            hint = ("cannot write; free disk space or choose a writable output location, then rerun "
+                    "(with --resume to keep finished work)")
+        else:
+            hint = "check that the path exists and is readable"
+        print(f"scipzarr: error: {where}: {exc.strerror or exc}; {hint}", file=sys.stderr)
+        return 2
     except Exception as exc:  # an unexpected failure: still one line unless --debug
         if args.debug:
             raise

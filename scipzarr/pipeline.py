@@ -304,6 +304,9 @@ def process(
 
     t0 = time.perf_counter()
     st = store.open_store(store_path)
+    if on_error not in ("fail", "skip"):
+        raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
+    plan = make_plan(st, config, on_error)
     work = None
     if output is not None:
         output = Path(output)
@@ -314,11 +317,24 @@ def process(
         work = Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
     elif resume:
         raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
-    if on_error not in ("fail", "skip"):
-        raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
-    plan = make_plan(st, config, on_error)
-    with open_runner(scheduler, cluster, quiet=not progress) as runner:
-        return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0, work=work)
+    try:
+        with open_runner(scheduler, cluster, quiet=not progress) as runner:
+            return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0, work=work)
+    except ScipzarrError:
+        if work is not None:  # bad input or config: nothing worth resuming
+            work.close()
+            store.discard_labels(st, _label_work_name(config, work, None))
+        raise
+
+
+def _label_work_name(config: dict, work, token: str | None) -> str | None:
+    """Label work folder inside the store: fixed per output (resumable), else per run."""
+    from .resume import config_hash
+
+    if not config["labels"]["write"]:
+        return None
+    suffix = token if work is None else config_hash(work.identity["output"])[:10]
+    return f".{config['labels']['name']}.scipzarr-work-{suffix}"
 
 
 def _note(text: str) -> None:
@@ -328,7 +344,6 @@ def _note(text: str) -> None:
 
 
 def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progress: bool, runner, t0: float, work):
-    from .resume import config_hash
     from .table import build_table, write_table
 
     k = st.mosaic.chunk_tiles
@@ -348,10 +363,7 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
 
     prefix = f"scipzarr-process-{token}"
     label_cfg = config["labels"]
-    work_name = None
-    if label_cfg["write"]:
-        suffix = token if work is None else config_hash(work.identity["output"])[:10]
-        work_name = f".{label_cfg['name']}.scipzarr-work-{suffix}"
+    work_name = _label_work_name(config, work, token)
     resumed = work.n_done() if work is not None else 0
     try:
         scratch = store.label_block_array(st, work_name, plan.label_dtype, reuse=resumed > 0) if work_name else None

@@ -51,6 +51,7 @@ EVENT_COLUMNS = [
 #: (see docs/store.md); zarr v3's default zstd was slower and larger.
 COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 MIN_PYRAMID_SIDE = 512
+MAX_CHUNK_BYTES = 2 * 2**30  # a chunk is one task's batch: refuse absurd ones before allocating anything
 
 
 # --------------------------------------------------------------------------
@@ -424,9 +425,17 @@ def open_store(path: str | Path) -> MosaicStore:
         raise ScipzarrError(f"{path}: the per-event table tables/{EVENTS_TABLE} is missing or unreadable; re-run 'scipzarr convert'") from None
     if len(events) != mosaic.n_events:
         raise ScipzarrError(f"{path}: the event table has {len(events)} rows but the metadata says {mosaic.n_events} events; the store is damaged, re-run 'scipzarr convert'")
-    shape = zarr.open_array(str(path / level_paths[0]), mode="r").shape
-    if tuple(shape) != mosaic.shape:
-        raise ScipzarrError(f"{path}: level {level_paths[0]} has shape {tuple(shape)} but the mosaic metadata implies {mosaic.shape}; the store is damaged")
+    chunk_bytes = int(np.prod(mosaic.chunk_shape)) * np.dtype(meta["dtype"]).itemsize
+    if chunk_bytes > MAX_CHUNK_BYTES:
+        raise ScipzarrError(f"{path}: chunks of {chunk_bytes / 2**30:.1f} GiB (K={mosaic.chunk_tiles}, tile "
+                            f"{mosaic.tile[0]}x{mosaic.tile[1]}) are too large to process; re-convert with a smaller --chunk-tiles")
+    try:
+        level0 = zarr.open_array(str(path / level_paths[0]), mode="r")
+    except Exception:
+        raise ScipzarrError(f"{path}: level {level_paths[0]} is missing or unreadable; the store is damaged, re-run 'scipzarr convert'") from None
+    if tuple(level0.shape) != mosaic.shape or tuple(level0.chunks) != mosaic.chunk_shape:
+        raise ScipzarrError(f"{path}: level {level_paths[0]} has shape {tuple(level0.shape)} and chunks {tuple(level0.chunks)} "
+                            f"but the mosaic metadata implies {mosaic.shape} and {mosaic.chunk_shape}; the store is damaged")
     return MosaicStore(path, mosaic, list(meta["channel_names"]), events, level_paths, attrs)
 
 
@@ -492,8 +501,10 @@ def commit_labels(store: MosaicStore, name: str, work_name: str, properties: dic
     label.attrs["ome"] = ome
 
 
-def discard_labels(store: MosaicStore, work_name: str) -> None:
+def discard_labels(store: MosaicStore, work_name: str | None) -> None:
     """Remove a label work folder and its scratch array (after a failure or a commit)."""
+    if not work_name:
+        return
     _remove(store.path / "labels" / work_name)
     _remove(store.path / "labels" / f"{work_name}-scratch")
 
