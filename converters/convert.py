@@ -116,6 +116,10 @@ def convert(
     source = discover(inputs, tile_size=tile_size, channel_names=channels, on_error=on_error)
     tile = _tile_for(source, tile_size, fit)
     mosaic = store.Mosaic.plan(len(source), len(source.channel_names), tile, chunk_tiles)
+    chunk_bytes = int(np.prod(mosaic.chunk_shape)) * np.dtype(source.dtype).itemsize
+    if chunk_bytes > store.MAX_CHUNK_BYTES:
+        raise ScipzarrError(f"--chunk-tiles {chunk_tiles}: chunks of {chunk_bytes / 2**30:.1f} GiB are too large "
+                            "(limit 2 GiB); choose a smaller --chunk-tiles")
     table = event_table(source, mosaic)
     with open_runner(scheduler, cluster, quiet=not progress) as runner:
         return _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume,

@@ -122,9 +122,16 @@ def _check_dtype(dtypes: dict[np.dtype, Path]) -> np.dtype:
     return dtype
 
 
+#: IFC events are tens to hundreds of pixels; a larger "event" is a damaged header or another kind of image.
+MAX_EVENT_SIDE = 4096
+
+
 def _check_size(shape: tuple[int, int], path: Path | str) -> None:
     if min(shape) < 1:
         raise ScipzarrError(f"{path}: image has zero size {shape}; remove the file or re-export it")
+    if max(shape) > MAX_EVENT_SIDE:
+        raise ScipzarrError(f"{path}: image is {shape[0]} x {shape[1]} px, larger than an IFC event can be "
+                            f"({MAX_EVENT_SIDE} px per side); check the file (a damaged header?) or remove it")
 
 
 def discover(inputs: list[str | Path], tile_size: int | None = None, channel_names: list[str] | None = None,
