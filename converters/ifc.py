@@ -414,13 +414,29 @@ def _load_montage(paths: tuple[Path, ...]) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _npy_stack(path: Path) -> np.ndarray:
-    return np.load(path, mmap_mode="r")
+def _npy_layout(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
+    """Data offset, shape and dtype of a C-ordered .npy file."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if fortran:
+            raise ScipzarrError(f"{path}: Fortran-ordered arrays are not supported; save with numpy.save(np.ascontiguousarray(a))")
+        return f.tell(), shape, dtype
 
 
 def _npy_event(path: Path, i: int) -> np.ndarray:
-    arr = _npy_stack(path)
-    return np.asarray(arr[i] if arr.ndim == 4 else arr[i][np.newaxis])
+    """One event read with plain file reads: a memory map would keep every page it touched
+    resident (the 200,000-event benchmark's convert reached 18.9 GB RSS that way)."""
+    offset, shape, dtype = _npy_layout(path)
+    per_event = int(np.prod(shape[1:]))
+    with open(path, "rb") as f:
+        f.seek(offset + i * per_event * dtype.itemsize)
+        data = np.fromfile(f, dtype=dtype, count=per_event)
+    if data.size != per_event:
+        raise ScipzarrError(f"{path}: the file ends inside event {i}; it is truncated, save it again")
+    data = data.reshape(shape[1:])
+    return data if len(shape) == 4 else data[np.newaxis]
 
 
 def _unique_ids(table: pd.DataFrame) -> pd.DataFrame:
