@@ -28,6 +28,8 @@ EXAMPLES = {
     "validate": "examples:\n  scipzarr validate cells.zarr",
     "demo": "examples:\n  scipzarr demo            # in ./scipzarr-demo\n  scipzarr demo /tmp/demo --events 2000",
     "config": "examples:\n  scipzarr config > config.yml",
+    "report": "examples:\n  scipzarr report cells.h5ad -o report.html\n  scipzarr report cells.h5ad --store moved/cells.zarr -o report.html",
+    "export": "examples:\n  scipzarr export cells.h5ad -o cells.csv\n  scipzarr export cells.h5ad -o cells.parquet --names scipzarr",
     "jobscript": """examples:
   scipzarr jobscript --system slurm --ranks 34 --nodes 2 --queue batch -- process cells.zarr -o cells.h5ad > job.sh
   scipzarr jobscript --system pbs --ranks 8 --module openmpi --venv ~/envs/scipzarr -- process cells.zarr -o t.h5ad""",
@@ -107,6 +109,27 @@ def _parser() -> argparse.ArgumentParser:
                        description="Check NGFF validity (ome-zarr-models) and scipzarr's own metadata; "
                                    "exit 1 when invalid.")
     v.add_argument("store", metavar="STORE.zarr")
+
+    r = sub.add_parser("report", parents=[common], formatter_class=fmt, epilog=EXAMPLES["report"],
+                       help="write a self-contained HTML quality-control report",
+                       description="One HTML file (images embedded): numbers and provenance, intensity histograms, "
+                                   "objects per event, feature distributions, PCA by class, and galleries of events "
+                                   "with their segmentation outlines.")
+    r.add_argument("table", metavar="TABLE", help="a table written by scipzarr process")
+    r.add_argument("--store", metavar="STORE.zarr", help="the store (default: the one recorded in the table)")
+    r.add_argument("-o", "--output", required=True, metavar="REPORT.html")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing report")
+
+    e = sub.add_parser("export", parents=[common], formatter_class=fmt, epilog=EXAMPLES["export"],
+                       help="export a table as CSV or Parquet (CellProfiler-like column names)",
+                       description="Write the feature table as CSV or Parquet, one row per object, with "
+                                   "CellProfiler-like column names (AreaShape_Area, Intensity_MeanIntensity_DNA, ...).")
+    e.add_argument("table", metavar="TABLE")
+    e.add_argument("-o", "--output", required=True, metavar="OUT.csv|OUT.parquet")
+    e.add_argument("--format", choices=["csv", "parquet"], help="default: from the output's suffix")
+    e.add_argument("--names", choices=["cellprofiler", "scipzarr"], default="cellprofiler",
+                   help="column names (default: cellprofiler)")
+    e.add_argument("--overwrite", action="store_true")
 
     j = sub.add_parser("jobscript", parents=[common], formatter_class=fmt, epilog=EXAMPLES["jobscript"],
                        help="print a SLURM or PBS batch script that runs a command in MPI mode",
@@ -199,7 +222,7 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from .report import describe
+    from .info import describe
 
     print(describe(Path(args.path)))
     return 0
@@ -215,6 +238,23 @@ def _cmd_validate(args) -> int:
         print(f"{args.store}: INVALID ({len(problems)} problem{'s' if len(problems) > 1 else ''})", file=sys.stderr)
         return 1
     _say(args, f"{args.store}: valid (OME-NGFF 0.5 image + labels, scipzarr metadata, event table)")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    out = write_report(Path(args.table), Path(args.output), Path(args.store) if args.store else None,
+                       overwrite=args.overwrite)
+    _say(args, f"{out}: report written ({out.stat().st_size / 2**20:.1f} MiB, self-contained)")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .export import export
+
+    out = export(args.table, args.output, args.format, args.names, overwrite=args.overwrite)
+    _say(args, f"{out}: exported ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
@@ -235,7 +275,8 @@ def _cmd_demo(args) -> int:
 
 
 COMMANDS = {"convert": _cmd_convert, "process": _cmd_process, "config": _cmd_config, "info": _cmd_info,
-            "validate": _cmd_validate, "demo": _cmd_demo, "jobscript": _cmd_jobscript}
+            "validate": _cmd_validate, "demo": _cmd_demo, "jobscript": _cmd_jobscript,
+            "report": _cmd_report, "export": _cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

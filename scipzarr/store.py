@@ -293,16 +293,15 @@ def write_ifc_mosaic(
     compute([grid.map_blocks(write_block, dtype=np.int8, name=layer)], layer)
 
     n_levels = pyramid_levels(mosaic.shape[1:], mosaic.tile)
-    pyramid = _image_pyramid(da.from_zarr(s0), n_levels)
-    writes = []
-    for i, (level, opts) in enumerate(zip(pyramid, _storage_options(pyramid, (cy, cx))), start=0):
-        if i == 0:
-            continue
-        arr = root.create_array(f"s{i}", shape=level.shape, chunks=opts["chunks"], dtype=dtype, fill_value=0,
+    prev = s0
+    for i in range(1, n_levels):
+        # each level from the previous one on disk: a task holds 4 input chunks, whatever the data size
+        level = _image_pyramid(da.from_zarr(prev), 2)[1]
+        chunks = _storage_options([level], (cy, cx))[0]["chunks"]
+        arr = root.create_array(f"s{i}", shape=level.shape, chunks=chunks, dtype=dtype, fill_value=0,
                                 compressors=[COMPRESSOR], dimension_names=["c", "y", "x"], overwrite=True)
-        writes.append(da.store(level.rechunk(opts["chunks"]), arr, compute=False, lock=False))
-    if writes:
-        compute(writes, "")
+        compute([da.store(level.rechunk(chunks), arr, compute=False, lock=False)], "")
+        prev = arr
 
     from ome_zarr.writer import write_multiscales_metadata
 

@@ -26,11 +26,12 @@ class Family:
     features: list[tuple[str, str]]
     per_channel: bool
     measure: Callable
+    cellprofiler: dict[str, str]
 
 
 FAMILIES = {
-    "shape": Family("shape", shape.FEATURES, False, shape.measure),
-    "intensity": Family("intensity", intensity.FEATURES, True, intensity.measure_channel),
+    "shape": Family("shape", shape.FEATURES, False, shape.measure, shape.CELLPROFILER),
+    "intensity": Family("intensity", intensity.FEATURES, True, intensity.measure_channel, intensity.CELLPROFILER),
 }
 
 
@@ -42,8 +43,9 @@ def feature_columns(families: list[str], channel_names: list[str]) -> pd.DataFra
         for channel in (channel_names if fam.per_channel else [None]):
             for feat, definition in fam.features:
                 name = f"{fam.name}_{feat}" + (f"_{channel}" if channel is not None else "")
+                cp = fam.cellprofiler[feat] + (f"_{channel}" if channel is not None else "")
                 rows.append({"name": name, "family": fam.name, "feature": feat,
-                             "channel": channel or "", "definition": definition})
+                             "channel": channel or "", "definition": definition, "cellprofiler_name": cp})
     return pd.DataFrame(rows).set_index("name")
 
 

@@ -22,6 +22,13 @@ FEATURES = [
 ]
 NAMES = [name for name, _ in FEATURES]
 
+#: CellProfiler (MeasureObjectIntensity) column names, channel appended, for ``scipzarr export``.
+CELLPROFILER = {
+    "sum": "Intensity_IntegratedIntensity", "mean": "Intensity_MeanIntensity", "std": "Intensity_StdIntensity",
+    "min": "Intensity_MinIntensity", "max": "Intensity_MaxIntensity", "median": "Intensity_MedianIntensity",
+    "q25": "Intensity_LowerQuartileIntensity", "q75": "Intensity_UpperQuartileIntensity",
+}
+
 
 def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """numpy's interpolation formula for percentiles (bit-identical)."""

@@ -35,6 +35,18 @@ FEATURES = [
 ]
 NAMES = [name for name, _ in FEATURES]
 
+#: CellProfiler (MeasureObjectSizeShape) column names for ``scipzarr export``. Orientation is in
+#: radians here (CellProfiler: degrees); the bounding box maximum is exclusive in both.
+CELLPROFILER = {
+    "area": "AreaShape_Area", "area_convex": "AreaShape_ConvexArea", "perimeter": "AreaShape_Perimeter",
+    "eccentricity": "AreaShape_Eccentricity", "solidity": "AreaShape_Solidity", "extent": "AreaShape_Extent",
+    "axis_major_length": "AreaShape_MajorAxisLength", "axis_minor_length": "AreaShape_MinorAxisLength",
+    "orientation": "AreaShape_Orientation", "euler_number": "AreaShape_EulerNumber",
+    "centroid_y": "AreaShape_Center_Y", "centroid_x": "AreaShape_Center_X",
+    "bbox_min_y": "AreaShape_BoundingBoxMinimum_Y", "bbox_min_x": "AreaShape_BoundingBoxMinimum_X",
+    "bbox_max_y": "AreaShape_BoundingBoxMaximum_Y", "bbox_max_x": "AreaShape_BoundingBoxMaximum_X",
+}
+
 _PERIMETER_WEIGHTS = np.zeros(50, dtype=np.float64)
 _PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1
 _PERIMETER_WEIGHTS[[21, 33]] = sqrt(2)

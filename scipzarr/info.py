@@ -1,0 +1,68 @@
+"""Human-readable summaries of stores and tables (``scipzarr info``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ScipzarrError
+
+
+def describe_store(path: Path) -> str:
+    import zarr
+
+    from .store import open_store
+
+    st = open_store(path)
+    m = st.mosaic
+    arr = zarr.open_array(str(path / st.level_paths[0]), mode="r")
+    classes = st.events["class_label"].value_counts().sort_index()
+    class_text = ", ".join(f"{k} {v}" for k, v in classes.items() if k) or "none"
+    lines = [
+        f"{path}: scipzarr IFC mosaic store (OME-NGFF {st.attrs['ome'].get('version', '?')}, zarr v3)",
+        f"  events     {m.n_events}   tile {m.tile[0]}x{m.tile[1]} px   dtype {arr.dtype}",
+        f"  channels   {', '.join(st.channel_names)}",
+        f"  mosaic     {m.shape[1]}x{m.shape[2]} px, {m.n_blocks} chunks of {m.chunk_tiles}x{m.chunk_tiles} events "
+        f"(chunk {tuple(arr.chunks)}, {arr.nbytes / m.n_blocks / 2**20 if m.n_blocks else 0:.1f} MiB raw per chunk)",
+        f"  levels     {', '.join(st.level_paths)}",
+        f"  classes    {class_text}",
+        f"  labels     {', '.join(st.label_names()) or 'none (run scipzarr process)'}",
+        f"  rejected   {len(st.rejected())} events (tables/rejected)",
+        f"  source     {st.attrs['scipzarr'].get('source', '?')}",
+    ]
+    return "\n".join(lines)
+
+
+def describe_table(path: Path) -> str:
+    from .table import read_table
+
+    adata = read_table(path)
+    meta = adata.uns.get("scipzarr", {})
+    fams = adata.var["family"].value_counts() if "family" in adata.var else {}
+    lines = [
+        f"{path}: feature table, {adata.n_obs} objects x {adata.n_vars} features",
+        f"  families   {', '.join(f'{k} {v}' for k, v in fams.items())}",
+    ]
+    if meta:
+        cfg = json.loads(meta["config"])
+        lines += [
+            f"  events     {meta['events']} ({meta.get('events_without_objects', 0)} without objects, "
+            f"{meta.get('events_rejected', 0)} rejected)",
+            f"  input      {meta['input_store']}",
+            f"  run        {meta['started']}, {float(meta['seconds']):.1f} s, scipzarr {meta['scipzarr_version']}",
+            f"  segmentation  {cfg['segmentation']['threshold']['method']} ({cfg['segmentation']['threshold']['scope']}) "
+            f"on {cfg['segmentation']['channels']}, normalize {cfg['normalize']['method']}",
+        ]
+    if "class_label" in adata.obs:
+        counts = adata.obs["class_label"].value_counts().sort_index()
+        lines.append("  classes    " + (", ".join(f"{k} {v}" for k, v in counts.items() if k) or "none"))
+    return "\n".join(lines)
+
+
+def describe(path: Path) -> str:
+    path = Path(path)
+    if not path.exists():
+        raise ScipzarrError(f"{path}: no such file or folder")
+    if path.suffix == ".h5ad" or (path / "obs").exists():
+        return describe_table(path)
+    return describe_store(path)
