@@ -82,6 +82,7 @@ def objects_per_event(adata, n_events: int) -> str:
     fig, ax = _figure(5, 3)
     top = max(int(per_event.max()), 1)
     ax.hist(per_event, bins=np.arange(top + 2) - 0.5, color="#4c72b0")
+    ax.set_xticks(range(top + 1))
     ax.set_xlabel("objects in the event")
     ax.set_ylabel("events")
     ax.set_title("Objects per event")
@@ -199,7 +200,7 @@ def build_report(table_path: Path, store_path: Path | None = None) -> str:
     n_ev = st.mosaic.n_events
     picks = sorted(rng.choice(n_ev, size=min(GALLERY_RANDOM, n_ev), replace=False).tolist())
     ids = st.events["event_id"].to_numpy()
-    galleries = [("Random events", gallery(st, labels, picks, [str(ids[i])[-14:] for i in picks]))]
+    galleries = [("Random events", gallery(st, labels, picks, [str(ids[i]).rsplit('/', 1)[-1][-16:] for i in picks]))]
     df = adata.to_df()
     for feat in [f for f in ("shape_area", "shape_eccentricity") if f in df] + \
             [c for c in df if c.startswith("intensity_mean_")][:1]:

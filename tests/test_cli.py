@@ -23,7 +23,7 @@ def test_version_and_help_on_every_command():
 
     r = run("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"scipzarr {__version__}"
-    for cmd in ("convert", "process", "config", "info", "validate", "demo"):
+    for cmd in ("convert", "process", "config", "info", "validate", "demo", "report", "export", "jobscript"):
         r = run(cmd, "--help")
         assert r.returncode == 0 and "usage: scipzarr " + cmd in r.stdout and "examples:" in r.stdout
 
