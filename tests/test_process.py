@@ -147,3 +147,14 @@ def test_demo_data_segmentation_recovers_truth(tmp_path):
     area = a.to_df()["shape_area"].to_numpy()
     true = np.array([m.sum() for m in truth["nucleus"]])
     assert np.all(np.abs(area - true) <= 0.08 * true)
+
+
+def test_real_jurkat_cells_dna_content_follows_the_cell_cycle(jurkat, tmp_path):
+    """Integrated DNA intensity of the real IFC cells orders the phases as biology says: G1 < S < G2."""
+    scipzarr.convert([jurkat / "single_cells"], tmp_path / "j.zarr", channels=["BF", "DNA", "DF"], progress=False)
+    a = scipzarr.process(tmp_path / "j.zarr", {"segmentation": {"channels": ["DNA"], "keep": "largest"}}, None,
+                         progress=False)
+    assert a.n_obs == 217 and a.uns["scipzarr"]["events_without_objects"] == 0
+    dna = a.to_df()["intensity_sum_DNA"].groupby(a.obs["class_label"].to_numpy()).median()
+    assert dna["G1"] * 1.2 < dna["S_phase"] < dna["G2"] / 1.2
+    assert 1.6 < dna["G2"] / dna["G1"] < 2.4  # twice the DNA after replication
