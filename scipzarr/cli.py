@@ -7,7 +7,6 @@ import errno
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 from ._version import __version__

@@ -14,10 +14,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask
 import dask.array as da
 import numpy as np
-import pandas as pd
 
 from . import atomic, store
 from .errors import ScipzarrError
