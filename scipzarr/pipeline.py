@@ -22,7 +22,7 @@ from .errors import ScipzarrError
 from .features import Objects, feature_columns, measure
 from .kernels import normalize as norm
 from .kernels import segment as seg
-from .kernels.xp import valid_mask
+from .kernels.batch import valid_mask
 from .progress import run_with_progress
 from .scheduler import ClusterOptions, open_runner
 

@@ -50,7 +50,7 @@ def _classes(adata) -> pd.Series:
 
 def intensity_histograms(st, max_pixels: int = 2_000_000) -> str:
     """Histograms of real (unpadded) pixels per channel, from a sample of chunks."""
-    from .kernels.xp import valid_mask
+    from .kernels.batch import valid_mask
 
     m = st.mosaic
     fig, ax = _figure()

@@ -52,7 +52,6 @@ class Work:
     def __init__(self, path: Path, identity: dict, *, resume: bool, say=None):
         self.path = Path(path)
         self.identity = {"scipzarr_version": __version__, **identity}
-        self.resumed = 0
         if self.path.exists():
             if resume:
                 self._check()

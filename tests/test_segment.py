@@ -6,7 +6,7 @@ from skimage.filters import threshold_li, threshold_otsu
 
 from scipzarr.kernels import normalize as norm
 from scipzarr.kernels import segment as seg
-from scipzarr.kernels.xp import valid_mask
+from scipzarr.kernels.batch import valid_mask
 
 
 def _images(n=12, size=32, seed=0):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .xp import plane_structure
+from .batch import plane_structure
 
 NBINS = 256
 

@@ -1,29 +1,8 @@
-"""The array-module switch: numpy on CPU, cupy on GPU, chosen by the array type."""
+"""Helpers shared by the batch kernels: per-event structuring elements and valid-pixel masks."""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def get_xp(array):
-    """Return the array module (``numpy`` or ``cupy``) that owns ``array``."""
-    module = type(array).__module__
-    if module.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
-
-
-def get_ndimage(xp):
-    """``scipy.ndimage`` for numpy, ``cupyx.scipy.ndimage`` for cupy."""
-    if xp is np:
-        from scipy import ndimage
-
-        return ndimage
-    from cupyx.scipy import ndimage
-
-    return ndimage
 
 
 def plane_structure(connectivity: int):
