@@ -309,7 +309,8 @@ def process(
     if output is not None:
         output = Path(output)
         check_table_path(output)
-        atomic.check_output(output, overwrite, [Path(store_path)])
+        # a resumed run may find its own table already written (killed while cleaning up)
+        atomic.check_output(output, overwrite or (resume and work_path(output).exists()), [Path(store_path)])
         identity = {"config": config_hash(config), "input": fingerprint([Path(store_path)]),
                     "store": str(Path(store_path).resolve()), "output": str(output.resolve())}
         work = Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
@@ -391,4 +392,5 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
                                           "label_rule": "label = event_index * label_stride + object"}})
     if work is not None:
         work.close()
+    store.discard_labels(st, work_name)  # the scratch label blocks, last: a resume before this rebuilds from them
     return adata

@@ -466,6 +466,7 @@ def label_writes(store: MosaicStore, work_name: str, scratch: zarr.Array) -> lis
     """
     from ome_zarr.writer import write_multiscale_labels
 
+    _remove(store.path / "labels" / work_name)  # a resumed run rewrites the pyramid from the scratch blocks
     root = zarr.open_group(str(store.path), mode="r+")
     pyramid = _label_pyramid(da.from_zarr(scratch), len(store.level_paths))
     cy, cx = store.mosaic.chunk_shape[1:]
@@ -482,8 +483,7 @@ def commit_labels(store: MosaicStore, name: str, work_name: str, properties: dic
     final = labels_dir / name
     if final.exists():
         shutil.rmtree(final)
-    os.replace(labels_dir / work_name, final)
-    _remove(labels_dir / f"{work_name}-scratch")
+    os.replace(labels_dir / work_name, final)  # the scratch array stays until the run's work is closed
     group = zarr.open_group(str(labels_dir), mode="r+")
     names = [n for n in group.attrs.get("ome", {}).get("labels", []) if n not in (name, work_name)]
     group.attrs["ome"] = {"version": NGFF_VERSION, "labels": [*names, name]}
