@@ -12,7 +12,7 @@ import pandas as pd
 
 from scipzarr import atomic, store
 from scipzarr._version import __version__
-from scipzarr.resume import config_hash, fingerprint, work_path
+from scipzarr.resume import check_manifest, config_hash, fingerprint, work_path
 from scipzarr.errors import ScipzarrError
 from scipzarr.progress import run_with_progress
 from scipzarr.scheduler import ClusterOptions, open_runner
@@ -195,11 +195,7 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
     work = work_path(output)
     manifest = work / MANIFEST_NAME
     if work.exists() and resume:
-        old = json.loads(manifest.read_text()) if manifest.exists() else {}
-        changed = [k for k in identity if old.get(k) != identity[k]]
-        if changed:
-            raise ScipzarrError(f"{work}: cannot resume: the {' and '.join(changed)} changed since the interrupted "
-                                "convert; rerun without --resume to start over")
+        check_manifest(manifest, identity)
         if progress:
             print(f"scipzarr: resuming convert: {store.chunks_written(work)} of {mosaic.n_blocks} chunks already written",
                   file=sys.stderr)

@@ -46,6 +46,24 @@ def fingerprint(paths: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def check_manifest(manifest: Path, identity: dict) -> None:
+    """Refuse to resume when anything in ``identity`` differs from the interrupted run's manifest."""
+    work = manifest.parent
+    try:
+        old = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        raise ScipzarrError(f"{work}: the interrupted run has no readable manifest; remove the folder and rerun "
+                            "without --resume") from None
+    for key, value in identity.items():
+        if old.get(key) != value:
+            what = {"config": "the config", "input": "the input", "options": "the options",
+                    "scipzarr_version": "the scipzarr version"}.get(key, key)
+            raise ScipzarrError(
+                f"{work}: cannot resume: {what} changed since the interrupted run "
+                f"({old.get(key)!r} -> {value!r}); rerun without --resume to start over"
+            )
+
+
 class Work:
     """The work folder of one run: manifest, per-chunk results, named statistics."""
 
@@ -66,17 +84,7 @@ class Work:
             self._write_json(self.path / MANIFEST, self.identity)
 
     def _check(self) -> None:
-        try:
-            old = json.loads((self.path / MANIFEST).read_text())
-        except (OSError, ValueError):
-            raise ScipzarrError(f"{self.path}: the interrupted run has no readable manifest; remove the folder and rerun without --resume") from None
-        for key, value in self.identity.items():
-            if old.get(key) != value:
-                what = {"config": "the config", "input": "the input", "scipzarr_version": "the scipzarr version"}.get(key, key)
-                raise ScipzarrError(
-                    f"{self.path}: cannot resume: {what} changed since the interrupted run "
-                    f"({old.get(key)!r} -> {value!r}); rerun without --resume to start over"
-                )
+        check_manifest(self.path / MANIFEST, self.identity)
 
     @staticmethod
     def _write_json(path: Path, doc) -> None:

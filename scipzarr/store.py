@@ -183,19 +183,15 @@ def pyramid_levels(shape_yx: tuple[int, int], tile: tuple[int, int]) -> int:
     return levels
 
 
-def _image_pyramid(level0: da.Array, n_levels: int) -> list[da.Array]:
-    """Mean-downsampled levels (2x in y and x), dtype kept (rounded for ints)."""
-    levels = [level0]
-    for _ in range(1, n_levels):
-        prev = levels[-1]
-        # make every chunk even so coarsen never needs a rechunk of odd blocks
-        cy, cx = prev.chunksize[1:]
-        prev = prev.rechunk((prev.shape[0], cy - cy % 2 or 2, cx - cx % 2 or 2))
-        mean = da.coarsen(np.mean, prev.astype(np.float64), {1: 2, 2: 2}, trim_excess=True)
-        if np.issubdtype(level0.dtype, np.integer):
-            mean = da.round(mean)
-        levels.append(mean.astype(level0.dtype))
-    return levels
+def _downsample(level: da.Array) -> da.Array:
+    """The next pyramid level: 2x2 mean in y and x, dtype kept (rounded for ints)."""
+    cy, cx = level.chunksize[1:]
+    # make every chunk even so coarsen never needs a rechunk of odd blocks
+    level = level.rechunk((level.shape[0], cy - cy % 2 or 2, cx - cx % 2 or 2))
+    mean = da.coarsen(np.mean, level.astype(np.float64), {1: 2, 2: 2}, trim_excess=True)
+    if np.issubdtype(level.dtype, np.integer):
+        mean = da.round(mean)
+    return mean.astype(level.dtype)
 
 
 def _label_pyramid(level0: da.Array, n_levels: int) -> list[da.Array]:
@@ -296,7 +292,7 @@ def write_ifc_mosaic(
     prev = s0
     for i in range(1, n_levels):
         # each level from the previous one on disk: a task holds 4 input chunks, whatever the data size
-        level = _image_pyramid(da.from_zarr(prev), 2)[1]
+        level = _downsample(da.from_zarr(prev))
         chunks = _storage_options([level], (cy, cx))[0]["chunks"]
         arr = root.create_array(f"s{i}", shape=level.shape, chunks=chunks, dtype=dtype, fill_value=0,
                                 compressors=[COMPRESSOR], dimension_names=["c", "y", "x"], overwrite=True)
