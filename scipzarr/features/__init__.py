@@ -1,9 +1,13 @@
 """Feature families: a registry of batch measurements on objects.
 
-Each family is one module with ``FEATURES`` (name, definition) and one
-measurement function; this registry turns them into named columns:
-``<family>_<feature>`` for channel-independent families and
-``<family>_<feature>_<channel>`` for per-channel ones.
+Each family is one module with ``columns(params)`` (its output columns, see
+``Column``) and ``measure(obj, images, channels, params)`` returning one
+value per object for every column. A family's scope says what it is measured
+on: ``object`` (the mask alone), ``channel`` (each measured channel) or
+``pair`` (each ordered pair of measured channels). Column names are
+``<family>_<feature>`` for object families, ``<family>_<feature>_<channel>``
+for channel families and ``<family>_<feature>_<channel1>_<channel2>`` for
+pairs.
 """
 
 from __future__ import annotations
@@ -14,57 +18,90 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import intensity, shape
+from . import colocalization, granularity, intensity, radial, shape, texture
+from .column import Column
 from .objects import Objects
 
-__all__ = ["FAMILIES", "Family", "Objects", "feature_columns", "measure"]
+__all__ = ["FAMILIES", "Column", "Family", "Objects", "feature_columns", "measure", "resolve_families"]
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
-    features: list[tuple[str, str]]
-    per_channel: bool
-    measure: Callable
-    cellprofiler: dict[str, str]
+    scope: str  # "object", "channel" or "pair"
+    columns: Callable[[dict], list[Column]]
+    measure: Callable[..., dict[str, np.ndarray]]
+    summary: str
 
 
 FAMILIES = {
-    "shape": Family("shape", shape.FEATURES, False, shape.measure, shape.CELLPROFILER),
-    "intensity": Family("intensity", intensity.FEATURES, True, intensity.measure_channel, intensity.CELLPROFILER),
+    "shape": Family("shape", "object", shape.columns, shape.measure,
+                    "size and shape of the mask (CellProfiler MeasureObjectSizeShape)"),
+    "intensity": Family("intensity", "channel", intensity.columns, intensity.measure,
+                        "intensity statistics, edge intensities and locations (MeasureObjectIntensity)"),
+    "texture": Family("texture", "channel", texture.columns, texture.measure_family,
+                      "Haralick co-occurrence features (MeasureTexture)"),
+    "granularity": Family("granularity", "channel", granularity.columns, granularity.measure,
+                          "granularity spectrum (MeasureGranularity)"),
+    "radial": Family("radial", "channel", radial.columns, radial.measure,
+                     "radial intensity distribution (MeasureObjectIntensityDistribution)"),
+    "colocalization": Family("colocalization", "pair", colocalization.columns, colocalization.measure,
+                             "colocalization of channel pairs (MeasureColocalization)"),
 }
 
 
-def feature_columns(families: list[str], channel_names: list[str]) -> pd.DataFrame:
+def resolve_families(spec: str | list[str]) -> list[str]:
+    """``"all"`` or a comma-separated list / list of family names, validated, in registry order."""
+    names = list(FAMILIES) if spec == "all" or spec == ["all"] else (
+        [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec))
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown feature family '{unknown[0]}'; choose from: all, {', '.join(FAMILIES)}")
+    return [n for n in FAMILIES if n in names]
+
+
+def _targets(fam: Family, channels: list) -> list[tuple]:
+    if fam.scope == "object":
+        return [()]
+    if fam.scope == "channel":
+        return [(c,) for c in channels]
+    return [(a, b) for i, a in enumerate(channels) for b in channels[i + 1:]]
+
+
+def feature_columns(families: list[str], channel_names: list[str], params: dict | None = None) -> pd.DataFrame:
     """The var table: one row per feature column, in output order."""
+    params = params or {}
     rows = []
     for fam_name in families:
         fam = FAMILIES[fam_name]
-        for channel in (channel_names if fam.per_channel else [None]):
-            for feat, definition in fam.features:
-                name = f"{fam.name}_{feat}" + (f"_{channel}" if channel is not None else "")
-                cp = fam.cellprofiler[feat] + (f"_{channel}" if channel is not None else "")
-                rows.append({"name": name, "family": fam.name, "feature": feat,
-                             "channel": channel or "", "definition": definition, "cellprofiler_name": cp})
+        cols = fam.columns(params.get(fam_name, {}))
+        for target in _targets(fam, channel_names):
+            for col in cols:
+                name = "_".join([fam.name, col.feature, *target])
+                fill = dict(zip(("ch", "ch1", "ch2"), (target[0], *target) if target else ("", "", "")))
+                rows.append({"name": name, "family": fam.name, "feature": col.feature,
+                             "channel": target[0] if target else "", "channel2": target[1] if len(target) > 1 else "",
+                             "parameters": col.parameters, "definition": col.definition,
+                             "cellprofiler_name": col.cellprofiler.format(**fill)})
     return pd.DataFrame(rows).set_index("name")
 
 
-def measure(obj: Objects, images: np.ndarray, families: list[str], channels: list[int]) -> np.ndarray:
+def measure(obj: Objects, images: np.ndarray, families: list[str], channels: list[int],
+            params: dict | None = None) -> np.ndarray:
     """All selected features of all objects: ``(M, F)`` float64 in ``feature_columns`` order.
 
     ``images`` is the ``(N, C, Y, X)`` batch; ``channels`` the indices measured
-    by per-channel families.
+    by per-channel and pair families; ``params`` maps a family to its settings.
     """
+    params = params or {}
     blocks = []
     for fam_name in families:
         fam = FAMILIES[fam_name]
-        if fam.per_channel:
-            for ch in channels:
-                res = fam.measure(obj, images, ch)
-                blocks += [res[f] for f, _ in fam.features]
-        else:
-            res = fam.measure(obj, images)
-            blocks += [res[f] for f, _ in fam.features]
+        p = params.get(fam_name, {})
+        cols = fam.columns(p)
+        for target in _targets(fam, channels):
+            res = fam.measure(obj, images, target, p)
+            blocks += [np.asarray(res[c.feature], dtype=np.float64) for c in cols]
     if not blocks:
         return np.zeros((obj.n, 0))
-    return np.stack(blocks, axis=1).astype(np.float64)
+    return np.stack(blocks, axis=1)

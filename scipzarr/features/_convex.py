@@ -113,3 +113,104 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
                     count += 1
         out[i] = count
     return out
+
+
+@njit(cache=True)
+def _circle2(ax, ay, bx, by):
+    cx, cy = (ax + bx) / 2, (ay + by) / 2
+    return cx, cy, np.hypot(ax - cx, ay - cy)
+
+
+@njit(cache=True)
+def _circle3(ax, ay, bx, by, cx, cy):
+    d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
+    if d == 0:  # collinear: the circle on the farthest pair
+        best = _circle2(ax, ay, bx, by)
+        for cand in (_circle2(ax, ay, cx, cy), _circle2(bx, by, cx, cy)):
+            if cand[2] > best[2]:
+                best = cand
+        return best
+    a2, b2, c2 = ax * ax + ay * ay, bx * bx + by * by, cx * cx + cy * cy
+    ux = (a2 * (by - cy) + b2 * (cy - ay) + c2 * (ay - by)) / d
+    uy = (a2 * (cx - bx) + b2 * (ax - cx) + c2 * (bx - ax)) / d
+    return ux, uy, np.hypot(ax - ux, ay - uy)
+
+
+@njit(cache=True)
+def _enclosing_circle(xs, ys):
+    """Smallest circle holding all points (incremental Welzl; exact up to rounding)."""
+    n = xs.shape[0]
+    cx, cy, r = float(xs[0]), float(ys[0]), 0.0
+    for i in range(1, n):
+        if np.hypot(xs[i] - cx, ys[i] - cy) > r * (1 + 1e-12) + 1e-12:
+            cx, cy, r = float(xs[i]), float(ys[i]), 0.0
+            for j in range(i):
+                if np.hypot(xs[j] - cx, ys[j] - cy) > r * (1 + 1e-12) + 1e-12:
+                    cx, cy, r = _circle2(float(xs[i]), float(ys[i]), float(xs[j]), float(ys[j]))
+                    for k in range(j):
+                        if np.hypot(xs[k] - cx, ys[k] - cy) > r * (1 + 1e-12) + 1e-12:
+                            cx, cy, r = _circle3(float(xs[i]), float(ys[i]), float(xs[j]), float(ys[j]),
+                                                 float(xs[k]), float(ys[k]))
+    return cx, cy, r
+
+
+@njit(cache=True)
+def hull_geometry(labels, ev, y0, y1, x0, x1):
+    """Feret diameters and minimum enclosing circle of each object's pixel centres.
+
+    Returns ``(M, 5)``: min Feret, max Feret, circle centre row, centre column
+    (relative to the object's bounding box) and radius. The hull is that of the pixel centres, as
+    CellProfiler (centrosome) computes Feret diameters and enclosing circles.
+    """
+    m = ev.shape[0]
+    out = np.zeros((m, 5))
+    for i in range(m):
+        lab, e = i + 1, ev[i]
+        h, w = y1[i] - y0[i], x1[i] - x0[i]
+        px = np.empty(2 * h, dtype=np.int64)
+        py = np.empty(2 * h, dtype=np.int64)
+        n = 0
+        for r in range(h):
+            first, last = -1, -1
+            for c in range(w):
+                if labels[e, y0[i] + r, x0[i] + c] == lab:
+                    if first < 0:
+                        first = c
+                    last = c
+            if first >= 0:
+                py[n], px[n] = r, first
+                n += 1
+                if last != first:
+                    py[n], px[n] = r, last
+                    n += 1
+        order = np.argsort(px[:n] * (h + 1) + py[:n])
+        hx, hy = _hull(px[:n][order], py[:n][order], n)
+        nv = hx.shape[0]
+        if nv == 0:  # one point
+            hx, hy, nv = px[:1], py[:1], 1
+        max_d = 0.0
+        for a in range(nv):
+            for b in range(a + 1, nv):
+                d = np.hypot(hx[a] - hx[b], hy[a] - hy[b])
+                if d > max_d:
+                    max_d = d
+        min_w = 0.0
+        if nv >= 3:
+            min_w = np.inf
+            for a in range(nv):
+                b = (a + 1) % nv
+                length = np.hypot(hx[b] - hx[a], hy[b] - hy[a])
+                widest = 0.0
+                for v in range(nv):
+                    dist = abs(_cross(hx[a], hy[a], hx[b], hy[b], hx[v], hy[v])) / length
+                    if dist > widest:
+                        widest = dist
+                if widest < min_w:
+                    min_w = widest
+        cx, cy, rad = _enclosing_circle(hx[:nv], hy[:nv])
+        out[i, 0] = min_w
+        out[i, 1] = max_d
+        out[i, 2] = cy
+        out[i, 3] = cx
+        out[i, 4] = rad
+    return out

@@ -8,26 +8,39 @@ from __future__ import annotations
 
 import numpy as np
 
+from .column import Column
 from .objects import Objects
 
+#: (name, definition, CellProfiler name with {ch} for the channel)
 FEATURES = [
-    ("sum", "integrated intensity: sum of pixel values"),
-    ("mean", "mean pixel value"),
-    ("std", "standard deviation of pixel values (ddof=0)"),
-    ("min", "minimum pixel value"),
-    ("max", "maximum pixel value"),
-    ("median", "median pixel value"),
-    ("q25", "lower quartile (numpy 'linear' percentile 25)"),
-    ("q75", "upper quartile (numpy 'linear' percentile 75)"),
+    ("sum", "integrated intensity: sum of pixel values", "Intensity_IntegratedIntensity_{ch}"),
+    ("mean", "mean pixel value", "Intensity_MeanIntensity_{ch}"),
+    ("std", "standard deviation of pixel values (ddof=0)", "Intensity_StdIntensity_{ch}"),
+    ("min", "minimum pixel value", "Intensity_MinIntensity_{ch}"),
+    ("max", "maximum pixel value", "Intensity_MaxIntensity_{ch}"),
+    ("median", "median pixel value", "Intensity_MedianIntensity_{ch}"),
+    ("q25", "lower quartile (numpy 'linear' percentile 25)", "Intensity_LowerQuartileIntensity_{ch}"),
+    ("q75", "upper quartile (numpy 'linear' percentile 75)", "Intensity_UpperQuartileIntensity_{ch}"),
+    ("mad", "median absolute deviation from the median", "Intensity_MADIntensity_{ch}"),
+    ("mass_displacement", "distance between the intensity-weighted centre and the centroid",
+     "Intensity_MassDisplacement_{ch}"),
+    ("center_mass_y", "intensity-weighted mean row, relative to the event (NaN if the sum is 0)",
+     "Location_CenterMassIntensity_Y_{ch}"),
+    ("center_mass_x", "intensity-weighted mean column, relative to the event", "Location_CenterMassIntensity_X_{ch}"),
+    ("max_y", "row of the first (row-major) brightest pixel, relative to the event", "Location_MaxIntensity_Y_{ch}"),
+    ("max_x", "column of that pixel", "Location_MaxIntensity_X_{ch}"),
+    ("edge_sum", "sum over the object's edge pixels (those with a 4-neighbour outside the object, inside "
+     "the event)", "Intensity_IntegratedIntensityEdge_{ch}"),
+    ("edge_mean", "mean over the edge pixels", "Intensity_MeanIntensityEdge_{ch}"),
+    ("edge_std", "standard deviation over the edge pixels (ddof=0)", "Intensity_StdIntensityEdge_{ch}"),
+    ("edge_min", "minimum over the edge pixels", "Intensity_MinIntensityEdge_{ch}"),
+    ("edge_max", "maximum over the edge pixels", "Intensity_MaxIntensityEdge_{ch}"),
 ]
-NAMES = [name for name, _ in FEATURES]
+NAMES = [name for name, _, _ in FEATURES]
 
-#: CellProfiler (MeasureObjectIntensity) column names, channel appended, for ``scipzarr export``.
-CELLPROFILER = {
-    "sum": "Intensity_IntegratedIntensity", "mean": "Intensity_MeanIntensity", "std": "Intensity_StdIntensity",
-    "min": "Intensity_MinIntensity", "max": "Intensity_MaxIntensity", "median": "Intensity_MedianIntensity",
-    "q25": "Intensity_LowerQuartileIntensity", "q75": "Intensity_UpperQuartileIntensity",
-}
+
+def columns(params: dict) -> list[Column]:
+    return [Column(name, d, cp) for name, d, cp in FEATURES]
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -37,7 +50,7 @@ def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(t >= 0.5, b - diff * (1 - t), out)
 
 
-def _quantile(sorted_vals: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+def quantile(sorted_vals: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
     pos = q * (counts - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, counts - 1)
@@ -67,10 +80,83 @@ def sort_within_objects(vals: np.ndarray, lab: np.ndarray, starts: np.ndarray, c
     return vals[np.lexsort((vals, lab))]
 
 
-def measure_channel(obj: Objects, images: np.ndarray, channel: int = 0) -> dict[str, np.ndarray]:
-    """Statistics of one channel of ``images`` ``(N, C, Y, X)`` inside every object of ``obj``."""
+def edge_pixels(obj: Objects) -> np.ndarray:
+    """Which object pixels (``pixels`` order) are edge pixels (scikit-image ``find_boundaries(mode="inner")``).
+
+    A pixel is on the edge when one of its 4-neighbours inside the event's
+    valid region has another label; neighbours outside the event do not count
+    (scikit-image reflects at the image border), so padding changes nothing.
+    """
+    idx, lab, _ = obj.pixels
+    n, h, w = obj.labels.shape
+    lp = np.pad(obj.labels, ((0, 0), (1, 1), (1, 1)))
+    vp = np.pad(obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool), ((0, 0), (1, 1), (1, 1)))
+    e, y, x = np.unravel_index(idx, obj.labels.shape)
+    flat = np.ravel_multi_index((e, y + 1, x + 1), lp.shape)
+    lf, vf = lp.ravel(), vp.ravel()
+    edge = np.zeros(len(idx), dtype=bool)
+    for off in (-(w + 2), w + 2, -1, 1):
+        edge |= vf[flat + off] & (lf[flat + off] != lab + 1)
+    return edge
+
+
+def _stats(vals: np.ndarray, lab: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """sum, mean, std, min, max of ``vals`` per object (0 where an object has none)."""
+    cnt = np.bincount(lab, minlength=n).astype(np.float64)
+    total = np.bincount(lab, weights=vals, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(cnt > 0, total / cnt, 0.0)
+    dev = vals - mean[lab]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.where(cnt > 0, np.sqrt(np.bincount(lab, weights=dev * dev, minlength=n) / cnt), 0.0)
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    np.minimum.at(lo, lab, vals)
+    np.maximum.at(hi, lab, vals)
+    return {"sum": total, "mean": mean, "std": std, "min": np.where(cnt > 0, lo, 0.0),
+            "max": np.where(cnt > 0, hi, 0.0)}
+
+
+def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), params: dict | None = None
+            ) -> dict[str, np.ndarray]:
+    """Intensity features of one channel (``channels[0]``) of an ``(N, C, Y, X)`` batch."""
     if obj.n == 0:
         return {name: np.zeros(0) for name in NAMES}
+    out, srt, vals = _base(obj, images, channels[0])
+    _, lab, starts = obj.pixels
+    counts = obj.areas
+    dev = sort_within_objects(np.abs(vals - out["median"][lab]), lab, starts, counts)
+    out["mad"] = quantile(dev, starts, counts, 0.5)
+    y, x = obj.coords
+    y = y - obj.valid_y0[obj.event][lab]  # event coordinates: padding never changes a sum
+    x = x - obj.valid_x0[obj.event][lab]
+    total = out["sum"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cmy = np.add.reduceat(y * vals, starts) / total
+        cmx = np.add.reduceat(x * vals, starts) / total
+    cy = np.add.reduceat(y.astype(np.float64), starts) / counts
+    cx = np.add.reduceat(x.astype(np.float64), starts) / counts
+    out["mass_displacement"] = np.hypot(cmy - cy, cmx - cx)
+    out["center_mass_y"] = cmy
+    out["center_mass_x"] = cmx
+    top = srt[starts + counts - 1]
+    pos = np.where(vals == top[lab], np.arange(len(vals)), len(vals))
+    first = np.minimum.reduceat(pos, starts)
+    out["max_y"] = y[first].astype(np.float64)
+    out["max_x"] = x[first].astype(np.float64)
+    edge = edge_pixels(obj)
+    out |= {f"edge_{k}": v for k, v in _stats(vals[edge], lab[edge], obj.n).items()}
+    return out
+
+
+def measure_channel(obj: Objects, images: np.ndarray, channel: int = 0) -> dict[str, np.ndarray]:
+    """The eight basic statistics of one channel of ``images`` ``(N, C, Y, X)`` inside every object."""
+    if obj.n == 0:
+        return {name: np.zeros(0) for name in NAMES[:8]}
+    return _base(obj, images, channel)[0]
+
+
+def _base(obj: Objects, images: np.ndarray, channel: int):
     _, lab, starts = obj.pixels
     counts = obj.areas
     raw = obj.gather(images, channel)
@@ -87,7 +173,7 @@ def measure_channel(obj: Objects, images: np.ndarray, channel: int = 0) -> dict[
         "std": std,
         "min": srt[starts],
         "max": srt[ends],
-        "median": _quantile(srt, starts, counts, 0.5),
-        "q25": _quantile(srt, starts, counts, 0.25),
-        "q75": _quantile(srt, starts, counts, 0.75),
-    }
+        "median": quantile(srt, starts, counts, 0.5),
+        "q25": quantile(srt, starts, counts, 0.25),
+        "q75": quantile(srt, starts, counts, 0.75),
+    }, srt, vals

@@ -23,11 +23,15 @@ class Objects:
     valid_y0, valid_x0 : (N,) int arrays
         Offset of each event's real pixels in its tile; coordinates are
         reported relative to the event (so padding never changes them).
+    valid : (N, Y, X) bool array, optional
+        Each event's real pixels (default: all); measurements that look at
+        neighbours or whole images treat the rest as outside the event.
     """
 
     local: np.ndarray
     valid_y0: np.ndarray
     valid_x0: np.ndarray
+    valid: np.ndarray | None = None
 
     def __post_init__(self):
         n = self.local.shape[0]

@@ -11,41 +11,87 @@ from math import sqrt
 
 import numpy as np
 
-from ._convex import convex_areas
+from scipy import ndimage as ndi
+
+from . import zernike
+from ._convex import convex_areas, hull_geometry
+from .column import Column
+from .intensity import quantile, sort_within_objects
+from .moments import moments
 from .objects import Objects
 
-#: (name, definition) for docs and var annotations.
-FEATURES = [
-    ("area", "number of pixels"),
-    ("area_convex", "pixels of the convex hull (regionprops area_convex)"),
-    ("perimeter", "perimeter of the 4-connected border (regionprops perimeter)"),
-    ("eccentricity", "eccentricity of the ellipse with the same second moments"),
-    ("solidity", "area / area_convex"),
-    ("extent", "area / bounding-box area"),
-    ("axis_major_length", "major axis of the ellipse with the same normalized second central moments"),
-    ("axis_minor_length", "minor axis of that ellipse"),
-    ("orientation", "angle (radians, in [-pi/2, pi/2)) between the row axis and the major axis"),
-    ("euler_number", "objects minus holes, 8-connectivity"),
-    ("centroid_y", "mean row, relative to the event"),
-    ("centroid_x", "mean column, relative to the event"),
-    ("bbox_min_y", "first row, relative to the event"),
-    ("bbox_min_x", "first column, relative to the event"),
-    ("bbox_max_y", "last row + 1, relative to the event"),
-    ("bbox_max_x", "last column + 1, relative to the event"),
+#: (name, definition, CellProfiler MeasureObjectSizeShape name) of the base features.
+BASE = [
+    ("area", "number of pixels", "Area"),
+    ("area_convex", "pixels of the convex hull (regionprops area_convex)", "ConvexArea"),
+    ("area_filled", "pixels of the object with its holes filled (regionprops area_filled)", "FilledArea"),
+    ("area_bbox", "pixels of the bounding box", "BoundingBoxArea"),
+    ("perimeter", "perimeter of the 4-connected border (regionprops perimeter)", "Perimeter"),
+    ("equivalent_diameter", "diameter of the disk with the same area", "EquivalentDiameter"),
+    ("form_factor", "4 pi area / perimeter^2 (1 for a disk)", "FormFactor"),
+    ("compactness", "perimeter^2 / (4 pi area), with the denominator at least 1", "Compactness"),
+    ("eccentricity", "eccentricity of the ellipse with the same second moments", "Eccentricity"),
+    ("solidity", "area / area_convex", "Solidity"),
+    ("extent", "area / bounding-box area", "Extent"),
+    ("axis_major_length", "major axis of the ellipse with the same normalized second central moments",
+     "MajorAxisLength"),
+    ("axis_minor_length", "minor axis of that ellipse", "MinorAxisLength"),
+    ("orientation", "angle (radians, in (-pi/2, pi/2]) between the row axis and the major axis; "
+     "CellProfiler reports degrees", "Orientation"),
+    ("euler_number", "objects minus holes, 8-connectivity", "EulerNumber"),
+    ("radius_max", "largest distance of an object pixel to the nearest pixel outside the object", "MaximumRadius"),
+    ("radius_mean", "mean of those distances", "MeanRadius"),
+    ("radius_median", "median of those distances", "MedianRadius"),
+    ("feret_min", "smallest distance between two parallel lines touching the hull of the pixel centres",
+     "MinFeretDiameter"),
+    ("feret_max", "largest distance between two pixel centres", "MaxFeretDiameter"),
+    ("centroid_y", "mean row, relative to the event", "Center_Y"),
+    ("centroid_x", "mean column, relative to the event", "Center_X"),
+    ("bbox_min_y", "first row, relative to the event", "BoundingBoxMinimum_Y"),
+    ("bbox_min_x", "first column, relative to the event", "BoundingBoxMinimum_X"),
+    ("bbox_max_y", "last row + 1, relative to the event", "BoundingBoxMaximum_Y"),
+    ("bbox_max_x", "last column + 1, relative to the event", "BoundingBoxMaximum_X"),
 ]
-NAMES = [name for name, _ in FEATURES]
+NAMES = [name for name, _, _ in BASE]
 
-#: CellProfiler (MeasureObjectSizeShape) column names for ``scipzarr export``. Orientation is in
-#: radians here (CellProfiler: degrees); the bounding box maximum is exclusive in both.
-CELLPROFILER = {
-    "area": "AreaShape_Area", "area_convex": "AreaShape_ConvexArea", "perimeter": "AreaShape_Perimeter",
-    "eccentricity": "AreaShape_Eccentricity", "solidity": "AreaShape_Solidity", "extent": "AreaShape_Extent",
-    "axis_major_length": "AreaShape_MajorAxisLength", "axis_minor_length": "AreaShape_MinorAxisLength",
-    "orientation": "AreaShape_Orientation", "euler_number": "AreaShape_EulerNumber",
-    "centroid_y": "AreaShape_Center_Y", "centroid_x": "AreaShape_Center_X",
-    "bbox_min_y": "AreaShape_BoundingBoxMinimum_Y", "bbox_min_x": "AreaShape_BoundingBoxMinimum_X",
-    "bbox_max_y": "AreaShape_BoundingBoxMaximum_Y", "bbox_max_x": "AreaShape_BoundingBoxMaximum_X",
-}
+
+def _moment_features() -> list[tuple[str, str, str]]:
+    out = []
+    for p in range(3):
+        for q in range(4):
+            out.append((f"moment_spatial_{p}_{q}", f"sum of row^{p} column^{q} (bounding-box coordinates)",
+                        f"SpatialMoment_{p}_{q}"))
+    for p in range(3):
+        for q in range(4):
+            out.append((f"moment_central_{p}_{q}", f"sum of (row - mean)^{p} (column - mean)^{q}",
+                        f"CentralMoment_{p}_{q}"))
+    for p in range(4):
+        for q in range(4):
+            if p + q >= 2:
+                out.append((f"moment_normalized_{p}_{q}", f"central moment {p},{q} / area^({p}+{q})/2+1)",
+                            f"NormalizedMoment_{p}_{q}"))
+    out += [(f"moment_hu_{k}", f"Hu's rotation-invariant moment {k + 1}", f"HuMoment_{k}") for k in range(7)]
+    out += [("inertia_tensor_0_0", "inertia tensor, row-row entry (regionprops inertia_tensor)", "InertiaTensor_0_0"),
+            ("inertia_tensor_0_1", "inertia tensor, off-diagonal entry", "InertiaTensor_0_1"),
+            ("inertia_tensor_1_0", "inertia tensor, off-diagonal entry", "InertiaTensor_1_0"),
+            ("inertia_tensor_1_1", "inertia tensor, column-column entry", "InertiaTensor_1_1"),
+            ("inertia_eigenvalue_0", "larger eigenvalue of the inertia tensor", "InertiaTensorEigenvalues_0"),
+            ("inertia_eigenvalue_1", "smaller eigenvalue of the inertia tensor", "InertiaTensorEigenvalues_1")]
+    return out
+
+
+MOMENTS = _moment_features()
+
+
+def columns(params: dict) -> list[Column]:
+    """The shape family's columns for ``params`` (``zernike_degree``)."""
+    cols = [Column(name, d, f"AreaShape_{cp}") for name, d, cp in BASE + MOMENTS]
+    degree = params.get("zernike_degree", 9)
+    cols += [Column(f"zernike_{n}_{m}", f"|Zernike moment n={n}, m={m}| of the object in its minimum enclosing "
+                    "circle, over the circle's area", f"AreaShape_Zernike_{n}_{m}", f"degree={degree}")
+             for n, m in zernike.indexes(degree)]
+    return cols
+
 
 _PERIMETER_WEIGHTS = np.zeros(50, dtype=np.float64)
 _PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1
@@ -105,39 +151,79 @@ def euler_numbers(labels: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(lab, weights=weights, minlength=n + 1)[1:]
 
 
-def measure(obj: Objects, images: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Shape features of every object of a batch (see ``FEATURES``)."""
+def filled_areas(labels: np.ndarray, n: int) -> np.ndarray:
+    """Area of every object with its holes (4-connected background enclosed by it) filled."""
+    fg = labels > 0
+    holes = ndi.binary_fill_holes(fg, structure=_PLANE4) & ~fg
+    extra = np.zeros(n + 1)
+    if holes.any():
+        comp, k = ndi.label(holes, structure=_PLANE4)
+        owner = ndi.maximum(ndi.grey_dilation(labels, footprint=_PLANE4), comp, np.arange(1, k + 1))
+        sizes = np.bincount(comp.ravel(), minlength=k + 1)[1:]
+        extra = np.bincount(np.asarray(owner, np.int64), weights=sizes, minlength=n + 1)
+    return np.bincount(labels.ravel(), minlength=n + 1)[1:] + extra[1:]
+
+
+def distances_to_edge(labels: np.ndarray) -> np.ndarray:
+    """Euclidean distance of every pixel to the nearest pixel of another object or the background.
+
+    One distance transform over the batch laid out as a 2-D column of tiles
+    with a zero row and column between them. Objects are 8-connected
+    components and never touch, so the nearest non-object pixel is always
+    background: this equals CellProfiler's transform of each object alone.
+    """
+    n, h, w = labels.shape
+    padded = np.zeros((n, h + 1, w + 1), dtype=bool)
+    padded[:, :h, :w] = labels > 0
+    dist = ndi.distance_transform_edt(np.pad(padded.reshape(n * (h + 1), w + 1), ((1, 0), (1, 0))))
+    return dist[1:, 1:].reshape(n, h + 1, w + 1)[:, :h, :w]
+
+
+_PLANE4 = np.zeros((3, 3, 3), bool)
+_PLANE4[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+
+
+def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params: dict | None = None
+            ) -> dict[str, np.ndarray]:
+    """Shape features of every object of a batch (see ``columns``)."""
+    params = params or {}
     n = obj.n
     if n == 0:
-        return {name: np.zeros(0) for name in NAMES}
+        return {c.feature: np.zeros(0) for c in columns(params)}
     idx, lab, starts = obj.pixels
     y, x = obj.coords
     box = obj.boxes
     area = obj.areas.astype(np.float64)
-    ly, lx = y - box[lab, 0], x - box[lab, 1]  # local coordinates, small exact ints
-    s = {k: np.add.reduceat(v, starts) for k, v in
-         {"y": ly, "x": lx, "yy": ly * ly, "xx": lx * lx, "xy": ly * lx}.items()}
-    cnt = obj.areas
-    n2 = area * area
-    var_y = (cnt * s["yy"] - s["y"] ** 2) / n2  # exact integer numerators
-    var_x = (cnt * s["xx"] - s["x"] ** 2) / n2
-    cov = (cnt * s["xy"] - s["y"] * s["x"]) / n2
-    a, b, c = var_x, -cov, var_y  # scikit-image's inertia tensor [[a, b], [b, c]]
+    mom = moments(obj)
+    central = mom["central"]
+    a, b, c = central[:, 2, 0] / area, central[:, 1, 1] / area, central[:, 0, 2] / area  # row, cross, column
     half_tr = (a + c) / 2
     root = np.sqrt(((a - c) / 2) ** 2 + b * b)
     l1 = np.maximum(half_tr + root, 0)
+    l2 = np.maximum(half_tr - root, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        l2 = np.where(l1 > 0, np.maximum(a * c - b * b, 0) / l1, 0.0)
         ecc = np.where(l1 > 0, np.sqrt(np.maximum(1 - l2 / l1, 0)), 0.0)
-    orient = np.where(a - c == 0, np.where(b < 0, np.pi / 4, -np.pi / 4), 0.5 * np.arctan2(-2 * b, c - a))
-    orient = np.where(orient >= np.pi / 2, orient - np.pi, orient)  # one value for +-pi/2: [-pi/2, pi/2)
+    ia, ib, ic = c, -b, a  # scikit-image's inertia tensor [[ia, ib], [ib, ic]]
+    orient = np.where(ia - ic == 0, np.where(ib < 0, np.pi / 4, -np.pi / 4), 0.5 * np.arctan2(-2 * ib, ic - ia))
+    orient = np.where(orient <= -np.pi / 2, orient + np.pi, orient)  # one value for +-pi/2: (-pi/2, pi/2]
     convex = convex_areas(obj.labels, np.arange(1, n + 1), obj.event, box[:, 0], box[:, 2], box[:, 1], box[:, 3])
-    bbox_area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+    hull = hull_geometry(obj.labels, obj.event, box[:, 0], box[:, 2], box[:, 1], box[:, 3])
+    bbox_area = ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])).astype(np.float64)
+    perim = perimeters(obj.labels, n)
+    dist = distances_to_edge(obj.labels).ravel()[idx]
+    dist_sorted = sort_within_objects(dist, lab, starts, obj.areas)
     oy, ox = obj.valid_y0[obj.event], obj.valid_x0[obj.event]
-    return {
+    with np.errstate(invalid="ignore", divide="ignore"):
+        form_factor = 4 * np.pi * area / perim**2
+    out = {
         "area": area,
         "area_convex": convex.astype(np.float64),
-        "perimeter": perimeters(obj.labels, n),
+        "area_filled": filled_areas(obj.labels, n),
+        "area_bbox": bbox_area,
+        "perimeter": perim,
+        "equivalent_diameter": np.sqrt(4 * area / np.pi),
+        "form_factor": form_factor,
+        "compactness": perim**2 / np.maximum(4 * np.pi * area, 1),
         "eccentricity": ecc,
         "solidity": area / convex,
         "extent": area / bbox_area,
@@ -145,10 +231,34 @@ def measure(obj: Objects, images: np.ndarray | None = None) -> dict[str, np.ndar
         "axis_minor_length": 4 * np.sqrt(l2),
         "orientation": orient,
         "euler_number": euler_numbers(obj.labels, n),
-        "centroid_y": (box[:, 0] - oy) + s["y"] / area,
-        "centroid_x": (box[:, 1] - ox) + s["x"] / area,
+        "radius_max": dist_sorted[starts + obj.areas - 1],
+        "radius_mean": np.add.reduceat(dist, starts) / area,
+        "radius_median": quantile(dist_sorted, starts, obj.areas, 0.5),
+        "feret_min": hull[:, 0],
+        "feret_max": hull[:, 1],
+        "centroid_y": (box[:, 0] - oy) + mom["raw"][:, 1, 0] / area,
+        "centroid_x": (box[:, 1] - ox) + mom["raw"][:, 0, 1] / area,
         "bbox_min_y": (box[:, 0] - oy).astype(np.float64),
         "bbox_min_x": (box[:, 1] - ox).astype(np.float64),
         "bbox_max_y": (box[:, 2] - oy).astype(np.float64),
         "bbox_max_x": (box[:, 3] - ox).astype(np.float64),
     }
+    for p in range(3):
+        for q in range(4):
+            out[f"moment_spatial_{p}_{q}"] = mom["raw"][:, p, q]
+            out[f"moment_central_{p}_{q}"] = central[:, p, q]
+    for p in range(4):
+        for q in range(4):
+            if p + q >= 2:
+                out[f"moment_normalized_{p}_{q}"] = mom["normalized"][:, p, q]
+    for k in range(7):
+        out[f"moment_hu_{k}"] = mom["hu"][:, k]
+    out |= {"inertia_tensor_0_0": ia, "inertia_tensor_0_1": ib, "inertia_tensor_1_0": ib,
+            "inertia_tensor_1_1": ic, "inertia_eigenvalue_0": l1, "inertia_eigenvalue_1": l2}
+    degree = params.get("zernike_degree", 9)
+    z = zernike.zernike(obj, hull[:, 2:5], degree)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zs = np.abs(z) / (np.pi * hull[:, 4:5] ** 2)
+    for k, (zn, zm) in enumerate(zernike.indexes(degree)):
+        out[f"zernike_{zn}_{zm}"] = zs[:, k]
+    return out

@@ -1,117 +1,247 @@
-"""Haralick texture features of every object of a batch, from sparse co-occurrence counts.
+"""Haralick texture features of every object of a batch (CellProfiler's MeasureTexture).
 
 Definitions follow CellProfiler's MeasureTexture as cp_measure computes it
 (mahotas ``haralick(crop, distance, ignore_zeros=True)`` on each object's crop
-of a uint8-quantized image): for each direction (0, 1), (1, 1), (1, 0),
-(1, -1) times the distance, a symmetric grey-level co-occurrence matrix of the
+of a quantized image): for each direction (0, 1), (1, 1), (1, 0), (1, -1)
+times the distance, a symmetric grey-level co-occurrence matrix (GLCM) of the
 pixel pairs that lie in the same object with both grey levels non-zero, then
-Haralick's 13 features. Instead of one dense 256 x 256 matrix per object and
-direction, the non-zero entries of all objects are counted at once and every
-feature is a weighted ``bincount`` over them.
+Haralick's 13 features.
 
-Not registered as a feature family yet (issue #4): the kernel and its parity
-test come first.
+One compiled loop over the objects of the whole batch (numba, ``nogil``):
+each object's pairs are counted into a reused dense scratch matrix, the
+entries touched are remembered, and every feature is a sum over those entries
+and over the object's grey-level range only, so the cost follows the object's
+pixels and levels, never ``levels**2``. Quantization (``quantize``) uses one
+fixed mapping for the whole image, as CellProfiler does.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
+from .column import Column
 from .objects import Objects
 
 NAMES = ["AngularSecondMoment", "Contrast", "Correlation", "Variance", "InverseDifferenceMoment",
          "SumAverage", "SumVariance", "SumEntropy", "Entropy", "DifferenceVariance", "DifferenceEntropy",
          "InfoMeas1", "InfoMeas2"]
+DEFINITIONS = {
+    "AngularSecondMoment": "sum of squared GLCM probabilities (1 for a uniform object)",
+    "Contrast": "sum of (i - j)^2 p(i, j)",
+    "Correlation": "(sum i j p(i, j) - mu^2) / sigma^2 of the GLCM marginal (1 if sigma is 0)",
+    "Variance": "variance of the GLCM marginal",
+    "InverseDifferenceMoment": "sum of p(i, j) / (1 + (i - j)^2)",
+    "SumAverage": "mean of the distribution of i + j",
+    "SumVariance": "variance of the distribution of i + j",
+    "SumEntropy": "entropy (log2) of the distribution of i + j",
+    "Entropy": "entropy (log2) of the GLCM",
+    "DifferenceVariance": "variance of the distribution of |i - j| over the object's grey levels 0..max",
+    "DifferenceEntropy": "entropy (log2) of the distribution of |i - j|",
+    "InfoMeas1": "information measure of correlation 1: (HXY - HXY1) / HX",
+    "InfoMeas2": "information measure of correlation 2: sqrt(1 - exp(-2 (HXY2 - HXY)))",
+}
 DIRECTIONS = [(0, 1), (1, 1), (1, 0), (1, -1)]
-LEVELS = 256
 
 
-def _xlog2x(p: np.ndarray) -> np.ndarray:
-    return np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+def quantize(values: np.ndarray, levels: int = 256) -> np.ndarray:
+    """Grey levels ``0..levels-1`` as CellProfiler computes them (``img_as_ubyte``, then rescaled).
 
-
-def _pairs(labels: np.ndarray, q: np.ndarray, dy: int, dx: int):
-    """Object index and grey levels (a, b) of every same-object pair at offset (dy, dx)."""
-    _, h, w = labels.shape
-    ys, yd = slice(max(0, -dy), h - max(0, dy)), slice(max(0, dy), h - max(0, -dy))
-    xs, xd = slice(max(0, -dx), w - max(0, dx)), slice(max(0, dx), w - max(0, -dx))
-    la, lb = labels[:, ys, xs], labels[:, yd, xd]
-    qa, qb = q[:, ys, xs], q[:, yd, xd]
-    sel = (la == lb) & (la > 0) & (qa > 0) & (qb > 0)
-    return la[sel] - 1, qa[sel].astype(np.int64), qb[sel].astype(np.int64)
-
-
-def haralick(obj: Objects, q: np.ndarray, distance: int, direction: tuple[int, int]) -> dict[str, np.ndarray]:
-    """The 13 Haralick features of every object for one direction; NaN where an object has no pairs.
-
-    ``q`` is the ``(N, Y, X)`` uint8 grey-level image (0 is ignored).
+    Integers are divided by their type's maximum and floats clipped to
+    ``[0, 1]`` (CellProfiler's image scale); then ``rint(v * 255)`` and, for
+    fewer levels, ``uint8(u8 * (levels - 1) / 255)``.
     """
-    n = obj.n
-    dy, dx = direction[0] * distance, direction[1] * distance
-    o, a, b = _pairs(obj.labels, q, dy, dx)
-    # symmetric matrix: every pair counts as (a, b) and (b, a)
-    o, a, b = np.concatenate([o, o]), np.concatenate([a, b]), np.concatenate([b, a])
-    codes, counts = np.unique((o * LEVELS + a) * LEVELS + b, return_counts=True)
-    o, rest = np.divmod(codes, LEVELS * LEVELS)
-    i, j = np.divmod(rest, LEVELS)
-    total = np.bincount(o, weights=counts, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = counts / total[o]
-    # per-object number of grey levels of the crop (mahotas: f.max() + 1), for Difference Variance
-    qmax = np.zeros(n, dtype=np.int64)
-    np.maximum.at(qmax, obj.pixels[1], obj.gather(q[:, None], 0).astype(np.int64))
-    maxv = qmax + 1
+    v = np.asarray(values)
+    if v.dtype.kind in "ui":
+        v = v / np.iinfo(v.dtype).max
+    u8 = np.rint(np.clip(v, 0, 1) * 255).astype(np.uint8)
+    if levels == 256:
+        return u8
+    return (u8.astype(np.float64) * ((levels - 1) / 255)).astype(np.uint8)
 
-    def osum(w):
-        return np.bincount(o, weights=w, minlength=n)
 
-    def marginal(idx, size):
-        flat = np.bincount(o * size + idx, weights=p, minlength=n * size).reshape(n, size)
-        return flat
+@numba.njit(cache=True, nogil=True)
+def _haralick_all(labels, q, event, boxes, distance, levels, out):  # pragma: no cover - compiled
+    n = boxes.shape[0]
+    glcm = np.zeros((levels, levels), np.int64)
+    touched_i = np.empty(0, np.int64)
+    touched_j = np.empty(0, np.int64)
+    px = np.zeros(levels)
+    p_plus = np.zeros(2 * levels)
+    p_minus = np.zeros(levels)
+    log_px = np.zeros(levels)
+    for m in range(n):
+        e = event[m]
+        y0, x0, y1, x1 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
+        lab = m + 1
+        qmax = 0
+        lmin = levels
+        lmax = 0
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                if labels[e, y, x] == lab:
+                    v = q[e, y, x]
+                    if v > qmax:
+                        qmax = v
+                    if v > 0 and v < lmin:
+                        lmin = v
+                    if v > lmax:
+                        lmax = v
+        cap = 2 * (y1 - y0) * (x1 - x0) + 1
+        if touched_i.shape[0] < cap:
+            touched_i = np.empty(cap, np.int64)
+            touched_j = np.empty(cap, np.int64)
+        missing = False
+        for d in range(4):
+            dy = distance * (1 if d > 0 else 0)
+            dx = distance * (1 if d < 2 else (0 if d == 2 else -1))
+            nt = 0
+            total = 0
+            for y in range(y0, y1 - dy):
+                for x in range(max(x0, x0 - dx), min(x1, x1 - dx)):
+                    if labels[e, y, x] != lab or labels[e, y + dy, x + dx] != lab:
+                        continue
+                    a = q[e, y, x]
+                    b = q[e, y + dy, x + dx]
+                    if a == 0 or b == 0:
+                        continue
+                    if glcm[a, b] == 0:
+                        touched_i[nt] = a
+                        touched_j[nt] = b
+                        nt += 1
+                    glcm[a, b] += 1
+                    if a != b:
+                        if glcm[b, a] == 0:
+                            touched_i[nt] = b
+                            touched_j[nt] = a
+                            nt += 1
+                        glcm[b, a] += 1
+                    else:
+                        glcm[a, b] += 1
+                    total += 2
+            if total == 0:
+                missing = True
+                continue
+            for k in range(lmin, lmax + 1):
+                px[k] = 0.0
+            for k in range(2 * lmin, 2 * lmax + 1):
+                p_plus[k] = 0.0
+            for k in range(0, lmax - lmin + 1):
+                p_minus[k] = 0.0
+            asm = 0.0
+            sij = 0.0
+            idm = 0.0
+            ent = 0.0
+            for t in range(nt):
+                i = touched_i[t]
+                j = touched_j[t]
+                p = glcm[i, j] / total
+                asm += p * p
+                sij += i * j * p
+                idm += p / (1.0 + (i - j) * (i - j))
+                ent -= p * np.log2(p)
+                px[i] += p
+                p_plus[i + j] += p
+                p_minus[abs(i - j)] += p
+            ux = 0.0
+            sxx = 0.0
+            hx = 0.0
+            for k in range(lmin, lmax + 1):
+                ux += k * px[k]
+                sxx += k * k * px[k]
+                if px[k] > 0:
+                    log_px[k] = np.log2(px[k])
+                    hx -= px[k] * log_px[k]
+            vx = sxx - ux * ux
+            sum_avg = 0.0
+            sum_sq = 0.0
+            sum_ent = 0.0
+            for k in range(2 * lmin, 2 * lmax + 1):
+                pk = p_plus[k]
+                sum_avg += k * pk
+                sum_sq += k * k * pk
+                if pk > 0:
+                    sum_ent -= pk * np.log2(pk)
+            contrast = 0.0
+            diff_ent = 0.0
+            sq = 0.0
+            s1 = 0.0
+            for k in range(0, lmax - lmin + 1):
+                pk = p_minus[k]
+                contrast += k * k * pk
+                sq += pk * pk
+                s1 += pk
+                if pk > 0:
+                    diff_ent -= pk * np.log2(pk)
+            maxv = qmax + 1
+            hxy1 = 0.0
+            for t in range(nt):
+                i = touched_i[t]
+                j = touched_j[t]
+                hxy1 -= glcm[i, j] / total * (log_px[i] + log_px[j])
+                glcm[i, j] = 0
+            corr = 1.0 if vx <= 0 or np.sqrt(vx) == 0 else (sij - ux * ux) / vx
+            info1 = (ent - hxy1) if hx == 0 else (ent - hxy1) / hx
+            info2 = np.sqrt(max(0.0, 1.0 - np.exp(-2.0 * (2 * hx - ent))))
+            out[m, d, 0] = asm
+            out[m, d, 1] = contrast
+            out[m, d, 2] = corr
+            out[m, d, 3] = vx
+            out[m, d, 4] = idm
+            out[m, d, 5] = sum_avg
+            out[m, d, 6] = sum_sq - sum_avg * sum_avg
+            out[m, d, 7] = sum_ent
+            out[m, d, 8] = ent
+            out[m, d, 9] = sq / maxv - (s1 / maxv) ** 2
+            out[m, d, 10] = diff_ent
+            out[m, d, 11] = info1
+            out[m, d, 12] = info2
+        if missing:
+            out[m, :, :] = np.nan
 
-    px = marginal(i, LEVELS)  # symmetric: px == py
-    k = np.arange(LEVELS, dtype=np.float64)
-    ux = px @ k
-    vx = px @ (k * k) - ux**2
-    sx = np.sqrt(vx)
-    p_plus = marginal(i + j, 2 * LEVELS)
-    p_minus = marginal(np.abs(i - j), LEVELS)
-    tk = np.arange(2 * LEVELS, dtype=np.float64)
-    asm = osum(p * p)
-    contrast = p_minus @ (k * k)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.where(sx == 0, 1.0, (osum(i * j * p) - ux * ux) / (sx * sx))
-    idm = osum(p / (1.0 + (i - j) ** 2))
-    sum_avg = p_plus @ tk
-    sum_var = p_plus @ (tk * tk) - sum_avg**2
-    sum_ent = -_xlog2x(p_plus).sum(axis=1)
-    ent = -osum(_xlog2x(p))
-    # numpy var over the maxv entries of P(|x-y|) (mahotas' default interpretation)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diff_var = (p_minus**2).sum(axis=1) / maxv - (p_minus.sum(axis=1) / maxv) ** 2
-    diff_ent = -_xlog2x(p_minus).sum(axis=1)
-    hx = -_xlog2x(px).sum(axis=1)
-    log_px = np.log2(np.where(px > 0, px, 1.0))
-    hxy1 = -osum(p * (log_px[o, i] + log_px[o, j]))
-    hxy2 = 2 * hx  # -sum px_i py_j log2(px_i py_j) = HX + HY, and HY = HX for a symmetric matrix
-    with np.errstate(invalid="ignore", divide="ignore"):
-        info1 = np.where(hx == 0, ent - hxy1, (ent - hxy1) / hx)
-    info2 = np.sqrt(np.maximum(0.0, 1 - np.exp(-2.0 * (hxy2 - ent))))
-    out = dict(zip(NAMES, [asm, contrast, corr, vx, idm, sum_avg, sum_var, sum_ent, ent, diff_var, diff_ent,
-                           info1, info2]))
-    empty = total == 0
-    return {name: np.where(empty, np.nan, v) for name, v in out.items()}
+
+def haralick(obj: Objects, q: np.ndarray, distance: int) -> np.ndarray:
+    """``(M, 4, 13)`` Haralick features (objects, directions, ``NAMES``) of an ``(N, Y, X)`` grey-level batch.
+
+    Grey level 0 is ignored. As in CellProfiler, an object without pairs in
+    any one direction gets NaN in every direction.
+    """
+    out = np.empty((obj.n, 4, 13))
+    if obj.n:
+        levels = int(q.max()) + 1 if q.size else 1
+        _haralick_all(obj.labels, np.ascontiguousarray(q, dtype=np.uint8), obj.event.astype(np.int64),
+                      obj.boxes, int(distance), max(levels, 2), out)
+    return out
 
 
 def measure(obj: Objects, q: np.ndarray, distance: int = 3) -> dict[str, np.ndarray]:
-    """All directions at one distance: ``{f"{Feature}_{distance}_{dir:02d}": values}``.
+    """All directions at one distance: ``{f"{Feature}_{distance}_{dir:02d}": values}``."""
+    res = haralick(obj, q, distance)
+    return {f"{name}_{distance}_{d:02d}": res[:, d, k] for d in range(4) for k, name in enumerate(NAMES)}
 
-    As in CellProfiler, an object without pairs in any one direction gets NaN
-    in every direction.
-    """
-    res = {d: haralick(obj, q, distance, direction) for d, direction in enumerate(DIRECTIONS)}
-    missing = np.zeros(obj.n, dtype=bool)
-    for r in res.values():
-        missing |= np.isnan(r["AngularSecondMoment"])
-    return {f"{name}_{distance}_{d:02d}": np.where(missing, np.nan, r[name])
-            for d, r in res.items() for name in NAMES}
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def columns(params: dict) -> list[Column]:
+    distances, levels = params.get("distances", [3, 5]), params.get("levels", 256)
+    return [Column(f"{_snake(name)}_{d}_{k:02d}", f"{DEFINITIONS[name]}; pairs at distance {d}, direction "
+                   f"{DIRECTIONS[k]} (row, column)", f"Texture_{name}_{{ch}}_{d}_{k:02d}_{levels}",
+                   f"distance={d} direction={k} levels={levels}")
+            for d in distances for k in range(4) for name in NAMES]
+
+
+def measure_family(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), params: dict | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Texture features of one channel (``channels[0]``) at every configured distance."""
+    params = params or {}
+    levels = params.get("levels", 256)
+    q = quantize(images[:, channels[0]], levels)
+    out = {}
+    for d in params.get("distances", [3, 5]):
+        res = haralick(obj, q, d)
+        for k in range(4):
+            for f, name in enumerate(NAMES):
+                out[f"{_snake(name)}_{d}_{k:02d}"] = res[:, k, f]
+    return out
