@@ -20,6 +20,8 @@ EXAMPLES = {
   scipzarr convert G1_Ch3.tif G1_Ch4.tif -o g1.zarr --tile-size 40  # montages""",
     "process": """examples:
   scipzarr process cells.zarr -o cells.h5ad
+  scipzarr process cells.zarr -o cells.h5ad --features all
+  scipzarr process cells.zarr -o cells.h5ad --features shape,intensity,texture
   scipzarr process cells.zarr -o cells.h5ad --scheduler local --workers 2 --memory-limit 4GiB
   mpiexec -n 4 scipzarr process cells.zarr -o cells.h5ad --scheduler mpi
   scipzarr config > my.yml && scipzarr process cells.zarr -c my.yml -o cells-table.zarr""",
@@ -90,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-c", "--config", metavar="CONFIG.yml", help="YAML config (default: built-in defaults)")
     pr.add_argument("-o", "--output", required=True, metavar="TABLE.h5ad|TABLE.zarr", help="table to write")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output table")
+    pr.add_argument("--features", metavar="all|FAMILY,...",
+                    help="feature families to measure, overriding the config's features.families: all, or a "
+                         "comma-separated list of shape, intensity, texture, granularity, radial, colocalization")
     pr.add_argument("--on-error", choices=["fail", "skip"], default="fail",
                     help="events with NaN/inf pixels: fail (default) or leave them out (listed in the table)")
     pr.add_argument("--resume", action="store_true",
@@ -201,6 +206,13 @@ def _cmd_process(args) -> int:
     from .pipeline import process
 
     config = load_config(args.config)
+    if args.features is not None:
+        from .features import resolve_families
+
+        try:
+            config["features"]["families"] = resolve_families(args.features)
+        except ValueError as exc:
+            raise ScipzarrError(f"--features {args.features}: {exc}") from None
     adata = process(args.store, config, args.output, overwrite=args.overwrite, resume=args.resume,
                     on_error=args.on_error,
                     progress=not args.quiet,

@@ -29,7 +29,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "min_size": 10,
         "keep": "all",
     },
-    "features": {"families": ["shape", "intensity"], "channels": None},
+    "features": {
+        "families": ["shape", "intensity"],
+        "channels": None,
+        "shape": {"zernike_degree": 9},
+        "texture": {"distances": [3, 5], "levels": 256},
+        "granularity": {"subsample": 0.25, "background_subsample": 0.25, "element_size": 10, "spectrum_length": 16},
+        "radial": {"bins": 4},
+        "colocalization": {"threshold": 15.0},
+    },
     "labels": {"name": "cells", "write": True},
 }
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import atomic, store
 from .errors import ScipzarrError
-from .features import Objects, feature_columns, measure
+from .features import Objects, feature_columns, measure, resolve_families
 from .kernels import normalize as norm
 from .kernels import segment as seg
 from .kernels.batch import valid_mask
@@ -178,8 +178,8 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
         thresholds = seg.threshold_li(smooth, valid)
     local, counts = seg.segment(smooth, valid, thresholds, fill=cfg["fill_holes"],
                                 min_size=cfg["min_size"], keep=cfg["keep"])
-    obj = Objects(local, meta["valid_y0"], meta["valid_x0"])
-    values = measure(obj, images, list(plan.families), list(plan.feat_channels))
+    obj = Objects(local, meta["valid_y0"], meta["valid_x0"], valid)
+    values = measure(obj, images, list(plan.families), list(plan.feat_channels), plan.config["features"])
     event = meta["event"][obj.event]
     if labels_out is not None:
         glob = np.where(local > 0, meta["event"][:, None, None] * plan.label_stride + local, 0)
@@ -208,7 +208,7 @@ def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail") -> Pl
     th, tw = st.mosaic.tile
     stride = -(-th // 2) * -(-tw // 2)  # at most one 8-connected object per 2x2 pixels
     top = (st.mosaic.n_events + 1) * stride
-    return Plan(st.mosaic, seg_ch, feat_ch, tuple(config["features"]["families"]), config,
+    return Plan(st.mosaic, seg_ch, feat_ch, tuple(resolve_families(config["features"]["families"])), config,
                 stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error)
 
 
@@ -381,7 +381,7 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
             store.discard_labels(st, work_name)
         raise
     seconds = time.perf_counter() - t0
-    var = feature_columns(list(plan.families), [st.channel_names[c] for c in plan.feat_channels])
+    var = feature_columns(list(plan.families), [st.channel_names[c] for c in plan.feat_channels], config["features"])
     adata = build_table(st, plan, list(rows), var, config, seconds=seconds,
                         thresholds={"dataset": threshold, "normalize": lohi})
     if output is not None:

@@ -75,6 +75,7 @@ def test_labels_written_unique_and_consistent(tmp_path):
 
 CONFIGS = {
     "default": {},
+    "all_families": {"features": {"families": ["all"]}, "normalize": {"method": "minmax", "scope": "dataset"}},
     "dataset": {"normalize": {"method": "percentile", "scope": "dataset"},
                 "segmentation": {"threshold": {"method": "otsu", "scope": "dataset"}, "channels": [0, 1]}},
     "li_event_minmax": {"normalize": {"method": "minmax", "scope": "event"},
@@ -114,7 +115,8 @@ def test_padding_never_changes_features(tmp_path):
     scipzarr.convert([tmp_path / "same.npy"], tmp_path / "same.zarr", progress=False)
     scipzarr.convert([src], tmp_path / "pad.zarr", chunk_tiles=3, progress=False)
     assert store.open_store(tmp_path / "pad.zarr").mosaic.tile == (45, 41)
-    cfg = {"normalize": {"method": "percentile", "scope": "event"}, "segmentation": {"smoothing_sigma": 2.0}}
+    cfg = {"normalize": {"method": "percentile", "scope": "event"}, "segmentation": {"smoothing_sigma": 2.0},
+           "features": {"families": ["all"]}}
     a = scipzarr.process(tmp_path / "same.zarr", cfg, None, progress=False)
     b = scipzarr.process(tmp_path / "pad.zarr", cfg, None, progress=False)
     b = b[b.obs["event_id"] != "z_big"]
@@ -129,8 +131,9 @@ def test_schedulers_give_identical_tables(tmp_path, scheduler):
 
     ev, _ = make_events(40, channels=2, size=32, seed=5, noise=10)
     path = _convert(tmp_path, np.stack(ev), "s", 3)
-    a = scipzarr.process(path, {}, None, progress=False, scheduler="threads")
-    b = scipzarr.process(path, {}, None, progress=False, scheduler=scheduler)
+    cfg = {"features": {"families": ["all"]}}
+    a = scipzarr.process(path, cfg, None, progress=False, scheduler="threads")
+    b = scipzarr.process(path, cfg, None, progress=False, scheduler=scheduler)
     pd.testing.assert_frame_equal(a.obs, b.obs)
     np.testing.assert_array_equal(a.X, b.X)
 

@@ -52,8 +52,9 @@ FAMILIES = {
 
 def resolve_families(spec: str | list[str]) -> list[str]:
     """``"all"`` or a comma-separated list / list of family names, validated, in registry order."""
-    names = list(FAMILIES) if spec == "all" or spec == ["all"] else (
-        [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec))
+    names = [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec)
+    if "all" in names:
+        return list(FAMILIES)
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown feature family '{unknown[0]}'; choose from: all, {', '.join(FAMILIES)}")

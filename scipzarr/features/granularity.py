@@ -50,6 +50,21 @@ def _resample(stack: np.ndarray, shape: tuple[int, int], scale_y: float, scale_x
     return ndi.map_coordinates(stack, coords, order=1)
 
 
+def _opening(stack: np.ndarray, radius: int) -> np.ndarray:
+    """Grey opening of every image with a disk, borders reflected (scikit-image's default mode).
+
+    The reflection is made explicit with ``numpy.pad(mode="symmetric")``: scipy's
+    ``reflect`` mode reads outside the image when the disk is much larger than
+    the image (seen for 2-pixel sides, which the default subsampling gives
+    for small events), returning values that depend on memory.
+    """
+    disk = morph.disk(radius, dtype=bool)[None]
+    pad = ((0, 0), (radius, radius), (radius, radius))
+    inner = (slice(None), slice(radius, -radius), slice(radius, -radius))
+    eroded = ndi.grey_erosion(np.pad(stack, pad, mode="symmetric"), footprint=disk)[inner]
+    return ndi.grey_dilation(np.pad(eroded, pad, mode="symmetric"), footprint=disk)[inner]
+
+
 def spectrum(pixels: np.ndarray, labels: np.ndarray, n: int, params: dict) -> np.ndarray:
     """``(n, length)`` spectra of objects ``0..n-1`` (``labels`` 1-based, -1 or 0 elsewhere) on a ``(K, H, W)`` stack."""
     p = {**_DEFAULTS, **params}
@@ -65,8 +80,7 @@ def spectrum(pixels: np.ndarray, labels: np.ndarray, n: int, params: dict) -> np
         back = _resample(img, tuple(np.ceil(back_shape).astype(int)), back_sub, back_sub, True)
     else:
         back_shape, back = new, img
-    disk = morph.disk(p["element_size"], dtype=bool)[None]
-    back = morph.dilation(morph.erosion(back, footprint=disk), footprint=disk)
+    back = _opening(back, p["element_size"])
     if back_sub < 1:
         back = _resample(back, tuple(new), (back_shape[0] - 1) / (new[0] - 1), (back_shape[1] - 1) / (new[1] - 1),
                          False)

@@ -28,7 +28,7 @@ BASE = [
     ("area_bbox", "pixels of the bounding box", "BoundingBoxArea"),
     ("perimeter", "perimeter of the 4-connected border (regionprops perimeter)", "Perimeter"),
     ("equivalent_diameter", "diameter of the disk with the same area", "EquivalentDiameter"),
-    ("form_factor", "4 pi area / perimeter^2 (1 for a disk)", "FormFactor"),
+    ("form_factor", "4 pi area / perimeter^2 (1 for a disk; NaN when the perimeter is 0)", "FormFactor"),
     ("compactness", "perimeter^2 / (4 pi area), with the denominator at least 1", "Compactness"),
     ("eccentricity", "eccentricity of the ellipse with the same second moments", "Eccentricity"),
     ("solidity", "area / area_convex", "Solidity"),
@@ -214,7 +214,7 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
     dist_sorted = sort_within_objects(dist, lab, starts, obj.areas)
     oy, ox = obj.valid_y0[obj.event], obj.valid_x0[obj.event]
     with np.errstate(invalid="ignore", divide="ignore"):
-        form_factor = 4 * np.pi * area / perim**2
+        form_factor = np.where(perim > 0, 4 * np.pi * area / perim**2, np.nan)  # undefined without a perimeter
     out = {
         "area": area,
         "area_convex": convex.astype(np.float64),
