@@ -192,8 +192,7 @@ def hull_geometry(labels, ev, y0, y1, x0, x1):
         for a in range(nv):
             for b in range(a + 1, nv):
                 d = np.hypot(hx[a] - hx[b], hy[a] - hy[b])
-                if d > max_d:
-                    max_d = d
+                max_d = max(max_d, d)
         min_w = 0.0
         if nv >= 3:
             min_w = np.inf
@@ -203,10 +202,8 @@ def hull_geometry(labels, ev, y0, y1, x0, x1):
                 widest = 0.0
                 for v in range(nv):
                     dist = abs(_cross(hx[a], hy[a], hx[b], hy[b], hx[v], hy[v])) / length
-                    if dist > widest:
-                        widest = dist
-                if widest < min_w:
-                    min_w = widest
+                    widest = max(widest, dist)
+                min_w = min(min_w, widest)
         cx, cy, rad = _enclosing_circle(hx[:nv], hy[:nv])
         out[i, 0] = min_w
         out[i, 1] = max_d

@@ -22,8 +22,8 @@ from .objects import Objects
 FEATURES = [
     ("correlation", "Pearson's correlation of the two channels' pixel values", "Correlation_Correlation_{ch1}_{ch2}"),
     ("slope", "slope of the least-squares line of the second channel on the first", "Correlation_Slope_{ch1}_{ch2}"),
-    ("manders_1", "Manders' M1: first channel's intensity where both are above threshold over its intensity "
-     "above threshold", "Correlation_Manders_{ch1}_{ch2}"),
+    ("manders_1", ("Manders' M1: first channel's intensity where both are above threshold over its intensity "
+     "above threshold"), "Correlation_Manders_{ch1}_{ch2}"),
     ("manders_2", "Manders' M2: the same for the second channel", "Correlation_Manders_{ch2}_{ch1}"),
     ("overlap", "overlap coefficient over the pixels where both are above threshold", "Correlation_Overlap_{ch1}_{ch2}"),
     ("k1", "sum(f s) / sum(f^2) over the pixels where both are above threshold", "Correlation_K_{ch1}_{ch2}"),

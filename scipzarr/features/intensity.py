@@ -29,8 +29,8 @@ FEATURES = [
     ("center_mass_x", "intensity-weighted mean column, relative to the event", "Location_CenterMassIntensity_X_{ch}"),
     ("max_y", "row of the first (row-major) brightest pixel, relative to the event", "Location_MaxIntensity_Y_{ch}"),
     ("max_x", "column of that pixel", "Location_MaxIntensity_X_{ch}"),
-    ("edge_sum", "sum over the object's edge pixels (those with a 4-neighbour outside the object, inside "
-     "the event)", "Intensity_IntegratedIntensityEdge_{ch}"),
+    ("edge_sum", ("sum over the object's edge pixels (those with a 4-neighbour outside the object, inside "
+     "the event)"), "Intensity_IntegratedIntensityEdge_{ch}"),
     ("edge_mean", "mean over the edge pixels", "Intensity_MeanIntensityEdge_{ch}"),
     ("edge_std", "standard deviation over the edge pixels (ddof=0)", "Intensity_StdIntensityEdge_{ch}"),
     ("edge_min", "minimum over the edge pixels", "Intensity_MinIntensityEdge_{ch}"),
@@ -88,7 +88,7 @@ def edge_pixels(obj: Objects) -> np.ndarray:
     (scikit-image reflects at the image border), so padding changes nothing.
     """
     idx, lab, _ = obj.pixels
-    n, h, w = obj.labels.shape
+    _n, _h, w = obj.labels.shape
     lp = np.pad(obj.labels, ((0, 0), (1, 1), (1, 1)))
     vp = np.pad(obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool), ((0, 0), (1, 1), (1, 1)))
     e, y, x = np.unravel_index(idx, obj.labels.shape)

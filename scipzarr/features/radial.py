@@ -58,7 +58,7 @@ def columns(params: dict) -> list[Column]:
 @numba.njit(cache=True, nogil=True)
 def _geodesic(labels, seeds):  # pragma: no cover - compiled
     """Distance from the seed pixels inside each object, 8-connected steps of 1 and sqrt(2)."""
-    n, h, w = labels.shape
+    _n, h, w = labels.shape
     dist = np.full(labels.shape, np.inf)
     heap = [(0.0, np.int64(0))]
     heap.pop()

@@ -7,8 +7,8 @@ file with this output).
 
 from __future__ import annotations
 
-from . import FAMILIES
 from ..config import DEFAULT_CONFIG
+from . import FAMILIES
 
 HEADER = """# Feature reference
 

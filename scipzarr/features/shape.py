@@ -10,7 +10,6 @@ from __future__ import annotations
 from math import sqrt
 
 import numpy as np
-
 from scipy import ndimage as ndi
 
 from . import zernike
@@ -36,8 +35,8 @@ BASE = [
     ("axis_major_length", "major axis of the ellipse with the same normalized second central moments",
      "MajorAxisLength"),
     ("axis_minor_length", "minor axis of that ellipse", "MinorAxisLength"),
-    ("orientation", "angle (radians, in (-pi/2, pi/2]) between the row axis and the major axis; "
-     "CellProfiler reports degrees", "Orientation"),
+    ("orientation", ("angle (radians, in (-pi/2, pi/2]) between the row axis and the major axis; "
+     "CellProfiler reports degrees"), "Orientation"),
     ("euler_number", "objects minus holes, 8-connectivity", "EulerNumber"),
     ("radius_max", "largest distance of an object pixel to the nearest pixel outside the object", "MaximumRadius"),
     ("radius_mean", "mean of those distances", "MeanRadius"),
@@ -191,7 +190,7 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
     if n == 0:
         return {c.feature: np.zeros(0) for c in columns(params)}
     idx, lab, starts = obj.pixels
-    y, x = obj.coords
+    _y, _x = obj.coords
     box = obj.boxes
     area = obj.areas.astype(np.float64)
     mom = moments(obj)

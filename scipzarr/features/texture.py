@@ -81,12 +81,10 @@ def _haralick_all(labels, q, event, boxes, distance, levels, out):  # pragma: no
             for x in range(x0, x1):
                 if labels[e, y, x] == lab:
                     v = q[e, y, x]
-                    if v > qmax:
-                        qmax = v
+                    qmax = max(qmax, v)
                     if v > 0 and v < lmin:
                         lmin = v
-                    if v > lmax:
-                        lmax = v
+                    lmax = max(lmax, v)
         cap = 2 * (y1 - y0) * (x1 - x0) + 1
         if touched_i.shape[0] < cap:
             touched_i = np.empty(cap, np.int64)
@@ -126,7 +124,7 @@ def _haralick_all(labels, q, event, boxes, distance, levels, out):  # pragma: no
                 px[k] = 0.0
             for k in range(2 * lmin, 2 * lmax + 1):
                 p_plus[k] = 0.0
-            for k in range(0, lmax - lmin + 1):
+            for k in range(lmax - lmin + 1):
                 p_minus[k] = 0.0
             asm = 0.0
             sij = 0.0
@@ -166,7 +164,7 @@ def _haralick_all(labels, q, event, boxes, distance, levels, out):  # pragma: no
             diff_ent = 0.0
             sq = 0.0
             s1 = 0.0
-            for k in range(0, lmax - lmin + 1):
+            for k in range(lmax - lmin + 1):
                 pk = p_minus[k]
                 contrast += k * k * pk
                 sq += pk * pk
