@@ -169,6 +169,13 @@ def _dense_ranks(vals: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
     return ranks
 
 
+def _cached(obj: Objects, key, compute):
+    """Per-channel intermediates shared by the pairs of one batch (``obj.cache`` lives as long as the batch)."""
+    if key not in obj.cache:
+        obj.cache[key] = compute()
+    return obj.cache[key]
+
+
 def measure(obj: Objects, images: np.ndarray, channels: tuple[int, int] = (0, 1), params: dict | None = None
             ) -> dict[str, np.ndarray]:
     """Colocalization of channels ``channels[0]`` and ``channels[1]`` in every object."""
@@ -200,7 +207,8 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, int] = (0, 1)
     tot_f, tot_s = osum(f * above_f), osum(s * above_s)
     fb, sb = f * both, s * both
     fpsq, spsq, prod = osum(fb * fb), osum(sb * sb), osum(fb * sb)
-    r1, r2 = _dense_ranks(f, lab, n), _dense_ranks(s, lab, n)
+    r1, r2 = (_cached(obj, ("rank", id(images), c), lambda v=v: _dense_ranks(v, lab, n))
+              for c, v in zip(channels, (f, s)))
     big = np.maximum(np.maximum.reduceat(r1, starts), np.maximum.reduceat(r2, starts)) + 1
     weight = (big[lab] - np.abs(r1 - r2)) / big[lab]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -97,6 +97,7 @@ def edge_pixels(obj: Objects) -> np.ndarray:
     edge = np.zeros(len(idx), dtype=bool)
     for off in (-(w + 2), w + 2, -1, 1):
         edge |= vf[flat + off] & (lf[flat + off] != lab + 1)
+    obj.cache["edge"] = edge
     return edge
 
 

@@ -34,6 +34,7 @@ class Objects:
     valid: np.ndarray | None = None
 
     def __post_init__(self):
+        self.cache: dict = {}  # channel-independent results shared by families (distances, centres)
         n = self.local.shape[0]
         counts = self.local.reshape(n, -1).max(axis=1) if self.local.size else np.zeros(n, int)
         self.counts = counts.astype(np.int64)

@@ -19,24 +19,10 @@ import heapq
 
 import numba
 import numpy as np
-from scipy import ndimage as ndi
 
 from .column import Column
+from .distance import distance_to_edge
 from .objects import Objects
-
-
-def distances_in_event(obj: Objects) -> np.ndarray:
-    """Distance of every pixel to the nearest background pixel of its own event (CellProfiler's
-    ``distance_to_edge``: the transform of the whole event image, so the image border is not an edge).
-
-    One transform of the ``(N, Y, X)`` batch with a huge step between events,
-    so the nearest background is always in the event itself; pixels outside
-    an event's real region count as non-background, as they do not exist there.
-    """
-    fg = obj.labels > 0
-    if obj.valid is not None:
-        fg = fg | ~obj.valid
-    return ndi.distance_transform_edt(fg, sampling=(1e9, 1.0, 1.0))
 
 
 def columns(params: dict) -> list[Column]:
@@ -92,6 +78,26 @@ def _geodesic(labels, seeds):  # pragma: no cover - compiled
     return dist
 
 
+def _geometry(obj: Objects, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ring and sector of every object pixel (``pixels`` order); the same for every channel, so cached."""
+    key = ("radial", bins)
+    if key not in obj.cache:
+        idx, lab, starts = obj.pixels
+        y, x = obj.coords
+        d_edge = distance_to_edge(obj, border_is_edge=False)
+        # centre: first (row-major) pixel with the largest distance to the edge
+        top = np.maximum.reduceat(d_edge, starts)
+        pos = np.where(d_edge == top[lab], np.arange(len(idx)), len(idx))
+        centre = np.minimum.reduceat(pos, starts)
+        d_centre = _geodesic(obj.labels, idx[centre]).ravel()[idx]
+        norm = d_centre / (d_centre + d_edge + 0.001)
+        ring = np.minimum((norm * bins).astype(np.int64), bins)
+        cy, cx = y[centre][lab], x[centre][lab]
+        sector = (y > cy).astype(np.int64) + 2 * (x > cx) + 4 * (np.abs(y - cy) > np.abs(x - cx))
+        obj.cache[key] = ring, sector
+    return obj.cache[key]
+
+
 def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), params: dict | None = None
             ) -> dict[str, np.ndarray]:
     """Radial distribution of one channel (``channels[0]``) in ``bins`` rings."""
@@ -101,16 +107,8 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
     names = [c.feature for c in columns(params)]
     if n == 0:
         return {k: np.zeros(0) for k in names}
-    idx, lab, starts = obj.pixels
-    y, x = obj.coords
-    d_edge = distances_in_event(obj).ravel()[idx]
-    # centre: first (row-major) pixel with the largest distance to the edge
-    top = np.maximum.reduceat(d_edge, starts)
-    pos = np.where(d_edge == top[lab], np.arange(len(idx)), len(idx))
-    centre = np.minimum.reduceat(pos, starts)
-    d_centre = _geodesic(obj.labels, idx[centre]).ravel()[idx]
-    norm = d_centre / (d_centre + d_edge + 0.001)
-    ring = np.minimum((norm * bins).astype(np.int64), bins)
+    _, lab, _ = obj.pixels
+    ring, sector = _geometry(obj, bins)
     vals = obj.gather(images, channels[0]).astype(np.float64)
     hist = np.bincount(lab * (bins + 1) + ring, weights=vals, minlength=n * (bins + 1)).reshape(n, bins + 1)
     count = np.bincount(lab * (bins + 1) + ring, minlength=n * (bins + 1)).reshape(n, bins + 1)
@@ -118,8 +116,6 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
         frac = hist / hist.sum(axis=1, keepdims=True)
         pix_frac = count / count.sum(axis=1, keepdims=True)
         mean_frac = frac / (pix_frac + np.finfo(float).eps)
-    cy, cx = y[centre][lab], x[centre][lab]
-    sector = (y > cy).astype(np.int64) + 2 * (x > cx) + 4 * (np.abs(y - cy) > np.abs(x - cx))
     key = (lab * (bins + 1) + ring) * 8 + sector
     s_sum = np.bincount(key, weights=vals, minlength=n * (bins + 1) * 8).reshape(n, bins + 1, 8)
     s_cnt = np.bincount(key, minlength=n * (bins + 1) * 8).reshape(n, bins + 1, 8)

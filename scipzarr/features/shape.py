@@ -15,6 +15,7 @@ from scipy import ndimage as ndi
 from . import zernike
 from ._convex import convex_areas, hull_geometry
 from .column import Column
+from .distance import crops, distance_to_edge
 from .intensity import quantile, sort_within_objects
 from .moments import moments
 from .objects import Objects
@@ -150,32 +151,11 @@ def euler_numbers(labels: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(lab, weights=weights, minlength=n + 1)[1:]
 
 
-def filled_areas(labels: np.ndarray, n: int) -> np.ndarray:
-    """Area of every object with its holes (4-connected background enclosed by it) filled."""
-    fg = labels > 0
-    holes = ndi.binary_fill_holes(fg, structure=_PLANE4) & ~fg
-    extra = np.zeros(n + 1)
-    if holes.any():
-        comp, k = ndi.label(holes, structure=_PLANE4)
-        owner = ndi.maximum(ndi.grey_dilation(labels, footprint=_PLANE4), comp, np.arange(1, k + 1))
-        sizes = np.bincount(comp.ravel(), minlength=k + 1)[1:]
-        extra = np.bincount(np.asarray(owner, np.int64), weights=sizes, minlength=n + 1)
-    return np.bincount(labels.ravel(), minlength=n + 1)[1:] + extra[1:]
-
-
-def distances_to_edge(labels: np.ndarray) -> np.ndarray:
-    """Euclidean distance of every pixel to the nearest pixel of another object or the background.
-
-    One distance transform over the batch laid out as a 2-D column of tiles
-    with a zero row and column between them. Objects are 8-connected
-    components and never touch, so the nearest non-object pixel is always
-    background: this equals CellProfiler's transform of each object alone.
-    """
-    n, h, w = labels.shape
-    padded = np.zeros((n, h + 1, w + 1), dtype=bool)
-    padded[:, :h, :w] = labels > 0
-    dist = ndi.distance_transform_edt(np.pad(padded.reshape(n * (h + 1), w + 1), ((1, 0), (1, 0))))
-    return dist[1:, 1:].reshape(n, h + 1, w + 1)[:, :h, :w]
+def filled_areas(obj: Objects) -> np.ndarray:
+    """Area of every object with its holes filled, each object in its own crop (regionprops ``area_filled``:
+    4-connected background not reaching the crop's border, other objects inside included)."""
+    mine = crops(obj)[0]
+    return ndi.binary_fill_holes(mine, structure=_PLANE4).sum(axis=(1, 2)).astype(np.float64)
 
 
 _PLANE4 = np.zeros((3, 3, 3), bool)
@@ -209,7 +189,7 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
     hull = hull_geometry(obj.labels, obj.event, box[:, 0], box[:, 2], box[:, 1], box[:, 3])
     bbox_area = ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])).astype(np.float64)
     perim = perimeters(obj.labels, n)
-    dist = distances_to_edge(obj.labels).ravel()[idx]
+    dist = distance_to_edge(obj, border_is_edge=True)
     dist_sorted = sort_within_objects(dist, lab, starts, obj.areas)
     oy, ox = obj.valid_y0[obj.event], obj.valid_x0[obj.event]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -217,7 +197,7 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
     out = {
         "area": area,
         "area_convex": convex.astype(np.float64),
-        "area_filled": filled_areas(obj.labels, n),
+        "area_filled": filled_areas(obj),
         "area_bbox": bbox_area,
         "perimeter": perim,
         "equivalent_diameter": np.sqrt(4 * area / np.pi),
