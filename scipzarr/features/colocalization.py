@@ -51,13 +51,14 @@ def scaled(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 @numba.njit(cache=True)
-def _pearson_subset(f, s, sel):  # pragma: no cover - compiled
+def _pearson_below(f, s, tf, ts):  # pragma: no cover - compiled
+    """Pearson's r of the pixels with f < tf or s < ts (scipy.stats.pearsonr; NaN if < 3 or constant)."""
     n = 0
     mf = 0.0
     ms = 0.0
     fmin, fmax, smin, smax = np.inf, -np.inf, np.inf, -np.inf
     for k in range(f.shape[0]):
-        if sel[k]:
+        if f[k] < tf or s[k] < ts:
             n += 1
             mf += f[k]
             ms += s[k]
@@ -71,7 +72,7 @@ def _pearson_subset(f, s, sel):  # pragma: no cover - compiled
     sxx = 0.0
     syy = 0.0
     for k in range(f.shape[0]):
-        if sel[k]:
+        if f[k] < tf or s[k] < ts:
             sxy += (f[k] - mf) * (s[k] - ms)
             sxx += (f[k] - mf) ** 2
             syy += (s[k] - ms) ** 2
@@ -115,7 +116,7 @@ def _costes_one(f, s, scale):  # pragma: no cover - compiled
             return nan2
         tf = mid / scale
         ts = a * tf + b
-        r = _pearson_subset(f, s, (f < tf) | (s < ts))
+        r = _pearson_below(f, s, tf, ts)
         if not np.isfinite(r) or r < 0:
             left = mid - 1
         else:
@@ -128,7 +129,7 @@ def _costes_one(f, s, scale):  # pragma: no cover - compiled
         return nan2
     tf = (valid - 1) / scale
     ts = a * tf + b
-    if not np.isfinite(_pearson_subset(f, s, (f < tf) | (s < ts))):
+    if not np.isfinite(_pearson_below(f, s, tf, ts)):
         return nan2
     tot_f = 0.0
     tot_s = 0.0
@@ -157,9 +158,80 @@ def costes(f, s, starts, counts, scale):  # pragma: no cover - compiled
     return out
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _pair_stats(f, s, r1, r2, starts, counts, thr):  # pragma: no cover - compiled
+    """Pearson, slope, Manders, overlap, K and RWC of every object (pixels grouped by object)."""
+    out = np.zeros((starts.shape[0], 9))
+    for m in range(starts.shape[0]):
+        a, b = starts[m], starts[m] + counts[m]
+        n = b - a
+        mf = 0.0
+        ms = 0.0
+        fmax = -np.inf
+        smax = -np.inf
+        rmax = 0
+        for p in range(a, b):
+            mf += f[p]
+            ms += s[p]
+            fmax = max(fmax, f[p])
+            smax = max(smax, s[p])
+            rmax = max(rmax, r1[p], r2[p])
+        mf /= n
+        ms /= n
+        sxy = 0.0
+        sxx = 0.0
+        syy = 0.0
+        tf, ts = thr * fmax, thr * smax
+        tot_f = 0.0
+        tot_s = 0.0
+        co_f = 0.0
+        co_s = 0.0
+        ff = 0.0
+        ss = 0.0
+        fs = 0.0
+        w_f = 0.0
+        w_s = 0.0
+        big = rmax + 1.0
+        both = False
+        for p in range(a, b):
+            df, ds = f[p] - mf, s[p] - ms
+            sxy += df * ds
+            sxx += df * df
+            syy += ds * ds
+            if f[p] >= tf:
+                tot_f += f[p]
+            if s[p] >= ts:
+                tot_s += s[p]
+            if f[p] >= tf and s[p] >= ts:
+                both = True
+                co_f += f[p]
+                co_s += s[p]
+                ff += f[p] * f[p]
+                ss += s[p] * s[p]
+                fs += f[p] * s[p]
+                w = (big - abs(r1[p] - r2[p])) / big
+                w_f += f[p] * w
+                w_s += s[p] * w
+        out[m, 0] = sxy / np.sqrt(sxx * syy)
+        out[m, 1] = sxy / sxx
+        if both:
+            out[m, 2] = co_f / tot_f
+            out[m, 3] = co_s / tot_s
+            out[m, 4] = fs / np.sqrt(ff * ss)
+            out[m, 5] = fs / ff
+            out[m, 6] = fs / ss
+            out[m, 7] = w_f / tot_f
+            out[m, 8] = w_s / tot_s
+    return out
+
+
 def _dense_ranks(vals: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
     """Rank of every value among the distinct values of its object (0 = smallest)."""
-    order = np.lexsort((vals, lab))
+    if vals.dtype.kind == "u" and vals.dtype.itemsize <= 2 and n < 2**16:  # two stable radix sorts
+        order = np.argsort(vals, kind="stable")
+        order = order[np.argsort(lab[order].astype(np.uint16), kind="stable")]
+    else:
+        order = np.lexsort((vals, lab))
     v, o = vals[order], lab[order]
     change = np.concatenate([[False], (v[1:] != v[:-1]) & (o[1:] == o[:-1])])
     csum = np.cumsum(change)
@@ -186,37 +258,12 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, int] = (0, 1)
         return {name: np.zeros(0) for name, _, _ in FEATURES}
     _, lab, starts = obj.pixels
     counts = obj.areas
-    f, scale = scaled(obj.gather(images, channels[0]))
-    s, _ = scaled(obj.gather(images, channels[1]))
-
-    def osum(w):
-        return np.bincount(lab, weights=w, minlength=n)
-
-    cnt = counts.astype(np.float64)
-    mf, ms = osum(f) / cnt, osum(s) / cnt
-    df, ds = f - mf[lab], s - ms[lab]
-    sxy, sxx, syy = osum(df * ds), osum(df * df), osum(ds * ds)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = sxy / np.sqrt(sxx * syy)
-        slope = sxy / sxx
-    tf = thr * np.maximum.reduceat(f, starts)
-    ts = thr * np.maximum.reduceat(s, starts)
-    above_f, above_s = f >= tf[lab], s >= ts[lab]
-    both = above_f & above_s
-    anyboth = np.bincount(lab[both], minlength=n) > 0
-    tot_f, tot_s = osum(f * above_f), osum(s * above_s)
-    fb, sb = f * both, s * both
-    fpsq, spsq, prod = osum(fb * fb), osum(sb * sb), osum(fb * sb)
+    raw = [obj.gather(images, c) for c in channels]
+    (f, scale), (s, _) = scaled(raw[0]), scaled(raw[1])
+    # ranks of the raw values: scaling is monotonic, so they are the ranks of f and s
     r1, r2 = (_cached(obj, ("rank", id(images), c), lambda v=v: _dense_ranks(v, lab, n))
-              for c, v in zip(channels, (f, s)))
-    big = np.maximum(np.maximum.reduceat(r1, starts), np.maximum.reduceat(r2, starts)) + 1
-    weight = (big[lab] - np.abs(r1 - r2)) / big[lab]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        res = {
-            "manders_1": osum(fb) / tot_f, "manders_2": osum(sb) / tot_s,
-            "overlap": prod / np.sqrt(fpsq * spsq), "k1": prod / fpsq, "k2": prod / spsq,
-            "rwc_1": osum(fb * weight) / tot_f, "rwc_2": osum(sb * weight) / tot_s,
-        }
-    res = {k: np.where(anyboth, v, 0.0) for k, v in res.items()}
+              for c, v in zip(channels, raw if raw[0].dtype.kind in "ui" else (f, s)))
+    res = _pair_stats(f, s, r1, r2, starts, counts, thr)
     c = costes(f, s, starts, counts, scale)
-    return {"correlation": corr, "slope": slope, **res, "costes_1": c[:, 0], "costes_2": c[:, 1]}
+    names = ["correlation", "slope", "manders_1", "manders_2", "overlap", "k1", "k2", "rwc_1", "rwc_2"]
+    return {**{k: res[:, i] for i, k in enumerate(names)}, "costes_1": c[:, 0], "costes_2": c[:, 1]}

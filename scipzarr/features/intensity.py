@@ -87,8 +87,10 @@ def edge_pixels(obj: Objects) -> np.ndarray:
     valid region has another label; neighbours outside the event do not count
     (scikit-image reflects at the image border), so padding changes nothing.
     """
+    if "edge" in obj.cache:
+        return obj.cache["edge"]
     idx, lab, _ = obj.pixels
-    _n, _h, w = obj.labels.shape
+    w = obj.labels.shape[2]
     lp = np.pad(obj.labels, ((0, 0), (1, 1), (1, 1)))
     vp = np.pad(obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool), ((0, 0), (1, 1), (1, 1)))
     e, y, x = np.unravel_index(idx, obj.labels.shape)
