@@ -3,10 +3,11 @@
 Times, in one run and on the same store:
   * convert  (.npy stack -> OME-Zarr mosaic store),
   * baseline (plain zarr read + decode of every chunk of the store, via dask),
-  * process  (normalize, segment, label, shape + intensity features, labels written),
+  * process  (normalize, segment, label, features, labels written), once per ``--families`` set,
 each in its own child process so that its peak memory (max RSS) is its own.
 
-    python benchmarks/bench_ifc.py --events 20000 [--chunk-tiles 16] [--out bench-out]
+    python benchmarks/bench_ifc.py --events 20000 [--chunk-tiles 16] [--out bench-out] \
+        [--families shape,intensity --families shape,intensity,texture --families all]
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def phase_baseline(out: Path) -> dict:
 def phase_process(out: Path, families: str) -> dict:
     import scipzarr
 
-    cfg = {"features": {"families": families.split(",")}, "segmentation": {"channels": [0]}}
+    from scipzarr.features import resolve_families
+
+    cfg = {"features": {"families": resolve_families(families)}, "segmentation": {"channels": [0]}}
     t0 = time.perf_counter()
     a = scipzarr.process(out / "bench.zarr", cfg, out / "bench.h5ad", overwrite=True, progress=False)
     return {"seconds": time.perf_counter() - t0, "objects": int(a.n_obs), "features": int(a.n_vars)}
@@ -81,7 +84,9 @@ def main() -> None:
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--chunk-tiles", type=int, default=16)
     p.add_argument("--out", default="bench-out")
-    p.add_argument("--families", default="shape,intensity")
+    p.add_argument("--families", action="append",
+                   help="comma-separated families of one process run; repeat for several runs "
+                        "(default: shape,intensity; 'all' for every family)")
     p.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.phase:
@@ -101,18 +106,19 @@ def main() -> None:
         _child("generate", out, n)
     conv = _child("convert", out, args.chunk_tiles)
     base = _child("baseline", out)
-    proc = _child("process", out, args.families)
+    runs = [(fam, _child("process", out, fam)) for fam in (args.families or ["shape,intensity"])]
     import os
 
-    rows = [("read+decode baseline", base), ("convert", conv), (f"process ({args.families})", proc)]
+    rows = [("read+decode baseline", base), ("convert", conv)] + [(f"process ({f})", r) for f, r in runs]
     print(f"\nIFC benchmark: {n} events, 6 ch x 90 x 90 uint16, chunks of {args.chunk_tiles}x{args.chunk_tiles} "
           f"events, {os.cpu_count()} cores")
     print(f"{'step':34s} {'seconds':>8s} {'events/s':>10s} {'x baseline':>11s} {'peak MB':>8s}")
     for name, r in rows:
         rate = n / r["seconds"]
         print(f"{name:34s} {r['seconds']:8.2f} {rate:10,.0f} {base['seconds'] / r['seconds']:11.3f} {r['peak_mb']:8.0f}")
-    print(f"objects {proc['objects']}, features {proc['features']}; "
-          f"projected process time for the seed's 270,000 events: {270000 / (n / proc['seconds']):.0f} s")
+    for fam, proc in runs:
+        print(f"process ({fam}): objects {proc['objects']}, features {proc['features']}; projected time for "
+              f"the seed's 270,000 events: {270000 / (n / proc['seconds']):.0f} s")
 
 
 def _npy_len(path: Path) -> int:

@@ -202,7 +202,7 @@ def spectrum(pixels: np.ndarray, labels: np.ndarray, n: int, params: dict, cache
     if back_sub < 1:
         back = _resample(back, tuple(new), (back_shape[0] - 1) / (new[0] - 1), (back_shape[1] - 1) / (new[1] - 1),
                          False)
-    img = np.maximum(img - back, 0)
+    img = np.ascontiguousarray(np.maximum(img - back, 0))  # compiled loops below are 10x faster on C order
     flat = labels.ravel()
     fg = flat > 0
     lab = flat[fg] - 1
