@@ -43,6 +43,8 @@ them) is equal to them within 1e-6 relative, on generated objects and on real im
   depends on floating-point rounding in its circle code (on the generated test objects about one
   object in four differs in some moments). The parity test compares with cp_measure given the
   same rule.
+- **Feret diameters** follow CellProfiler (the hull of the pixel centres); scikit-image's
+  `feret_diameter_max` uses the hull of the pixel corners and is larger by up to one pixel diagonal.
 - **Normalized moments** with p + q < 2 are not reported: they are NaN by definition in
   CellProfiler and scikit-image.
 - **Form factor** is NaN when the perimeter is 0 (one-pixel objects); CellProfiler reports inf.

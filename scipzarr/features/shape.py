@@ -24,7 +24,7 @@ from .objects import Objects
 BASE = [
     ("area", "number of pixels", "Area"),
     ("area_convex", "pixels of the convex hull (regionprops area_convex)", "ConvexArea"),
-    ("area_filled", "pixels of the object with its holes filled (regionprops area_filled)", "FilledArea"),
+    ("area_filled", "pixels of the object with its holes (background not 8-connected to the outside) filled", "FilledArea"),
     ("area_bbox", "pixels of the bounding box", "BoundingBoxArea"),
     ("perimeter", "perimeter of the 4-connected border (regionprops perimeter)", "Perimeter"),
     ("equivalent_diameter", "diameter of the disk with the same area", "EquivalentDiameter"),
@@ -153,13 +153,13 @@ def euler_numbers(labels: np.ndarray, n: int) -> np.ndarray:
 
 def filled_areas(obj: Objects) -> np.ndarray:
     """Area of every object with its holes filled, each object in its own crop (regionprops ``area_filled``:
-    4-connected background not reaching the crop's border, other objects inside included)."""
+    8-connected background not reaching the crop's border, other objects inside included)."""
     mine = crops(obj)[0]
-    return ndi.binary_fill_holes(mine, structure=_PLANE4).sum(axis=(1, 2)).astype(np.float64)
+    return ndi.binary_fill_holes(mine, structure=_PLANE8).sum(axis=(1, 2)).astype(np.float64)
 
 
-_PLANE4 = np.zeros((3, 3, 3), bool)
-_PLANE4[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+_PLANE8 = np.zeros((3, 3, 3), bool)
+_PLANE8[1] = True
 
 
 def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params: dict | None = None
