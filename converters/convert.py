@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 
 from scipzarr import atomic, store
+from scipzarr.fovstore import DEFAULT_CHUNK, write_fov_store
 from scipzarr._version import __version__
 from scipzarr.resume import check_manifest, config_hash, fingerprint, work_path
 from scipzarr.errors import ScipzarrError
 from scipzarr.progress import run_with_progress
 from scipzarr.scheduler import ClusterOptions, open_runner
 
+from .fov import discover_fovs, looks_like_fovs
 from .ifc import EventSource, discover
 
 #: Default K (16 x 16 = 256 events per chunk; ~25 MB for 6 x 90 x 90 uint16).
@@ -73,8 +75,10 @@ def convert(
     progress: bool = True,
     scheduler: str = "threads",
     cluster: ClusterOptions | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    z_projection: str = "max",
 ) -> dict:
-    """Convert IFC inputs to a scipzarr OME-Zarr store.
+    """Convert IFC events or fields of view to a scipzarr OME-Zarr store.
 
     Parameters
     ----------
@@ -83,8 +87,10 @@ def convert(
         ``tile_size``) or one ``.npy`` stack.
     output : path
         The store to write (``.zarr``); written aside and moved into place.
-    kind : {"ifc"}
-        Input kind. Only imaging flow cytometry is supported so far.
+    kind : {"ifc", "fov", "auto"}
+        Imaging flow cytometry events (a mosaic store), fields of view (one
+        multiscale image per FOV, see :func:`convert_fovs`), or a guess from
+        the first input (large or multi-series images are FOVs).
     channels : list of str, optional
         Channel names (one per channel).
     chunk_tiles : int
@@ -105,8 +111,13 @@ def convert(
     dict
         Summary: events, channels, tile, chunks, seconds.
     """
-    if kind not in ("ifc", "auto"):
-        raise ScipzarrError(f"--kind {kind}: only 'ifc' is supported in this version")
+    if kind not in ("ifc", "fov", "auto"):
+        raise ScipzarrError(f"--kind {kind}: choose ifc, fov or auto")
+    if kind == "auto":
+        kind = "fov" if looks_like_fovs(inputs) else "ifc"
+    if kind == "fov":
+        return convert_fovs(inputs, output, channels=channels, chunk_size=chunk_size, z_projection=z_projection,
+                            overwrite=overwrite, progress=progress, scheduler=scheduler, cluster=cluster)
     if fit not in ("pad", "crop"):
         raise ScipzarrError(f"--fit {fit}: choose pad or crop")
     output = Path(output)
@@ -214,3 +225,35 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
         "rejected": counts.get("rejected", 0),
         "seconds": time.perf_counter() - t0,
     }
+
+
+def convert_fovs(inputs: list[str | Path], output: str | Path, *, channels: list[str] | None = None,
+                 chunk_size: int = DEFAULT_CHUNK, z_projection: str = "max", overwrite: bool = False,
+                 progress: bool = True, scheduler: str = "threads", cluster: ClusterOptions | None = None) -> dict:
+    """Fields of view (TIFF/OME-TIFF, vendor formats via bioio) → a store with one multiscale image per FOV.
+
+    Images are read lazily and written chunk by chunk (``chunk_size`` pixels
+    square), so a FOV larger than memory converts in bounded memory.
+    """
+    if chunk_size < 16:
+        raise ScipzarrError(f"--chunk-size {chunk_size}: use at least 16 pixels (default {DEFAULT_CHUNK})")
+    if z_projection not in ("max", "mean"):
+        raise ScipzarrError(f"--z-projection {z_projection}: choose max or mean")
+    output = Path(output)
+    inputs = [Path(p) for p in inputs]
+    atomic.check_output(output, overwrite, inputs)
+    t0 = time.perf_counter()
+    fovs = discover_fovs(inputs, z_projection)
+    n_channels = fovs[0].data.shape[0]
+    names = channels or fovs[0].channel_names or [f"ch{i}" for i in range(n_channels)]
+    if len(names) != n_channels:
+        raise ScipzarrError(f"--channels: {len(names)} names for {n_channels} channels; give one name per channel")
+    with open_runner(scheduler, cluster, quiet=not progress) as runner, atomic.atomic_path(output) as work:
+        def compute(collections, what):
+            runner.compute(collections)
+
+        write_fov_store(work, fovs, list(names), chunk_size, compute)
+    seconds = time.perf_counter() - t0
+    return {"store": str(output), "kind": "fov", "fovs": len(fovs), "channels": list(names),
+            "chunk": chunk_size, "seconds": seconds,
+            "pixels": int(sum(f.data.shape[1] * f.data.shape[2] for f in fovs))}

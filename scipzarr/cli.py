@@ -70,7 +70,13 @@ def _parser() -> argparse.ArgumentParser:
                        description="Convert imaging flow cytometry events to a chunked OME-Zarr mosaic store.")
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="TIFF files or folders, or one .npy stack")
     c.add_argument("-o", "--output", required=True, metavar="STORE.zarr", help="store to write")
-    c.add_argument("--kind", default="ifc", choices=["ifc", "auto"], help="input kind (default: ifc)")
+    c.add_argument("--kind", default="ifc", choices=["ifc", "fov", "auto"],
+                   help="ifc: events into a mosaic store (default); fov: fields of view, one multiscale image each; "
+                        "auto: guess from the first input")
+    c.add_argument("--chunk-size", type=int, default=1024, metavar="N",
+                   help="FOV stores: chunks of N x N pixels (default 1024)")
+    c.add_argument("--z-projection", choices=["max", "mean"], default="max",
+                   help="FOV stores: how z-stacks become one plane (default max)")
     c.add_argument("--channels", metavar="NAME,...", help="channel names, comma-separated, one per channel")
     c.add_argument("--chunk-tiles", type=int, default=16, metavar="K",
                    help="each chunk holds K x K events (default: 16)")
@@ -92,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-c", "--config", metavar="CONFIG.yml", help="YAML config (default: built-in defaults)")
     pr.add_argument("-o", "--output", required=True, metavar="TABLE.h5ad|TABLE.zarr", help="table to write")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output table")
+    pr.add_argument("--chunk-size", type=int, metavar="N",
+                    help="FOV stores: process in chunks of N x N pixels (default: the store's chunks)")
     pr.add_argument("--features", metavar="all|FAMILY,...",
                     help="feature families to measure, overriding the config's features.families: all, or a "
                          "comma-separated list of shape, intensity, texture, granularity, radial, colocalization")
@@ -190,7 +198,13 @@ def _cmd_convert(args) -> int:
                   tile_size=args.tile_size, fit=args.fit, overwrite=args.overwrite, resume=args.resume,
                   on_error=args.on_error,
                   progress=not args.quiet,
-                  scheduler=args.scheduler, cluster=_cluster(args))
+                  scheduler=args.scheduler, cluster=_cluster(args), chunk_size=args.chunk_size,
+                  z_projection=args.z_projection)
+    if res.get("kind") == "fov":
+        _say(args, f"{res['store']}: {res['fovs']} FOVs, channels {','.join(res['channels'])}, chunks of "
+                   f"{res['chunk']}x{res['chunk']} px, {res['seconds']:.1f} s "
+                   f"({res['pixels'] / max(res['seconds'], 1e-9) / 1e6:,.1f} Mpx/s)")
+        return 0
     _say(args, f"{res['store']}: {res['events']} events ({res['layout']}), channels {','.join(res['channels'])}, "
                f"tile {res['tile'][0]}x{res['tile'][1]}, {res['chunks']} chunks of {args.chunk_tiles}x{args.chunk_tiles} "
                f"events, {res['rejected']} rejected, {res['seconds']:.1f} s "
@@ -216,8 +230,12 @@ def _cmd_process(args) -> int:
     adata = process(args.store, config, args.output, overwrite=args.overwrite, resume=args.resume,
                     on_error=args.on_error,
                     progress=not args.quiet,
-                    scheduler=args.scheduler, cluster=_cluster(args))
+                    scheduler=args.scheduler, cluster=_cluster(args), chunk_size=args.chunk_size)
     meta = adata.uns["scipzarr"]
+    if meta.get("kind") == "fov":
+        _say(args, f"{args.output}: {meta['fovs']} FOVs, {meta['objects']} objects x {meta['features']} features, "
+                   f"{meta['seconds']:.1f} s ({meta['seconds'] / max(meta['fovs'], 1):.2f} s per FOV)")
+        return 0
     _say(args, f"{args.output}: {meta['events']} events, {meta['objects']} objects "
                f"({meta['events_without_objects']} events without objects, {meta['events_rejected']} rejected), "
                f"{meta['features']} features, "
@@ -240,15 +258,18 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_validate(args) -> int:
+    from .fovstore import store_kind, validate_fov_store
     from .store import validate_store
 
-    problems = validate_store(Path(args.store))
+    fov = store_kind(args.store) == "fov"
+    problems = (validate_fov_store if fov else validate_store)(Path(args.store))
     if problems:
         for prob in problems:
             print(f"{args.store}: {prob}", file=sys.stderr)
         print(f"{args.store}: INVALID ({len(problems)} problem{'s' if len(problems) > 1 else ''})", file=sys.stderr)
         return 1
-    _say(args, f"{args.store}: valid (OME-NGFF 0.5 image + labels, scipzarr metadata, event table)")
+    _say(args, f"{args.store}: valid (OME-NGFF 0.5 " + ("images of every FOV + labels, scipzarr metadata)" if fov else
+                                                      "image + labels, scipzarr metadata, event table)"))
     return 0
 
 

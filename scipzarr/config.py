@@ -28,6 +28,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "fill_holes": True,
         "min_size": 10,
         "keep": "all",
+        "split": {"method": "auto", "min_distance": 7},
     },
     "features": {
         "families": ["shape", "intensity"],

@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 
 from . import atomic, store
+from .fovstore import store_kind
 from .errors import ScipzarrError
 from .features import Objects, feature_columns, measure, resolve_families
 from .kernels import normalize as norm
@@ -269,8 +270,9 @@ def process(
     progress: bool = True,
     scheduler: str = "threads",
     cluster: ClusterOptions | None = None,
+    chunk_size: int | None = None,
 ):
-    """Segment and measure every event of a store; return the AnnData table.
+    """Segment and measure every event (IFC) or FOV of a store; return the AnnData table.
 
     Parameters
     ----------
@@ -292,6 +294,8 @@ def process(
         ``pbs`` or a scheduler address (see :mod:`scipzarr.scheduler`).
     cluster : ClusterOptions, optional
         Worker counts and sizes for clusters started here.
+    chunk_size : int, optional
+        FOV stores: process in chunks of this many pixels (default: the store's).
 
     Returns
     -------
@@ -301,6 +305,10 @@ def process(
     from .table import check_table_path
 
     t0 = time.perf_counter()
+    if store_kind(store_path) == "fov":
+        return _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size)
+    if chunk_size is not None:
+        raise ScipzarrError("--chunk-size applies to FOV stores; IFC stores are processed by their own chunks")
     st = store.open_store(store_path)
     if on_error not in ("fail", "skip"):
         raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
@@ -393,4 +401,23 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
     if work is not None:
         work.close()
     store.discard_labels(st, work_name)  # the scratch label blocks, last: a resume before this rebuilds from them
+    return adata
+
+
+def _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size):
+    """FOV stores: :func:`scipzarr.fovpipeline.process_fovs` on the chosen scheduler, table written atomically."""
+    from .fovpipeline import process_fovs
+    from .table import check_table_path, write_table
+
+    if resume:
+        raise ScipzarrError("--resume is not available for FOV stores yet; rerun without it")
+    if output is not None:
+        output = Path(output)
+        check_table_path(output)
+        atomic.check_output(output, overwrite, [Path(store_path)])
+    with open_runner(scheduler, cluster, quiet=not progress) as runner:
+        adata = process_fovs(store_path, config, chunk_size=chunk_size,
+                             compute=lambda collections, what="": runner.compute(collections))
+    if output is not None:
+        write_table(adata, output)
     return adata

@@ -1,0 +1,296 @@
+"""``scipzarr process`` on fields of view: chunked segmentation with global, chunk-independent labels.
+
+Per FOV, as a dask graph over chunks of ``chunk_size`` pixels:
+
+1. the segmentation image (mean of the segmentation channels) is smoothed
+   with ``map_overlap`` (the overlap is the Gaussian's radius, so every pixel
+   sees exactly the neighbourhood it would see in the whole image);
+2. the threshold comes from one histogram over all chunks (Otsu, Li or
+   fixed; per FOV or over the data set), never per chunk;
+3. holes are filled globally (background components that do not reach the
+   image border), components are labelled (8-connected) by
+   :mod:`scipzarr.kernels.chunklabel` (exact, numbered in raster order of
+   their first pixel, so the label image is the same whatever the
+   chunking), and objects under ``min_size`` dropped;
+4. labels are written into the store (``<fov>/labels/<name>``, with the
+   image's pyramid);
+5. features: objects are grouped by the chunk holding their first row and
+   column; one task per group reads the region covering the group's bounding
+   boxes once and measures every object on its own crop (bounding box plus
+   one pixel, other objects removed) with the batch feature kernels, so an
+   object crossing chunk borders is measured exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import zarr
+from scipy import ndimage as ndi
+
+from . import fovstore
+from .errors import ScipzarrError
+from .features import Objects, feature_columns, measure, resolve_families
+from .kernels import chunklabel
+from .kernels import segment as seg
+
+_EIGHT = np.ones((3, 3), bool)
+_CROSS = ndi.generate_binary_structure(2, 1)
+
+
+def smooth(image: da.Array, sigma: float) -> da.Array:
+    """Gaussian smoothing (scipy's, reflect at the image border) with an overlap of the kernel radius."""
+    if sigma <= 0:
+        return image
+    radius = int(4.0 * sigma + 0.5)  # scipy's truncate=4 radius
+    return da.map_overlap(lambda b: ndi.gaussian_filter(b, sigma, mode="reflect"), image, depth=radius,
+                          boundary="none", dtype=np.float64)
+
+
+def _threshold(counts: np.ndarray, lo: float, hi: float, method: str) -> float:
+    edges = np.linspace(lo, hi, seg.NBINS + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    if hi == lo:
+        return lo
+    if method == "otsu":
+        return float(seg.otsu_from_histograms(counts[None], centers[None])[0])
+    return float(seg.li_from_histogram(counts, centers))
+
+
+def fill_holes(mask: da.Array, compute=None) -> da.Array:
+    """Fill background components (4-connected) that do not reach the image border, exactly, chunk by chunk."""
+    bg, comps = chunklabel.label(~mask, connectivity=1, compute=compute)
+    h, w = mask.shape
+    hole = np.zeros(len(comps) + 1, dtype=bool)
+    hole[1:] = ~((comps["ymin"] == 0) | (comps["xmin"] == 0) | (comps["ymax"] == h - 1)
+                 | (comps["xmax"] == w - 1)).to_numpy()
+    return mask | bg.map_blocks(lambda b: hole[b], dtype=bool)
+
+
+def _split_group(label_path: str, comps: pd.DataFrame, shape: tuple[int, int], min_distance: int) -> list:
+    """Split touching nuclei of a group of components: distance-transform watershed on each component alone.
+
+    Markers are the peaks of the distance to the background at least
+    ``min_distance`` apart within a component (``peak_local_max`` per label),
+    basins grow on the negated distance inside the component. A component's
+    result depends only on its own pixels (components never touch), so it is
+    the same whatever region or chunking it is computed in. Returns, per
+    component, its crop origin and the sub-object numbers of the crop.
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    h, w = shape
+    y0, x0 = max(int(comps["ymin"].min()) - 1, 0), max(int(comps["xmin"].min()) - 1, 0)
+    y1, x1 = min(int(comps["ymax"].max()) + 2, h), min(int(comps["xmax"].max()) + 2, w)
+    region = np.asarray(zarr.open_array(label_path, mode="r")[y0:y1, x0:x1]).astype(np.int64)
+    region = np.where(np.isin(region, comps.index.to_numpy()), region, 0)
+    dist = ndi.distance_transform_edt(region > 0)
+    peaks = peak_local_max(dist, min_distance=min_distance, labels=region, exclude_border=False)
+    markers = np.zeros_like(region)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    basins = watershed(-dist, markers, mask=region > 0)
+    out = []
+    for comp_id, o in comps.iterrows():  # cut each component's crop out of the region result
+        sl = (slice(int(o["ymin"]) - y0, int(o["ymax"]) + 1 - y0), slice(int(o["xmin"]) - x0, int(o["xmax"]) + 1 - x0))
+        own = region[sl] == comp_id
+        sub = np.where(own, basins[sl], 0)
+        ids = np.unique(sub[own])  # basins of this component (>= 1: every component holds its maximum)
+        # number the parts by their first pixel in raster order
+        firsts = np.array([np.flatnonzero(sub.ravel() == b)[0] for b in ids])
+        order = ids[np.argsort(firsts)]
+        lut = np.zeros(int(sub.max()) + 1, dtype=np.int64)
+        lut[order] = np.arange(1, len(order) + 1)
+        out.append((int(comp_id), int(o["ymin"]), int(o["xmin"]), lut[sub].astype(np.uint32)))
+    return out
+
+
+def _paint(block: np.ndarray, parts: dict, final: dict, block_info=None) -> np.ndarray:
+    """Final labels of one chunk of the component image, from the components' split crops."""
+    (by0, _), (bx0, _) = block_info[0]["array-location"]
+    out = np.zeros(block.shape, dtype=np.uint32)
+    for comp in np.unique(block[block > 0]):
+        cy, cx, sub = parts[int(comp)]
+        ys, xs = max(cy, by0), max(cx, bx0)
+        ye, xe = min(cy + sub.shape[0], by0 + block.shape[0]), min(cx + sub.shape[1], bx0 + block.shape[1])
+        if ye <= ys or xe <= xs:
+            continue
+        piece = sub[ys - cy:ye - cy, xs - cx:xe - cx]
+        mine = (block[ys - by0:ye - by0, xs - bx0:xe - bx0] == comp) & (piece > 0)
+        lut = final[int(comp)]
+        out[ys - by0:ye - by0, xs - bx0:xe - bx0][mine] = lut[piece[mine]]
+    return out
+
+
+def split_touching(labels: da.Array, comps: pd.DataFrame, chunk: int, min_distance: int, scratch: Path, compute):
+    """Watershed split of every component; final labels numbered in raster order of their first pixel."""
+    h, w = labels.shape
+    compute([da.to_zarr(labels, str(scratch), overwrite=True, compute=False)])
+    comps = comps.copy()
+    comps["group"] = (comps["ymin"] // chunk) * ((w + chunk - 1) // chunk) + comps["xmin"] // chunk
+    tasks = [dask.delayed(_split_group)(str(scratch), grp, (h, w), min_distance)
+             for _, grp in comps.groupby("group", sort=True)]
+    parts = {cid: (y0, x0, sub) for res in compute(tasks) for cid, y0, x0, sub in res}
+    rows = []
+    for cid, (y0, x0, sub) in parts.items():
+        ys, xs = np.nonzero(sub)
+        vals = sub[ys, xs]
+        df = pd.DataFrame({"sub": vals, "y": ys + y0, "x": xs + x0})
+        df["first"] = df["y"] * w + df["x"]
+        g = df.groupby("sub")
+        rows.append(pd.DataFrame({"comp": cid, "sub": g.size().index, "count": g.size().to_numpy(),
+                                  "first": g["first"].min().to_numpy(), "ymin": g["y"].min().to_numpy(),
+                                  "ymax": g["y"].max().to_numpy(), "xmin": g["x"].min().to_numpy(),
+                                  "xmax": g["x"].max().to_numpy()}))
+    objects = pd.concat(rows).sort_values("first").reset_index(drop=True) if rows else pd.DataFrame(
+        columns=["comp", "sub", "count", "first", "ymin", "ymax", "xmin", "xmax"], dtype=np.int64)
+    objects.index = pd.RangeIndex(1, len(objects) + 1, name="label")
+    final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, (_, _, sub) in parts.items()}
+    for label_id, (cid, sub) in zip(objects.index, objects[["comp", "sub"]].to_numpy()):
+        final[int(cid)][int(sub)] = label_id
+    painted = da.map_blocks(_paint, labels, parts, final, dtype=np.uint32)
+    return painted, objects.drop(columns=["comp", "sub"]).astype(np.int64)
+
+
+def _measure_group(image_path: str, label_path: str, objects: pd.DataFrame, shape: tuple[int, int],
+                   families: list[str], channels: list[int], params: dict) -> np.ndarray:
+    """Features of a group of objects, each on its own crop (bounding box + 1 pixel, others removed)."""
+    h, w = shape
+    y0 = max(int(objects["ymin"].min()) - 1, 0)
+    x0 = max(int(objects["xmin"].min()) - 1, 0)
+    y1 = min(int(objects["ymax"].max()) + 2, h)
+    x1 = min(int(objects["xmax"].max()) + 2, w)
+    img = zarr.open_array(image_path, mode="r")[:, y0:y1, x0:x1]
+    lab = zarr.open_array(label_path, mode="r")[y0:y1, x0:x1]
+    ch = int((objects["ymax"] - objects["ymin"]).max()) + 3
+    cw = int((objects["xmax"] - objects["xmin"]).max()) + 3
+    n = len(objects)
+    local = np.zeros((n, ch, cw), np.int32)
+    images = np.zeros((n, img.shape[0], ch, cw), img.dtype)
+    valid = np.zeros((n, ch, cw), bool)
+    for k, (label_id, o) in enumerate(objects.iterrows()):  # crops only: the measuring itself is one batch
+        cy0, cx0 = int(o["ymin"]) - 1, int(o["xmin"]) - 1
+        ry0, rx0 = max(cy0, 0), max(cx0, 0)
+        ry1, rx1 = min(int(o["ymax"]) + 2, h), min(int(o["xmax"]) + 2, w)
+        oy, ox = ry0 - cy0, rx0 - cx0
+        sl = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))
+        local[k, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = lab[sl] == label_id
+        images[k, :, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = img[(slice(None), *sl)]
+        valid[k, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = True
+    # the crop of object k starts at FOV (ymin - 1, xmin - 1): coordinates come out in FOV pixels
+    origin_y = (1 - objects["ymin"].to_numpy()).astype(np.int64)
+    origin_x = (1 - objects["xmin"].to_numpy()).astype(np.int64)
+    obj = Objects(local, origin_y, origin_x, valid)
+    return measure(obj, images, families, channels, params)
+
+
+def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None = None,
+                 label_name: str | None = None, write_labels: bool = True, compute=None):
+    """Segment and measure every FOV of a FOV store; return the AnnData table (see module doc)."""
+    import anndata as ad
+
+    st = fovstore.open_fov_store(store_path)
+    compute = compute or (lambda collections, what="": dask.compute(*collections))
+    cfg_seg, cfg_feat = config["segmentation"], config["features"]
+    if config["normalize"]["method"] != "none":
+        raise ScipzarrError(f"{store_path}: normalize.method {config['normalize']['method']} is not supported for "
+                            "FOV stores yet; use none")
+    families = resolve_families(cfg_feat["families"])
+    if "granularity" in families:
+        raise ScipzarrError(f"{store_path}: the granularity family is measured on whole events and is not "
+                            "available for FOV stores; leave it out of features.families")
+    seg_ch = [st.channel_index(c) for c in cfg_seg["channels"]]
+    feat_ch = list(range(len(st.channel_names))) if cfg_feat["channels"] is None else [
+        st.channel_index(c) for c in cfg_feat["channels"]]
+    chunk = chunk_size or int(st.attrs["scipzarr"]["chunk"])
+    split_cfg = cfg_seg["split"]
+    split = "watershed" if split_cfg["method"] == "auto" else split_cfg["method"]
+    t0 = time.perf_counter()
+    smoothed = []
+    for i in range(len(st.fovs)):
+        img = st.image(i).rechunk((st.image(i).shape[0], chunk, chunk))
+        s = img[seg_ch].astype(np.float64).mean(axis=0)
+        smoothed.append(smooth(s, float(cfg_seg["smoothing_sigma"])))
+    thr_cfg = cfg_seg["threshold"]
+    if thr_cfg["method"] == "fixed":
+        thresholds = [float(thr_cfg["value"])] * len(smoothed)
+    else:
+        ranges = dask.compute(*[(s.min(), s.max()) for s in smoothed])
+        if thr_cfg["scope"] == "dataset":
+            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+            counts = sum(da.histogram(s, bins=seg.NBINS, range=(lo, hi))[0] for s in smoothed).compute()
+            thresholds = [_threshold(counts, lo, hi, thr_cfg["method"])] * len(smoothed)
+        else:
+            hists = dask.compute(*[da.histogram(s, bins=seg.NBINS, range=r)[0] for s, r in zip(smoothed, ranges)])
+            thresholds = [_threshold(c, float(r[0]), float(r[1]), thr_cfg["method"]) for c, r in zip(hists, ranges)]
+    label_name = label_name or config["labels"]["name"]
+    obs_parts, rows = [], []
+    for i, fov in enumerate(st.fovs):
+        mask = smoothed[i] > thresholds[i]
+        if cfg_seg["fill_holes"]:
+            mask = fill_holes(mask, compute)
+        labels, objects = chunklabel.label(mask, connectivity=2, min_size=int(cfg_seg["min_size"]), compute=compute)
+        scratch = st.path / fov["path"] / ".components-scratch"
+        if split == "watershed" and len(objects):
+            labels, objects = split_touching(labels, objects, chunk, int(split_cfg["min_distance"]), scratch, compute)
+        if write_labels and config["labels"]["write"]:
+            fovstore.write_fov_labels(st, i, label_name, labels, compute,
+                                      {"scipzarr": {"threshold": thresholds[i], "chunk_size": chunk}})
+            label_path = str(st.path / fov["path"] / "labels" / label_name / "s0")
+        else:  # measure from a scratch copy
+            label_path = str(st.path / fov["path"] / ".labels-scratch")
+            da.to_zarr(labels, label_path, overwrite=True)
+        h, w = fov["shape"][1:]
+        objects["group"] = (objects["ymin"] // chunk) * ((w + chunk - 1) // chunk) + objects["xmin"] // chunk
+        tasks = [dask.delayed(_measure_group)(str(st.path / fov["path"] / "s0"), label_path, grp, (h, w), families,
+                                              feat_ch, cfg_feat) for _, grp in objects.groupby("group", sort=True)]
+        values = list(dask.compute(*tasks))
+        import shutil
+
+        if not (write_labels and config["labels"]["write"]):
+            shutil.rmtree(label_path, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+        order = np.concatenate([grp.index.to_numpy() for _, grp in objects.groupby("group", sort=True)]) if len(
+            objects) else np.zeros(0, int)
+        X = np.concatenate(values) if values else np.zeros((0, 0))
+        ranked = np.argsort(order)  # back to label order
+        rows.append(X[ranked] if len(X) else X)
+        py, px = fov["pixel_size_um"]
+        obs = pd.DataFrame({"fov": fov["name"], "label": objects.index.to_numpy(np.int64)})
+        obs_parts.append((obs, objects, (py, px), (h, w)))
+    var = feature_columns(families, [st.channel_names[c] for c in feat_ch], cfg_feat)
+    shape_cols = {name: k for k, name in enumerate(var.index)}
+    X = np.concatenate([r for r in rows if len(r)]) if any(len(r) for r in rows) else np.zeros((0, len(var)))
+    obs_frames = []
+    start = 0
+    for obs, objects, (py, px), (h, w) in obs_parts:
+        n = len(obs)
+        part = X[start:start + n]
+        start += n
+        if "shape_centroid_y" in shape_cols and n:
+            cy, cx = part[:, shape_cols["shape_centroid_y"]], part[:, shape_cols["shape_centroid_x"]]
+        else:
+            cy = (objects["ymin"].to_numpy() + objects["ymax"].to_numpy()) / 2
+            cx = (objects["xmin"].to_numpy() + objects["xmax"].to_numpy()) / 2
+        obs["centroid_y"], obs["centroid_x"] = cy, cx
+        obs["centroid_y_um"] = cy * (py if py is not None else np.nan)
+        obs["centroid_x_um"] = cx * (px if px is not None else np.nan)
+        obs["touches_border"] = ((objects["ymin"] == 0) | (objects["xmin"] == 0) | (objects["ymax"] == h - 1)
+                                 | (objects["xmax"] == w - 1)).to_numpy()
+        obs["area_px"] = objects["count"].to_numpy(np.int64)
+        obs_frames.append(obs)
+    obs = pd.concat(obs_frames, ignore_index=True) if obs_frames else pd.DataFrame(columns=["fov", "label"])
+    obs.index = pd.Index([f"{f}_{lab}" for f, lab in zip(obs["fov"], obs["label"])], name="object")
+    obs["fov"] = pd.Categorical(obs["fov"])
+    adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
+    adata.obsm["spatial"] = obs[["centroid_x", "centroid_y"]].to_numpy(np.float64)
+    adata.uns["scipzarr"] = {"kind": "fov", "input_store": str(st.path), "fovs": len(st.fovs),
+                             "objects": int(adata.n_obs), "features": int(adata.n_vars),
+                             "thresholds": [float(t) for t in thresholds], "chunk_size": int(chunk),
+                             "seconds": time.perf_counter() - t0}
+    return adata
