@@ -76,10 +76,11 @@ def _split_group(label_path: str, comps: pd.DataFrame, shape: tuple[int, int], m
     """Split touching nuclei of a group of components: distance-transform watershed on each component alone.
 
     Markers are the peaks of the distance to the background at least
-    ``min_distance`` apart within a component (``peak_local_max`` per label),
-    basins grow on the negated distance inside the component. A component's
-    result depends only on its own pixels (components never touch), so it is
-    the same whatever region or chunking it is computed in. Returns, per
+    ``min_distance`` apart within a component (``peak_local_max``), basins grow
+    on the negated distance inside the component. Each component is done on
+    its own crop (a loop over components: scikit-image's flooding breaks ties
+    by queue order, which other components in the same image would change),
+    so its result depends only on its own pixels, whatever the chunking. Returns, per
     component, its crop origin and the sub-object numbers of the crop.
     """
     from skimage.feature import peak_local_max
@@ -89,23 +90,23 @@ def _split_group(label_path: str, comps: pd.DataFrame, shape: tuple[int, int], m
     y0, x0 = max(int(comps["ymin"].min()) - 1, 0), max(int(comps["xmin"].min()) - 1, 0)
     y1, x1 = min(int(comps["ymax"].max()) + 2, h), min(int(comps["xmax"].max()) + 2, w)
     region = np.asarray(zarr.open_array(label_path, mode="r")[y0:y1, x0:x1]).astype(np.int64)
-    region = np.where(np.isin(region, comps.index.to_numpy()), region, 0)
-    dist = ndi.distance_transform_edt(region > 0)
-    peaks = peak_local_max(dist, min_distance=min_distance, labels=region, exclude_border=False)
-    markers = np.zeros_like(region)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    basins = watershed(-dist, markers, mask=region > 0)
     out = []
-    for comp_id, o in comps.iterrows():  # cut each component's crop out of the region result
-        sl = (slice(int(o["ymin"]) - y0, int(o["ymax"]) + 1 - y0), slice(int(o["xmin"]) - x0, int(o["xmax"]) + 1 - x0))
+    for comp_id, o in comps.iterrows():  # each component alone: watershed ties then never depend on neighbours
+        sl = (slice(max(int(o["ymin"]) - 1 - y0, 0), int(o["ymax"]) + 2 - y0),
+              slice(max(int(o["xmin"]) - 1 - x0, 0), int(o["xmax"]) + 2 - x0))
         own = region[sl] == comp_id
-        sub = np.where(own, basins[sl], 0)
-        ids = np.unique(sub[own])  # basins of this component (>= 1: every component holds its maximum)
-        # number the parts by their first pixel in raster order
-        firsts = np.array([np.flatnonzero(sub.ravel() == b)[0] for b in ids])
-        order = ids[np.argsort(firsts)]
+        dist = ndi.distance_transform_edt(own)
+        peaks = peak_local_max(dist, min_distance=min_distance, labels=own.astype(np.int32), exclude_border=False)
+        markers = np.zeros(own.shape, np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        basins = watershed(-dist, markers, mask=own)
+        oy, ox = int(o["ymin"]) - (sl[0].start + y0), int(o["xmin"]) - (sl[1].start + x0)
+        sub = basins[oy:oy + int(o["ymax"]) - int(o["ymin"]) + 1, ox:ox + int(o["xmax"]) - int(o["xmin"]) + 1]
+        inside = sub > 0
+        ids = np.unique(sub[inside])
+        firsts = np.array([np.flatnonzero(sub.ravel() == b)[0] for b in ids])  # number parts in raster order
         lut = np.zeros(int(sub.max()) + 1, dtype=np.int64)
-        lut[order] = np.arange(1, len(order) + 1)
+        lut[ids[np.argsort(firsts)]] = np.arange(1, len(ids) + 1)
         out.append((int(comp_id), int(o["ymin"]), int(o["xmin"]), lut[sub].astype(np.uint32)))
     return out
 
