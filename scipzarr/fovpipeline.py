@@ -62,6 +62,12 @@ def _threshold(counts: np.ndarray, lo: float, hi: float, method: str) -> float:
     return float(seg.li_from_histogram(counts, centers))
 
 
+def _persist(array: da.Array, path: Path, compute) -> da.Array:
+    """Write a lazy array to a scratch zarr array (bounded memory) and return it read back lazily."""
+    compute([da.to_zarr(array, str(path), overwrite=True, compute=False)])
+    return da.from_zarr(str(path))
+
+
 def fill_holes(mask: da.Array, compute=None) -> da.Array:
     """Fill background components (4-connected) that do not reach the image border, exactly, chunk by chunk."""
     bg, comps = chunklabel.label(~mask, connectivity=1, compute=compute)
@@ -137,24 +143,32 @@ def split_touching(labels: da.Array, comps: pd.DataFrame, chunk: int, min_distan
     tasks = [dask.delayed(_split_group)(str(scratch), grp, (h, w), min_distance)
              for _, grp in comps.groupby("group", sort=True)]
     parts = {cid: (y0, x0, sub) for res in compute(tasks) for cid, y0, x0, sub in res}
-    rows = []
-    for cid, (y0, x0, sub) in parts.items():
-        ys, xs = np.nonzero(sub)
-        vals = sub[ys, xs]
-        df = pd.DataFrame({"sub": vals, "y": ys + y0, "x": xs + x0})
-        df["first"] = df["y"] * w + df["x"]
-        g = df.groupby("sub")
-        rows.append(pd.DataFrame({"comp": cid, "sub": g.size().index, "count": g.size().to_numpy(),
-                                  "first": g["first"].min().to_numpy(), "ymin": g["y"].min().to_numpy(),
-                                  "ymax": g["y"].max().to_numpy(), "xmin": g["x"].min().to_numpy(),
-                                  "xmax": g["x"].max().to_numpy()}))
-    objects = pd.concat(rows).sort_values("first").reset_index(drop=True) if rows else pd.DataFrame(
-        columns=["comp", "sub", "count", "first", "ymin", "ymax", "xmin", "xmax"], dtype=np.int64)
+    stats = []
+    for cid, (y0, x0, sub) in parts.items():  # per component: a few vectorized numpy calls, no pandas
+        k = int(sub.max())
+        flat = sub.ravel()
+        idx = np.flatnonzero(flat)
+        lab = flat[idx]
+        ys, xs = np.divmod(idx, sub.shape[1])
+        first = np.full(k + 1, np.iinfo(np.int64).max)
+        np.minimum.at(first, lab, (ys + y0) * w + xs + x0)
+        boxes = ndi.find_objects(sub)
+        stats.append(np.column_stack([
+            np.full(k, cid), np.arange(1, k + 1), np.bincount(lab, minlength=k + 1)[1:], first[1:],
+            [b[0].start + y0 for b in boxes], [b[0].stop - 1 + y0 for b in boxes],
+            [b[1].start + x0 for b in boxes], [b[1].stop - 1 + x0 for b in boxes]]))
+    cols = ["comp", "sub", "count", "first", "ymin", "ymax", "xmin", "xmax"]
+    objects = pd.DataFrame(np.concatenate(stats) if stats else np.zeros((0, 8), np.int64), columns=cols)
+    objects = objects.astype(np.int64).sort_values("first").reset_index(drop=True)
     objects.index = pd.RangeIndex(1, len(objects) + 1, name="label")
     final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, (_, _, sub) in parts.items()}
     for label_id, (cid, sub) in zip(objects.index, objects[["comp", "sub"]].to_numpy()):
         final[int(cid)][int(sub)] = label_id
-    painted = da.map_blocks(_paint, labels, parts, final, dtype=np.uint32)
+
+    def paint(block, block_info=None):  # a closure: dask never walks the (large) dicts
+        return _paint(block, parts, final, block_info)
+
+    painted = da.map_blocks(paint, labels, dtype=np.uint32)
     return painted, objects.drop(columns=["comp", "sub"]).astype(np.int64)
 
 
@@ -232,9 +246,10 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     label_name = label_name or config["labels"]["name"]
     obs_parts, rows = [], []
     for i, fov in enumerate(st.fovs):
-        mask = smoothed[i] > thresholds[i]
+        mask_path = st.path / fov["path"] / ".mask-scratch"
+        mask = _persist(smoothed[i] > thresholds[i], mask_path, compute)  # smoothing once, read back per pass
         if cfg_seg["fill_holes"]:
-            mask = fill_holes(mask, compute)
+            mask = _persist(fill_holes(mask, compute), mask_path.with_name(".filled-scratch"), compute)
         labels, objects = chunklabel.label(mask, connectivity=2, min_size=int(cfg_seg["min_size"]), compute=compute)
         scratch = st.path / fov["path"] / ".components-scratch"
         if split == "watershed" and len(objects):
@@ -255,7 +270,8 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
 
         if not (write_labels and config["labels"]["write"]):
             shutil.rmtree(label_path, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        for path in (scratch, mask_path, mask_path.with_name(".filled-scratch")):
+            shutil.rmtree(path, ignore_errors=True)
         order = np.concatenate([grp.index.to_numpy() for _, grp in objects.groupby("group", sort=True)]) if len(
             objects) else np.zeros(0, int)
         X = np.concatenate(values) if values else np.zeros((0, 0))
