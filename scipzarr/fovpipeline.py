@@ -103,9 +103,12 @@ def _split_group(label_path: str, comps: pd.DataFrame, shape: tuple[int, int], m
         own = region[sl] == comp_id
         dist = ndi.distance_transform_edt(own)
         peaks = peak_local_max(dist, min_distance=min_distance, labels=own.astype(np.int32), exclude_border=False)
-        markers = np.zeros(own.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-        basins = watershed(-dist, markers, mask=own)
+        if len(peaks) > 1:
+            markers = np.zeros(own.shape, np.int32)
+            markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+            basins = watershed(-dist, markers, mask=own)
+        else:  # one marker: the whole component is its basin (most nuclei; skips the flooding)
+            basins = own.astype(np.int32)
         oy, ox = int(o["ymin"]) - (sl[0].start + y0), int(o["xmin"]) - (sl[1].start + x0)
         sub = basins[oy:oy + int(o["ymax"]) - int(o["ymin"]) + 1, ox:ox + int(o["xmax"]) - int(o["xmin"]) + 1]
         inside = sub > 0
@@ -306,7 +309,12 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     obs["fov"] = pd.Categorical(obs["fov"])
     adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
     adata.obsm["spatial"] = obs[["centroid_x", "centroid_y"]].to_numpy(np.float64)
+    import json
+
+    from ._version import __version__
+
     adata.uns["scipzarr"] = {"kind": "fov", "input_store": str(st.path), "fovs": len(st.fovs),
+                             "config": json.dumps(config), "scipzarr_version": __version__,
                              "objects": int(adata.n_obs), "features": int(adata.n_vars),
                              "thresholds": [float(t) for t in thresholds], "chunk_size": int(chunk),
                              "seconds": time.perf_counter() - t0}

@@ -33,6 +33,23 @@ def describe_store(path: Path) -> str:
     return "\n".join(lines)
 
 
+def describe_fov_store(path: Path) -> str:
+    from .fovstore import open_fov_store
+
+    st = open_fov_store(path)
+    lines = [f"{path}: scipzarr FOV store (OME-NGFF {st.attrs['ome'].get('version', '?')}, bioformats2raw layout, "
+             f"zarr v3)", f"  FOVs       {len(st.fovs)}   chunks {st.attrs['scipzarr']['chunk']} px   "
+             f"dtype {st.attrs['scipzarr']['dtype']}", f"  channels   {', '.join(st.channel_names)}"]
+    for i, f in enumerate(st.fovs[:10]):
+        size = "x".join(map(str, f["shape"][1:]))
+        um = "" if None in f["pixel_size_um"] else f", {f['pixel_size_um'][0]} um/px"
+        lines.append(f"  {f['path']:>4}: {f['name']}  {size} px{um}, {st.n_levels(i)} levels, labels "
+                     f"{', '.join(st.label_names(i)) or 'none'}")
+    if len(st.fovs) > 10:
+        lines.append(f"  ... and {len(st.fovs) - 10} more")
+    return "\n".join(lines)
+
+
 def describe_table(path: Path) -> str:
     from .table import read_table
 
@@ -43,7 +60,10 @@ def describe_table(path: Path) -> str:
         f"{path}: feature table, {adata.n_obs} objects x {adata.n_vars} features",
         f"  families   {', '.join(f'{k} {v}' for k, v in fams.items())}",
     ]
-    if meta:
+    if meta.get("kind") == "fov":
+        lines += [f"  FOVs       {meta['fovs']}, {float(meta['seconds']):.1f} s ({meta['chunk_size']} px chunks)",
+                  f"  input      {meta['input_store']}"]
+    elif meta:
         cfg = json.loads(meta["config"])
         lines += [
             f"  events     {meta['events']} ({meta.get('events_without_objects', 0)} without objects, "
@@ -65,4 +85,6 @@ def describe(path: Path) -> str:
         raise ScipzarrError(f"{path}: no such file or folder")
     if path.suffix == ".h5ad" or (path / "obs").exists():
         return describe_table(path)
-    return describe_store(path)
+    from .fovstore import store_kind
+
+    return describe_fov_store(path) if store_kind(path) == "fov" else describe_store(path)

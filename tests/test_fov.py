@@ -172,3 +172,16 @@ def test_quality_on_real_nuclei_with_ground_truth(tmp_path):
     q = match(tifffile.imread(folder / "mask2d.tif"), pred, 0.5)
     # measured 2026-11-25: F1 0.714, mean matched IoU 0.770 (125 true nuclei, 116 found); see docs/fov.md
     assert q["f1"] >= 0.70 and q["mean_matched_iou"] >= 0.75, json.dumps(q)
+
+
+def test_info_and_table_output_through_the_cli(fov_store, tmp_path):
+    r = run("info", fov_store)
+    assert r.returncode == 0 and "FOV store" in r.stdout and "2 levels" not in r.stderr
+    assert "a  1100x1000 px, 0.5 um/px" in r.stdout
+    r = run("process", fov_store, "-o", tmp_path / "t.h5ad", "--chunk-size", "512", "--features", "shape")
+    assert r.returncode == 0, r.stderr
+    assert "2 FOVs" in r.stdout
+    r = run("info", tmp_path / "t.h5ad")
+    assert r.returncode == 0 and "FOVs       2" in r.stdout and "shape 106" in r.stdout
+    r = run("process", fov_store, "-o", tmp_path / "g.h5ad", "--features", "granularity")
+    assert r.returncode == 2 and "granularity" in r.stderr and not (tmp_path / "g.h5ad").exists()
