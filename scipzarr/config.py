@@ -29,6 +29,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "min_size": 10,
         "keep": "all",
         "split": {"method": "auto", "min_distance": 7},
+        "plugin": {"name": None, "overlap": 32, "options": {}},
+        "cells": {"expand": 0},
     },
     "features": {
         "families": ["shape", "intensity"],

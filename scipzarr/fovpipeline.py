@@ -62,6 +62,30 @@ def _threshold(counts: np.ndarray, lo: float, hi: float, method: str) -> float:
     return float(seg.li_from_histogram(counts, centers))
 
 
+def plugin_mask(image: da.Array, fn, options: dict, overlap: int, name: str) -> da.Array:
+    """Foreground from a plug-in segmenter run on every chunk with ``overlap`` pixels around it."""
+    from . import plugins
+
+    ov = {0: 0, 1: overlap, 2: overlap}
+    padded = da.overlap.overlap(image, depth=ov, boundary="none")
+
+    def run(block):
+        return plugins.foreground(fn(block, **options), block.shape[1:], name)
+
+    out = padded.map_blocks(run, drop_axis=0, dtype=bool)
+    return da.overlap.trim_internal(out, {0: overlap, 1: overlap}, boundary="none")
+
+
+def expand(labels: da.Array, distance: int) -> da.Array:
+    """``skimage.segmentation.expand_labels`` with an overlap of ``distance + 1``: each background pixel
+    within ``distance`` of a label takes the nearest label (CellProfiler's IdentifySecondaryObjects,
+    distance method)."""
+    from skimage.segmentation import expand_labels
+
+    return da.map_overlap(lambda b: expand_labels(b, distance), labels, depth=distance + 1, boundary="none",
+                          dtype=labels.dtype)
+
+
 def _persist(array: da.Array, path: Path, compute) -> da.Array:
     """Write a lazy array to a scratch zarr array (bounded memory) and return it read back lazily."""
     compute([da.to_zarr(array, str(path), overwrite=True, compute=False)])
@@ -235,7 +259,13 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
         s = img[seg_ch].astype(np.float64).mean(axis=0)
         smoothed.append(smooth(s, float(cfg_seg["smoothing_sigma"])))
     thr_cfg = cfg_seg["threshold"]
-    if thr_cfg["method"] == "fixed":
+    plugin = cfg_seg["plugin"]
+    if plugin["name"]:
+        from . import plugins
+
+        fn = plugins.resolve(plugin["name"], plugin["options"])
+        thresholds = [float("nan")] * len(smoothed)
+    elif thr_cfg["method"] == "fixed":
         thresholds = [float(thr_cfg["value"])] * len(smoothed)
     else:
         ranges = dask.compute(*[(s.min(), s.max()) for s in smoothed])
@@ -250,7 +280,12 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     obs_parts, rows = [], []
     for i, fov in enumerate(st.fovs):
         mask_path = st.path / fov["path"] / ".mask-scratch"
-        mask = _persist(smoothed[i] > thresholds[i], mask_path, compute)  # smoothing once, read back per pass
+        if plugin["name"]:
+            img = st.image(i).rechunk((st.image(i).shape[0], chunk, chunk))[seg_ch].astype(np.float64)
+            raw_mask = plugin_mask(img, fn, plugin["options"], int(plugin["overlap"]), plugin["name"])
+        else:
+            raw_mask = smoothed[i] > thresholds[i]
+        mask = _persist(raw_mask, mask_path, compute)  # computed once, read back by every pass
         if cfg_seg["fill_holes"]:
             mask = _persist(fill_holes(mask, compute), mask_path.with_name(".filled-scratch"), compute)
         labels, objects = chunklabel.label(mask, connectivity=2, min_size=int(cfg_seg["min_size"]), compute=compute)
@@ -260,6 +295,11 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
         if write_labels and config["labels"]["write"]:
             fovstore.write_fov_labels(st, i, label_name, labels, compute,
                                       {"scipzarr": {"threshold": thresholds[i], "chunk_size": chunk}})
+            grow = int(cfg_seg["cells"]["expand"])
+            if grow > 0:  # cell bodies: every nucleus grown by up to `grow` pixels into the background
+                cells = expand(da.from_zarr(str(st.path / fov["path"] / "labels" / label_name / "s0")), grow)
+                fovstore.write_fov_labels(st, i, f"{label_name}_cells", cells, compute,
+                                          {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
             label_path = str(st.path / fov["path"] / "labels" / label_name / "s0")
         else:  # measure from a scratch copy
             label_path = str(st.path / fov["path"] / ".labels-scratch")

@@ -185,3 +185,46 @@ def test_info_and_table_output_through_the_cli(fov_store, tmp_path):
     assert r.returncode == 0 and "FOVs       2" in r.stdout and "shape 106" in r.stdout
     r = run("process", fov_store, "-o", tmp_path / "g.h5ad", "--features", "granularity")
     assert r.returncode == 2 and "granularity" in r.stderr and not (tmp_path / "g.h5ad").exists()
+
+
+def test_plugin_segmenter_runs_per_chunk_and_gives_chunk_independent_labels(fov_store):
+    plugin = {"name": "tests.segmenter_plugin:threshold_instances", "overlap": 16, "options": {"level": 500.0}}
+    labels = []
+    for size in (256, 1024):
+        cfg = resolve_config({"segmentation": {"plugin": plugin, "split": {"method": "none"}},
+                              "features": {"families": ["shape"]}, "labels": {"name": f"p{size}"}})
+        t = scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size)
+        labels.append(zarr.open_array(str(fov_store / "0" / "labels" / f"p{size}" / "s0"))[:])
+    np.testing.assert_array_equal(labels[0], labels[1])
+    image = zarr.open_array(str(fov_store / "0" / "s0"))[:]
+    ref, n = ndi.label(ndi.binary_fill_holes(image[0] > 500), structure=np.ones((3, 3)))
+    sizes = np.bincount(ref.ravel())[1:]
+    assert labels[0].max() == (sizes >= 10).sum() and t.n_obs > 90
+
+
+@pytest.mark.parametrize("name,message", [
+    ("cellpose", "cellpose"), ("no_such_module_xyz:fn", "cannot import no_such_module_xyz"),
+    ("tests.segmenter_plugin:nope", "has no function nope"), ("justaname", "package.module:function")])
+def test_unusable_plugins_give_one_line_errors(fov_store, tmp_path, name, message):
+    import yaml
+
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(yaml.safe_dump({"segmentation": {"plugin": {"name": name}}}))
+    r = run("process", fov_store, "-c", cfg, "-o", tmp_path / "t.h5ad")
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_cell_bodies_grown_from_nuclei_are_chunk_independent(fov_store):
+    from skimage.segmentation import expand_labels
+
+    cells = []
+    for size in (256, 1024):
+        cfg = resolve_config({"segmentation": {"cells": {"expand": 6}}, "features": {"families": ["shape"]},
+                              "labels": {"name": f"n{size}"}})
+        scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size)
+        cells.append(zarr.open_array(str(fov_store / "0" / "labels" / f"n{size}_cells" / "s0"))[:])
+    nuclei = zarr.open_array(str(fov_store / "0" / "labels" / "n1024" / "s0"))[:]
+    np.testing.assert_array_equal(cells[0], cells[1])
+    np.testing.assert_array_equal(cells[1], expand_labels(nuclei, 6))
+    assert (cells[1] > 0).sum() > (nuclei > 0).sum() * 1.5
+    assert validate_fov_store(fov_store) == []
