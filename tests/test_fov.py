@@ -10,11 +10,11 @@ import pytest
 import tifffile
 import zarr
 from scipy import ndimage as ndi
+from scipzarr.converters import convert
 from skimage.draw import disk
 
 import scipzarr
 from scipzarr.config import resolve_config
-from scipzarr.converters import convert
 from scipzarr.fovstore import open_fov_store, validate_fov_store
 from scipzarr.quality import match
 
@@ -197,7 +197,7 @@ def test_plugin_segmenter_runs_per_chunk_and_gives_chunk_independent_labels(fov_
         labels.append(zarr.open_array(str(fov_store / "0" / "labels" / f"p{size}" / "s0"))[:])
     np.testing.assert_array_equal(labels[0], labels[1])
     image = zarr.open_array(str(fov_store / "0" / "s0"))[:]
-    ref, n = ndi.label(ndi.binary_fill_holes(image[0] > 500), structure=np.ones((3, 3)))
+    ref, _n = ndi.label(ndi.binary_fill_holes(image[0] > 500), structure=np.ones((3, 3)))
     sizes = np.bincount(ref.ravel())[1:]
     assert labels[0].max() == (sizes >= 10).sum() and t.n_obs > 90
 

@@ -59,7 +59,7 @@ def label(mask: da.Array, connectivity: int = 2, min_size: int = 0, compute=None
     """
     compute = compute or (lambda collections: dask.compute(*collections))
     structure = ndi.generate_binary_structure(2, connectivity)
-    h, w = mask.shape
+    _h, w = mask.shape
     oy, ox = _offsets(mask.chunks)
     blocks = mask.to_delayed()
     grid = blocks.shape
