@@ -43,13 +43,40 @@ _EIGHT = np.ones((3, 3), bool)
 _CROSS = ndi.generate_binary_structure(2, 1)
 
 
-def smooth(image: da.Array, sigma: float) -> da.Array:
-    """Gaussian smoothing (scipy's, reflect at the image border) with an overlap of the kernel radius."""
-    if sigma <= 0:
-        return image
-    radius = int(4.0 * sigma + 0.5)  # scipy's truncate=4 radius
-    return da.map_overlap(lambda b: ndi.gaussian_filter(b, sigma, mode="reflect"), image, depth=radius,
-                          boundary="none", dtype=np.float64)
+def smooth(channels: da.Array, sigma: float) -> da.Array:
+    """Mean of ``(c, y, x)`` channels, Gaussian-smoothed (scipy's, reflect at the image border), as float64.
+
+    One task per chunk over the chunk plus the kernel's radius of its
+    neighbours (``overlap``): every pixel equals scipy's on the whole image.
+    The float64 image only exists inside a task; the overlap moves the
+    stored (e.g. uint16) pixels, which keeps memory per task small.
+    """
+    radius = int(4.0 * sigma + 0.5) if sigma > 0 else 0  # scipy's truncate=4 radius
+
+    def run(block):
+        plane = block.astype(np.float64).mean(axis=0)
+        return ndi.gaussian_filter(plane, sigma, mode="reflect") if sigma > 0 else plane
+
+    if radius == 0:
+        return channels.map_blocks(run, drop_axis=0, dtype=np.float64)
+    padded = da.overlap.overlap(channels, depth={0: 0, 1: radius, 2: radius}, boundary="none")
+    out = padded.map_blocks(run, drop_axis=0, dtype=np.float64)
+    return da.overlap.trim_internal(out, {0: radius, 1: radius}, boundary="none")
+
+
+def _range(image: da.Array, compute) -> tuple[float, float]:
+    """Min and max, reduced inside each chunk's task (a dask ``min()``/``max()`` pair kept smoothed chunks
+    alive: 0.9 GB peak for a 512 MiB image)."""
+    parts = compute([dask.delayed(lambda b: (float(b.min()), float(b.max())))(blk)
+                     for blk in image.to_delayed().ravel()])
+    return min(p[0] for p in parts), max(p[1] for p in parts)
+
+
+def _histogram(image: da.Array, lo: float, hi: float, compute) -> np.ndarray:
+    """The 256-bin histogram over ``[lo, hi]`` (numpy's bin edges), summed over chunks."""
+    parts = compute([dask.delayed(lambda b: np.histogram(b, bins=seg.NBINS, range=(lo, hi))[0])(blk)
+                     for blk in image.to_delayed().ravel()])
+    return np.sum(parts, axis=0)
 
 
 def _threshold(counts: np.ndarray, lo: float, hi: float, method: str) -> float:
@@ -256,8 +283,7 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     smoothed = []
     for i in range(len(st.fovs)):
         img = st.image(i).rechunk((st.image(i).shape[0], chunk, chunk))
-        s = img[seg_ch].astype(np.float64).mean(axis=0)
-        smoothed.append(smooth(s, float(cfg_seg["smoothing_sigma"])))
+        smoothed.append(smooth(img[seg_ch], float(cfg_seg["smoothing_sigma"])))
     thr_cfg = cfg_seg["threshold"]
     plugin = cfg_seg["plugin"]
     if plugin["name"]:
@@ -268,14 +294,14 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     elif thr_cfg["method"] == "fixed":
         thresholds = [float(thr_cfg["value"])] * len(smoothed)
     else:
-        ranges = dask.compute(*[(s.min(), s.max()) for s in smoothed])
+        ranges = [_range(s, compute) for s in smoothed]
         if thr_cfg["scope"] == "dataset":
             lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-            counts = sum(da.histogram(s, bins=seg.NBINS, range=(lo, hi))[0] for s in smoothed).compute()
+            counts = sum(_histogram(s, lo, hi, compute) for s in smoothed)
             thresholds = [_threshold(counts, lo, hi, thr_cfg["method"])] * len(smoothed)
         else:
-            hists = dask.compute(*[da.histogram(s, bins=seg.NBINS, range=r)[0] for s, r in zip(smoothed, ranges)])
-            thresholds = [_threshold(c, float(r[0]), float(r[1]), thr_cfg["method"]) for c, r in zip(hists, ranges)]
+            thresholds = [_threshold(_histogram(s, *r, compute), r[0], r[1], thr_cfg["method"])
+                          for s, r in zip(smoothed, ranges)]
     label_name = label_name or config["labels"]["name"]
     obs_parts, rows = [], []
     for i, fov in enumerate(st.fovs):
@@ -292,6 +318,9 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
         scratch = st.path / fov["path"] / ".components-scratch"
         if split == "watershed" and len(objects):
             labels, objects = split_touching(labels, objects, chunk, int(split_cfg["min_distance"]), scratch, compute)
+        # on disk first: the pyramid levels then read it chunk by chunk (computing all levels from one lazy
+        # graph kept every label chunk in memory: 1.3 GB peak for a 512 MiB image)
+        labels = _persist(labels, mask_path.with_name(".labels-final-scratch"), compute)
         if write_labels and config["labels"]["write"]:
             fovstore.write_fov_labels(st, i, label_name, labels, compute,
                                       {"scipzarr": {"threshold": thresholds[i], "chunk_size": chunk}})
@@ -313,7 +342,8 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
 
         if not (write_labels and config["labels"]["write"]):
             shutil.rmtree(label_path, ignore_errors=True)
-        for path in (scratch, mask_path, mask_path.with_name(".filled-scratch")):
+        for path in (scratch, mask_path, mask_path.with_name(".filled-scratch"),
+                     mask_path.with_name(".labels-final-scratch")):
             shutil.rmtree(path, ignore_errors=True)
         order = np.concatenate([grp.index.to_numpy() for _, grp in objects.groupby("group", sort=True)]) if len(
             objects) else np.zeros(0, int)
