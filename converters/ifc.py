@@ -124,6 +124,8 @@ def _check_dtype(dtypes: dict[np.dtype, Path]) -> np.dtype:
 
 #: IFC events are tens to hundreds of pixels; a larger "event" is a damaged header or another kind of image.
 MAX_EVENT_SIDE = 4096
+#: The store format's channel limit (schemas/store.schema.json); more is a damaged header.
+MAX_CHANNELS = 1024
 
 
 def _check_size(shape: tuple[int, int], path: Path | str) -> None:
@@ -314,6 +316,9 @@ def _from_event_tiffs(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventS
                 raise ScipzarrError(f"{path}: expected a (C, Y, X) event image, got shape {shape} (axes {axes}); "
                                     "export one event per file")
             _check_size((h, w), path)
+            if c > MAX_CHANNELS:
+                raise ScipzarrError(f"{path}: header says {c} channels, more than a store holds ({MAX_CHANNELS}); "
+                                    "the file is damaged or not an event image: re-export or remove it")
         except ScipzarrError as exc:
             reject(event_id, path, str(exc))
             continue

@@ -3,7 +3,7 @@ must end in either a valid store or one clean ScipzarrError with no partial outp
 
 import numpy as np
 import tifffile
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scipzarr import store
@@ -25,6 +25,9 @@ corruption = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=st.lists(event, min_size=1, max_size=4), bad=st.lists(corruption, min_size=1, max_size=4),
        on_error=st.sampled_from(["fail", "skip"]), seed=st.integers(0, 2**16))
+# found by this test: a flipped byte made a header claim 58,625 channels (now rejected, not stored)
+@example(events=[(1, 15, 6, "uint8"), (1, 1, 1, "uint8")],
+         bad=[("flip", [(0.5, 0), (0.2997160042686358, 229), (0.17232352989451097, 0)])], on_error="skip", seed=0)
 def test_converters_end_in_a_valid_store_or_a_clean_error(tmp_path_factory, events, bad, on_error, seed):
     tmp = tmp_path_factory.mktemp("fuzz")
     src = tmp / "in"
