@@ -23,6 +23,8 @@ Per FOV, as a dask graph over chunks of ``chunk_size`` pixels:
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -34,6 +36,7 @@ import zarr
 from scipy import ndimage as ndi
 
 from . import fovstore
+from ._version import __version__
 from .errors import ScipzarrError
 from .features import Objects, feature_columns, measure, resolve_families
 from .kernels import chunklabel
@@ -338,8 +341,6 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
         tasks = [dask.delayed(_measure_group)(str(st.path / fov["path"] / "s0"), label_path, grp, (h, w), families,
                                               feat_ch, cfg_feat) for _, grp in objects.groupby("group", sort=True)]
         values = list(dask.compute(*tasks))
-        import shutil
-
         if not (write_labels and config["labels"]["write"]):
             shutil.rmtree(label_path, ignore_errors=True)
         for path in (scratch, mask_path, mask_path.with_name(".filled-scratch"),
@@ -379,10 +380,6 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     obs["fov"] = pd.Categorical(obs["fov"])
     adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
     adata.obsm["spatial"] = obs[["centroid_x", "centroid_y"]].to_numpy(np.float64)
-    import json
-
-    from ._version import __version__
-
     adata.uns["scipzarr"] = {"kind": "fov", "input_store": str(st.path), "fovs": len(st.fovs),
                              "config": json.dumps(config), "scipzarr_version": __version__,
                              "objects": int(adata.n_obs), "features": int(adata.n_vars),

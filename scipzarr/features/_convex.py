@@ -42,6 +42,20 @@ def _hull(xs, ys, n):
 
 
 @njit(cache=True)
+def _row_ends(labels, e, lab, y0, x0, h, w):
+    """First and last column (box coordinates) of object ``lab`` in each row of its box; -1 for none."""
+    firsts = np.full(h, -1, dtype=np.int64)
+    lasts = np.full(h, -1, dtype=np.int64)
+    for r in range(h):
+        for c in range(w):
+            if labels[e, y0 + r, x0 + c] == lab:
+                if firsts[r] < 0:
+                    firsts[r] = c
+                lasts[r] = c
+    return firsts, lasts
+
+
+@njit(cache=True)
 def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
     """Pixel count of the convex hull of each object.
 
@@ -58,13 +72,9 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
         px = np.empty(cap, dtype=np.int64)
         py = np.empty(cap, dtype=np.int64)
         n = 0
+        firsts, lasts = _row_ends(labels, e, lab, y0[i], x0[i], h, w)
         for r in range(h):
-            first, last = -1, -1
-            for c in range(w):
-                if labels[e, y0[i] + r, x0[i] + c] == lab:
-                    if first < 0:
-                        first = c
-                    last = c
+            first, last = firsts[r], lasts[r]
             if first >= 0:
                 for c in (first, last):
                     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
@@ -170,13 +180,9 @@ def hull_geometry(labels, ev, y0, y1, x0, x1):
         px = np.empty(2 * h, dtype=np.int64)
         py = np.empty(2 * h, dtype=np.int64)
         n = 0
+        firsts, lasts = _row_ends(labels, e, lab, y0[i], x0[i], h, w)
         for r in range(h):
-            first, last = -1, -1
-            for c in range(w):
-                if labels[e, y0[i] + r, x0[i] + c] == lab:
-                    if first < 0:
-                        first = c
-                    last = c
+            first, last = firsts[r], lasts[r]
             if first >= 0:
                 py[n], px[n] = r, first
                 n += 1
