@@ -5,9 +5,9 @@ import numpy as np
 import tifffile
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from scipzarr.converters import convert
 
 from scipzarr import store
-from scipzarr.converters import convert
 from scipzarr.errors import ScipzarrError
 
 event = st.tuples(
