@@ -183,6 +183,9 @@ def build_report(table_path: Path, store_path: Path | None = None) -> str:
     meta = dict(adata.uns.get("scipzarr", {}))
     if not meta:
         raise ScipzarrError(f"{table_path}: not a scipzarr feature table (no uns['scipzarr'])")
+    if meta.get("kind") == "fov":
+        raise ScipzarrError(f"{table_path}: a FOV table; the report covers IFC tables so far (open the FOV store "
+                            "with its labels in napari, or the table in scanpy)")
     if store_path is None:
         store_path = Path(meta["input_store"])
         if not store_path.exists():
