@@ -39,6 +39,7 @@ from . import fovstore
 from ._version import __version__
 from .errors import ScipzarrError
 from .features import Objects, feature_columns, measure, resolve_families
+from .features.moments import moments
 from .kernels import chunklabel
 from .kernels import segment as seg
 
@@ -231,7 +232,8 @@ def split_touching(labels: da.Array, comps: pd.DataFrame, chunk: int, min_distan
 
 def _measure_group(image_path: str, label_path: str, objects: pd.DataFrame, shape: tuple[int, int],
                    families: list[str], channels: list[int], params: dict) -> np.ndarray:
-    """Features of a group of objects, each on its own crop (bounding box + 1 pixel, others removed)."""
+    """Centroids ``(n, 2)`` and features of a group of objects, each on its own crop (bounding box + 1 pixel,
+    other objects removed)."""
     h, w = shape
     y0 = max(int(objects["ymin"].min()) - 1, 0)
     x0 = max(int(objects["xmin"].min()) - 1, 0)
@@ -258,7 +260,12 @@ def _measure_group(image_path: str, label_path: str, objects: pd.DataFrame, shap
     origin_y = (1 - objects["ymin"].to_numpy()).astype(np.int64)
     origin_x = (1 - objects["xmin"].to_numpy()).astype(np.int64)
     obj = Objects(local, origin_y, origin_x, valid)
-    return measure(obj, images, families, channels, params)
+    # centroids for obs whatever the families (the shape family's formula: box corner + mean offset)
+    raw = moments(obj)["raw"]
+    area = obj.areas.astype(np.float64)
+    centroid = np.column_stack([(obj.boxes[:, 0] - origin_y) + raw[:, 1, 0] / area,
+                                (obj.boxes[:, 1] - origin_x) + raw[:, 0, 1] / area])
+    return centroid, measure(obj, images, families, channels, params)
 
 
 def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None = None,
@@ -283,10 +290,9 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     split_cfg = cfg_seg["split"]
     split = "watershed" if split_cfg["method"] == "auto" else split_cfg["method"]
     t0 = time.perf_counter()
-    smoothed = []
-    for i in range(len(st.fovs)):
-        img = st.image(i).rechunk((st.image(i).shape[0], chunk, chunk))
-        smoothed.append(smooth(img[seg_ch], float(cfg_seg["smoothing_sigma"])))
+    images = [st.image(i) for i in range(len(st.fovs))]
+    images = [img.rechunk((img.shape[0], chunk, chunk))[seg_ch] for img in images]  # the segmentation channels
+    smoothed = [smooth(img, float(cfg_seg["smoothing_sigma"])) for img in images]
     thr_cfg = cfg_seg["threshold"]
     plugin = cfg_seg["plugin"]
     if plugin["name"]:
@@ -310,8 +316,8 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     for i, fov in enumerate(st.fovs):
         mask_path = st.path / fov["path"] / ".mask-scratch"
         if plugin["name"]:
-            img = st.image(i).rechunk((st.image(i).shape[0], chunk, chunk))[seg_ch].astype(np.float64)
-            raw_mask = plugin_mask(img, fn, plugin["options"], int(plugin["overlap"]), plugin["name"])
+            raw_mask = plugin_mask(images[i].astype(np.float64), fn, plugin["options"], int(plugin["overlap"]),
+                                   plugin["name"])
         else:
             raw_mask = smoothed[i] > thresholds[i]
         mask = _persist(raw_mask, mask_path, compute)  # computed once, read back by every pass
@@ -323,7 +329,9 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
             labels, objects = split_touching(labels, objects, chunk, int(split_cfg["min_distance"]), scratch, compute)
         # on disk first: the pyramid levels then read it chunk by chunk (computing all levels from one lazy
         # graph kept every label chunk in memory: 1.3 GB peak for a 512 MiB image)
-        labels = _persist(labels, mask_path.with_name(".labels-final-scratch"), compute)
+        final_path = mask_path.with_name(".labels-final-scratch")
+        labels = _persist(labels, final_path, compute)
+        label_path = str(final_path)  # features read the labels from here
         if write_labels and config["labels"]["write"]:
             fovstore.write_fov_labels(st, i, label_name, labels, compute,
                                       {"scipzarr": {"threshold": thresholds[i], "chunk_size": chunk}})
@@ -332,42 +340,23 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
                 cells = expand(da.from_zarr(str(st.path / fov["path"] / "labels" / label_name / "s0")), grow)
                 fovstore.write_fov_labels(st, i, f"{label_name}_cells", cells, compute,
                                           {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
-            label_path = str(st.path / fov["path"] / "labels" / label_name / "s0")
-        else:  # measure from a scratch copy
-            label_path = str(st.path / fov["path"] / ".labels-scratch")
-            da.to_zarr(labels, label_path, overwrite=True)
         h, w = fov["shape"][1:]
         objects["group"] = (objects["ymin"] // chunk) * ((w + chunk - 1) // chunk) + objects["xmin"] // chunk
-        tasks = [dask.delayed(_measure_group)(str(st.path / fov["path"] / "s0"), label_path, grp, (h, w), families,
-                                              feat_ch, cfg_feat) for _, grp in objects.groupby("group", sort=True)]
-        values = list(dask.compute(*tasks))
-        if not (write_labels and config["labels"]["write"]):
-            shutil.rmtree(label_path, ignore_errors=True)
-        for path in (scratch, mask_path, mask_path.with_name(".filled-scratch"),
-                     mask_path.with_name(".labels-final-scratch")):
+        groups = [grp for _, grp in objects.groupby("group", sort=True)]
+        results = compute([dask.delayed(_measure_group)(str(st.path / fov["path"] / "s0"), label_path, grp, (h, w),
+                                                        families, feat_ch, cfg_feat) for grp in groups])
+        for path in (scratch, mask_path, mask_path.with_name(".filled-scratch"), final_path):
             shutil.rmtree(path, ignore_errors=True)
-        order = np.concatenate([grp.index.to_numpy() for _, grp in objects.groupby("group", sort=True)]) if len(
-            objects) else np.zeros(0, int)
-        X = np.concatenate(values) if values else np.zeros((0, 0))
-        ranked = np.argsort(order)  # back to label order
-        rows.append(X[ranked] if len(X) else X)
-        py, px = fov["pixel_size_um"]
+        ranked = np.argsort(np.concatenate([grp.index.to_numpy() for grp in groups])) if groups else None
+        centroids = np.concatenate([r[0] for r in results])[ranked] if groups else np.zeros((0, 2))
+        rows.append(np.concatenate([r[1] for r in results])[ranked] if groups else np.zeros((0, 0)))
         obs = pd.DataFrame({"fov": fov["name"], "label": objects.index.to_numpy(np.int64)})
-        obs_parts.append((obs, objects, (py, px), (h, w)))
+        obs_parts.append((obs, objects, centroids, fov["pixel_size_um"], (h, w)))
     var = feature_columns(families, [st.channel_names[c] for c in feat_ch], cfg_feat)
-    shape_cols = {name: k for k, name in enumerate(var.index)}
     X = np.concatenate([r for r in rows if len(r)]) if any(len(r) for r in rows) else np.zeros((0, len(var)))
     obs_frames = []
-    start = 0
-    for obs, objects, (py, px), (h, w) in obs_parts:
-        n = len(obs)
-        part = X[start:start + n]
-        start += n
-        if "shape_centroid_y" in shape_cols and n:
-            cy, cx = part[:, shape_cols["shape_centroid_y"]], part[:, shape_cols["shape_centroid_x"]]
-        else:
-            cy = (objects["ymin"].to_numpy() + objects["ymax"].to_numpy()) / 2
-            cx = (objects["xmin"].to_numpy() + objects["xmax"].to_numpy()) / 2
+    for obs, objects, centroids, (py, px), (h, w) in obs_parts:
+        cy, cx = centroids[:, 0], centroids[:, 1]
         obs["centroid_y"], obs["centroid_x"] = cy, cx
         obs["centroid_y_um"] = cy * (py if py is not None else np.nan)
         obs["centroid_x_um"] = cx * (px if px is not None else np.nan)

@@ -18,6 +18,7 @@ installed and its weights are already on disk; scipzarr never downloads).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable
@@ -33,12 +34,17 @@ def cellpose_model_dir() -> Path:
     return Path(os.environ.get("CELLPOSE_LOCAL_MODELS_PATH", Path.home() / ".cellpose" / "models"))
 
 
-def cellpose(block: np.ndarray, model: str = "nuclei", diameter: float | None = None, gpu: bool = False) -> np.ndarray:
-    """cellpose on one block (first channel: nuclei; a second channel, if any: cytoplasm)."""
+@functools.cache
+def _cellpose_model(model: str, gpu: bool):
+    """One cellpose network per process and model, not one per chunk (loading the weights is the slow part)."""
     from cellpose import models  # checked by resolve()
 
-    net = models.CellposeModel(gpu=gpu, model_type=model)
-    masks, *_ = net.eval(block[0] if block.shape[0] == 1 else np.moveaxis(block[:2], 0, -1),
+    return models.CellposeModel(gpu=gpu, model_type=model)
+
+
+def cellpose(block: np.ndarray, model: str = "nuclei", diameter: float | None = None, gpu: bool = False) -> np.ndarray:
+    """cellpose on one block (first channel: nuclei; a second channel, if any: cytoplasm)."""
+    masks, *_ = _cellpose_model(model, gpu).eval(block[0] if block.shape[0] == 1 else np.moveaxis(block[:2], 0, -1),
                          diameter=diameter, channels=[0, 0] if block.shape[0] == 1 else [2, 1])
     return masks
 
