@@ -258,11 +258,15 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, int] = (0, 1)
         return {name: np.zeros(0) for name, _, _ in FEATURES}
     _, lab, starts = obj.pixels
     counts = obj.areas
-    raw = [obj.gather(images, c) for c in channels]
-    (f, scale), (s, _) = scaled(raw[0]), scaled(raw[1])
-    # ranks of the raw values: scaling is monotonic, so they are the ranks of f and s
-    r1, r2 = (_cached(obj, ("rank", id(images), c), lambda v=v: _dense_ranks(v, lab, n))
-              for c, v in zip(channels, raw if raw[0].dtype.kind in "ui" else (f, s)))
+    def channel(c):
+        """Scaled values and dense ranks of one channel, shared by the pairs it is in."""
+        raw = obj.gather(images, c)
+        vals, top = scaled(raw)
+        # for integers the ranks of the raw values: scaling is monotonic, so they are the ranks of vals
+        return vals, top, _dense_ranks(raw if raw.dtype.kind in "ui" else vals, lab, n)
+
+    (f, scale, r1), (s, _, r2) = (_cached(obj, ("colocalization", id(images), c), lambda c=c: channel(c))
+                                  for c in channels)
     res = _pair_stats(f, s, r1, r2, starts, counts, thr)
     c = costes(f, s, starts, counts, scale)
     names = ["correlation", "slope", "manders_1", "manders_2", "overlap", "k1", "k2", "rwc_1", "rwc_2"]
