@@ -51,12 +51,14 @@ def _datasets(n_levels: int, pixel_size) -> list[dict]:
         for i in range(n_levels)]
 
 
-def write_fov_image(root: zarr.Group, index: int, fov, channel_names: list[str], chunk: int, compute) -> dict:
-    """Write one FOV as the multiscale image group ``root/<index>``; returns its root-metadata entry."""
+def write_fov_image(root: zarr.Group, index: int, fov, channel_names: list[str], chunk: int, compute,
+                    dtype) -> dict:
+    """Write one FOV (as ``dtype``, the store's) as the multiscale image group ``root/<index>``; returns its
+    root-metadata entry."""
     from ome_zarr.writer import write_multiscales_metadata
 
     group = root.create_group(str(index))
-    data = fov.data
+    data = fov.data.astype(dtype, copy=False)
     c = data.shape[0]
     level = data.rechunk((c, chunk, chunk))
     n_levels = pyramid_levels(data.shape[1:], (chunk, chunk))
@@ -89,9 +91,7 @@ def write_fov_store(path: Path, fovs: list, channel_names: list[str], chunk: int
     root = zarr.open_group(str(path), mode="w-", zarr_format=3)
     entries = []
     for i, fov in enumerate(fovs):
-        if fov.data.dtype != dtype:
-            fov.data = fov.data.astype(dtype)
-        entries.append(write_fov_image(root, i, fov, channel_names, chunk, compute))
+        entries.append(write_fov_image(root, i, fov, channel_names, chunk, compute, dtype))
     root.attrs["ome"] = {"version": NGFF_VERSION, "bioformats2raw.layout": 3}
     root.attrs["scipzarr"] = {"format": FOV_FORMAT, "format_version": FOV_FORMAT_VERSION, "kind": "fov",
                               "written_by": f"scipzarr {__version__}", "channel_names": list(channel_names),
