@@ -42,6 +42,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "colocalization": {"threshold": 15.0},
     },
     "labels": {"name": "cells", "write": True},
+    "fov": {"whole_max_pixels": 4194304},
 }
 
 

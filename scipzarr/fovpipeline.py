@@ -33,39 +33,37 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import zarr
-from scipy import ndimage as ndi
+from dask.array.core import normalize_chunks
 
 from . import fovstore
 from ._version import __version__
 from .errors import ScipzarrError
-from .features import Objects, feature_columns, measure, resolve_families
-from .features.moments import moments
+from .features import feature_columns, resolve_families
 from .kernels import chunklabel
+from .kernels import fov as kfov
 from .kernels import segment as seg
 
-_EIGHT = np.ones((3, 3), bool)
-_CROSS = ndi.generate_binary_structure(2, 1)
 
+def halo_map(path: str, shape: tuple[int, int], chunk: int, depth: int, fn, dtype, channels=None) -> da.Array:
+    """A lazy ``(y, x)`` array over chunks of ``chunk`` pixels: ``fn`` of each chunk read from the zarr array at
+    ``path`` with ``depth`` pixels of its neighbours (clipped at the image border), trimmed back to the chunk.
 
-def smooth(channels: da.Array, sigma: float) -> da.Array:
-    """Mean of ``(c, y, x)`` channels, Gaussian-smoothed (scipy's, reflect at the image border), as float64.
-
-    One task per chunk over the chunk plus the kernel's radius of its
-    neighbours (``overlap``): every pixel equals scipy's on the whole image.
-    The float64 image only exists inside a task; the overlap moves the
-    stored (e.g. uint16) pixels, which keeps memory per task small.
+    One task per chunk with no dependencies (``dask.array.map_overlap``
+    builds several tasks per chunk and keeps neighbours' pieces alive while
+    it runs: 227 MiB peak against 105 MiB for a 512 MiB image). ``channels``
+    picks channels of a ``(c, y, x)`` array; ``None`` reads a ``(y, x)`` one.
     """
-    radius = int(4.0 * sigma + 0.5) if sigma > 0 else 0  # scipy's truncate=4 radius
+    h, w = shape
+    chunks = normalize_chunks((chunk, chunk), (h, w))
 
-    def run(block):
-        plane = block.astype(np.float64).mean(axis=0)
-        return ndi.gaussian_filter(plane, sigma, mode="reflect") if sigma > 0 else plane
+    def run(block_info=None):
+        (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        ry0, rx0, ry1, rx1 = max(y0 - depth, 0), max(x0 - depth, 0), min(y1 + depth, h), min(x1 + depth, w)
+        src = zarr.open_array(path, mode="r")
+        block = src[ry0:ry1, rx0:rx1] if channels is None else src[:, ry0:ry1, rx0:rx1][channels]
+        return fn(block)[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]
 
-    if radius == 0:
-        return channels.map_blocks(run, drop_axis=0, dtype=np.float64)
-    padded = da.overlap.overlap(channels, depth={0: 0, 1: radius, 2: radius}, boundary="none")
-    out = padded.map_blocks(run, drop_axis=0, dtype=np.float64)
-    return da.overlap.trim_internal(out, {0: radius, 1: radius}, boundary="none")
+    return da.map_blocks(run, chunks=chunks, dtype=dtype, meta=np.empty((0, 0), dtype))
 
 
 def _range(image: da.Array, compute) -> tuple[float, float]:
@@ -77,44 +75,9 @@ def _range(image: da.Array, compute) -> tuple[float, float]:
 
 
 def _histogram(image: da.Array, lo: float, hi: float, compute) -> np.ndarray:
-    """The 256-bin histogram over ``[lo, hi]`` (numpy's bin edges), summed over chunks."""
-    parts = compute([dask.delayed(lambda b: np.histogram(b, bins=seg.NBINS, range=(lo, hi))[0])(blk)
-                     for blk in image.to_delayed().ravel()])
+    """The 256-bin histogram over ``[lo, hi]``, summed over chunks."""
+    parts = compute([dask.delayed(kfov.histogram)(blk, lo, hi) for blk in image.to_delayed().ravel()])
     return np.sum(parts, axis=0)
-
-
-def _threshold(counts: np.ndarray, lo: float, hi: float, method: str) -> float:
-    edges = np.linspace(lo, hi, seg.NBINS + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
-    if hi == lo:
-        return lo
-    if method == "otsu":
-        return float(seg.otsu_from_histograms(counts[None], centers[None])[0])
-    return float(seg.li_from_histogram(counts, centers))
-
-
-def plugin_mask(image: da.Array, fn, options: dict, overlap: int, name: str) -> da.Array:
-    """Foreground from a plug-in segmenter run on every chunk with ``overlap`` pixels around it."""
-    from . import plugins
-
-    ov = {0: 0, 1: overlap, 2: overlap}
-    padded = da.overlap.overlap(image, depth=ov, boundary="none")
-
-    def run(block):
-        return plugins.foreground(fn(block, **options), block.shape[1:], name)
-
-    out = padded.map_blocks(run, drop_axis=0, dtype=bool)
-    return da.overlap.trim_internal(out, {0: overlap, 1: overlap}, boundary="none")
-
-
-def expand(labels: da.Array, distance: int) -> da.Array:
-    """``skimage.segmentation.expand_labels`` with an overlap of ``distance + 1``: each background pixel
-    within ``distance`` of a label takes the nearest label (CellProfiler's IdentifySecondaryObjects,
-    distance method)."""
-    from skimage.segmentation import expand_labels
-
-    return da.map_overlap(lambda b: expand_labels(b, distance), labels, depth=distance + 1, boundary="none",
-                          dtype=labels.dtype)
 
 
 def _persist(array: da.Array, path: Path, compute) -> da.Array:
@@ -124,7 +87,8 @@ def _persist(array: da.Array, path: Path, compute) -> da.Array:
 
 
 def fill_holes(mask: da.Array, compute=None) -> da.Array:
-    """Fill background components (4-connected) that do not reach the image border, exactly, chunk by chunk."""
+    """Fill background components (4-connected) that do not reach the image border, exactly, chunk by chunk
+    (``scipy.ndimage.binary_fill_holes`` of the whole image)."""
     bg, comps = chunklabel.label(~mask, connectivity=1, compute=compute)
     h, w = mask.shape
     hole = np.zeros(len(comps) + 1, dtype=bool)
@@ -133,144 +97,168 @@ def fill_holes(mask: da.Array, compute=None) -> da.Array:
     return mask | bg.map_blocks(lambda b: hole[b], dtype=bool)
 
 
-def _split_group(label_path: str, comps: pd.DataFrame, shape: tuple[int, int], min_distance: int) -> list:
-    """Split touching nuclei of a group of components: distance-transform watershed on each component alone.
+def _groups(table: pd.DataFrame, chunk: int, width: int) -> list[pd.DataFrame]:
+    """Objects grouped by the chunk holding their first row and column."""
+    key = (table["ymin"] // chunk) * ((width + chunk - 1) // chunk) + table["xmin"] // chunk
+    return [grp for _, grp in table.groupby(key.to_numpy(), sort=True)]
 
-    Markers are the peaks of the distance to the background at least
-    ``min_distance`` apart within a component (``peak_local_max``), basins grow
-    on the negated distance inside the component. Each component is done on
-    its own crop (a loop over components: scikit-image's flooding breaks ties
-    by queue order, which other components in the same image would change),
-    so its result depends only on its own pixels, whatever the chunking. Returns, per
-    component, its crop origin and the sub-object numbers of the crop.
-    """
-    from skimage.feature import peak_local_max
-    from skimage.segmentation import watershed
 
+def _box_region(table: pd.DataFrame, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The FOV region covering every object's box plus one pixel."""
     h, w = shape
-    y0, x0 = max(int(comps["ymin"].min()) - 1, 0), max(int(comps["xmin"].min()) - 1, 0)
-    y1, x1 = min(int(comps["ymax"].max()) + 2, h), min(int(comps["xmax"].max()) + 2, w)
-    region = np.asarray(zarr.open_array(label_path, mode="r")[y0:y1, x0:x1]).astype(np.int64)
-    out = []
-    for comp_id, o in comps.iterrows():  # each component alone: watershed ties then never depend on neighbours
-        sl = (slice(max(int(o["ymin"]) - 1 - y0, 0), int(o["ymax"]) + 2 - y0),
-              slice(max(int(o["xmin"]) - 1 - x0, 0), int(o["xmax"]) + 2 - x0))
-        own = region[sl] == comp_id
-        dist = ndi.distance_transform_edt(own)
-        peaks = peak_local_max(dist, min_distance=min_distance, labels=own.astype(np.int32), exclude_border=False)
-        if len(peaks) > 1:
-            markers = np.zeros(own.shape, np.int32)
-            markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-            basins = watershed(-dist, markers, mask=own)
-        else:  # one marker: the whole component is its basin (most nuclei; skips the flooding)
-            basins = own.astype(np.int32)
-        oy, ox = int(o["ymin"]) - (sl[0].start + y0), int(o["xmin"]) - (sl[1].start + x0)
-        sub = basins[oy:oy + int(o["ymax"]) - int(o["ymin"]) + 1, ox:ox + int(o["xmax"]) - int(o["xmin"]) + 1]
-        inside = sub > 0
-        ids = np.unique(sub[inside])
-        firsts = np.array([np.flatnonzero(sub.ravel() == b)[0] for b in ids])  # number parts in raster order
-        lut = np.zeros(int(sub.max()) + 1, dtype=np.int64)
-        lut[ids[np.argsort(firsts)]] = np.arange(1, len(ids) + 1)
-        out.append((int(comp_id), int(o["ymin"]), int(o["xmin"]), lut[sub].astype(np.uint32)))
-    return out
+    return (slice(max(int(table["ymin"].min()) - 1, 0), min(int(table["ymax"].max()) + 2, h)),
+            slice(max(int(table["xmin"].min()) - 1, 0), min(int(table["xmax"].max()) + 2, w)))
 
 
-def _paint(block: np.ndarray, parts: dict, final: dict, block_info=None) -> np.ndarray:
-    """Final labels of one chunk of the component image, from the components' split crops."""
-    (by0, _), (bx0, _) = block_info[0]["array-location"]
-    out = np.zeros(block.shape, dtype=np.uint32)
-    for comp in np.unique(block[block > 0]):
-        cy, cx, sub = parts[int(comp)]
-        ys, xs = max(cy, by0), max(cx, bx0)
-        ye, xe = min(cy + sub.shape[0], by0 + block.shape[0]), min(cx + sub.shape[1], bx0 + block.shape[1])
-        if ye <= ys or xe <= xs:
-            continue
-        piece = sub[ys - cy:ye - cy, xs - cx:xe - cx]
-        mine = (block[ys - by0:ye - by0, xs - bx0:xe - bx0] == comp) & (piece > 0)
-        lut = final[int(comp)]
-        out[ys - by0:ye - by0, xs - bx0:xe - bx0][mine] = lut[piece[mine]]
-    return out
+def _split_group(label_path: str, comps: pd.DataFrame, shape: tuple[int, int], min_distance: int) -> list:
+    sy, sx = _box_region(comps, shape)
+    region = np.asarray(zarr.open_array(label_path, mode="r")[sy, sx]).astype(np.int64)
+    return kfov.split_components(region, (sy.start, sx.start), comps, shape, min_distance)
 
 
 def split_touching(labels: da.Array, comps: pd.DataFrame, chunk: int, min_distance: int, scratch: Path, compute):
     """Watershed split of every component; final labels numbered in raster order of their first pixel."""
     h, w = labels.shape
     compute([da.to_zarr(labels, str(scratch), overwrite=True, compute=False)])
-    comps = comps.copy()
-    comps["group"] = (comps["ymin"] // chunk) * ((w + chunk - 1) // chunk) + comps["xmin"] // chunk
-    tasks = [dask.delayed(_split_group)(str(scratch), grp, (h, w), min_distance)
-             for _, grp in comps.groupby("group", sort=True)]
+    tasks = [dask.delayed(_split_group)(str(scratch), grp, (h, w), min_distance) for grp in _groups(comps, chunk, w)]
     parts = {cid: (y0, x0, sub) for res in compute(tasks) for cid, y0, x0, sub in res}
-    stats = []
-    for cid, (y0, x0, sub) in parts.items():  # per component: a few vectorized numpy calls, no pandas
-        k = int(sub.max())
-        flat = sub.ravel()
-        idx = np.flatnonzero(flat)
-        lab = flat[idx]
-        ys, xs = np.divmod(idx, sub.shape[1])
-        first = np.full(k + 1, np.iinfo(np.int64).max)
-        np.minimum.at(first, lab, (ys + y0) * w + xs + x0)
-        boxes = ndi.find_objects(sub)
-        stats.append(np.column_stack([
-            np.full(k, cid), np.arange(1, k + 1), np.bincount(lab, minlength=k + 1)[1:], first[1:],
-            [b[0].start + y0 for b in boxes], [b[0].stop - 1 + y0 for b in boxes],
-            [b[1].start + x0 for b in boxes], [b[1].stop - 1 + x0 for b in boxes]]))
-    cols = ["comp", "sub", "count", "first", "ymin", "ymax", "xmin", "xmax"]
-    objects = pd.DataFrame(np.concatenate(stats) if stats else np.zeros((0, 8), np.int64), columns=cols)
-    objects = objects.astype(np.int64).sort_values("first").reset_index(drop=True)
-    objects.index = pd.RangeIndex(1, len(objects) + 1, name="label")
-    final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, (_, _, sub) in parts.items()}
-    for label_id, (cid, sub) in zip(objects.index, objects[["comp", "sub"]].to_numpy()):
-        final[int(cid)][int(sub)] = label_id
+    objects, final = kfov.number_parts(parts, w)
 
     def paint(block, block_info=None):  # a closure: dask never walks the (large) dicts
-        return _paint(block, parts, final, block_info)
+        (by0, _), (bx0, _) = block_info[0]["array-location"]
+        return kfov.paint(block, (by0, bx0), parts, final)
 
-    painted = da.map_blocks(paint, labels, dtype=np.uint32)
-    return painted, objects.drop(columns=["comp", "sub"]).astype(np.int64)
+    return da.map_blocks(paint, labels, dtype=np.uint32), objects
 
 
 def _measure_group(image_path: str, label_path: str, objects: pd.DataFrame, shape: tuple[int, int],
-                   families: list[str], channels: list[int], params: dict) -> np.ndarray:
-    """Centroids ``(n, 2)`` and features of a group of objects, each on its own crop (bounding box + 1 pixel,
-    other objects removed)."""
-    h, w = shape
-    y0 = max(int(objects["ymin"].min()) - 1, 0)
-    x0 = max(int(objects["xmin"].min()) - 1, 0)
-    y1 = min(int(objects["ymax"].max()) + 2, h)
-    x1 = min(int(objects["xmax"].max()) + 2, w)
-    img = zarr.open_array(image_path, mode="r")[:, y0:y1, x0:x1]
-    lab = zarr.open_array(label_path, mode="r")[y0:y1, x0:x1]
-    ch = int((objects["ymax"] - objects["ymin"]).max()) + 3
-    cw = int((objects["xmax"] - objects["xmin"]).max()) + 3
-    n = len(objects)
-    local = np.zeros((n, ch, cw), np.int32)
-    images = np.zeros((n, img.shape[0], ch, cw), img.dtype)
-    valid = np.zeros((n, ch, cw), bool)
-    for k, (label_id, o) in enumerate(objects.iterrows()):  # crops only: the measuring itself is one batch
-        cy0, cx0 = int(o["ymin"]) - 1, int(o["xmin"]) - 1
-        ry0, rx0 = max(cy0, 0), max(cx0, 0)
-        ry1, rx1 = min(int(o["ymax"]) + 2, h), min(int(o["xmax"]) + 2, w)
-        oy, ox = ry0 - cy0, rx0 - cx0
-        sl = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))
-        local[k, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = lab[sl] == label_id
-        images[k, :, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = img[(slice(None), *sl)]
-        valid[k, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = True
-    # the crop of object k starts at FOV (ymin - 1, xmin - 1): coordinates come out in FOV pixels
-    origin_y = (1 - objects["ymin"].to_numpy()).astype(np.int64)
-    origin_x = (1 - objects["xmin"].to_numpy()).astype(np.int64)
-    obj = Objects(local, origin_y, origin_x, valid)
-    # centroids for obs whatever the families (the shape family's formula: box corner + mean offset)
-    raw = moments(obj)["raw"]
-    area = obj.areas.astype(np.float64)
-    centroid = np.column_stack([(obj.boxes[:, 0] - origin_y) + raw[:, 1, 0] / area,
-                                (obj.boxes[:, 1] - origin_x) + raw[:, 0, 1] / area])
-    return centroid, measure(obj, images, families, channels, params)
+                   families: list[str], channels: list[int], params: dict):
+    sy, sx = _box_region(objects, shape)
+    img = zarr.open_array(image_path, mode="r")[:, sy, sx]
+    lab = zarr.open_array(label_path, mode="r")[sy, sx]
+    return kfov.measure_objects(img, lab, (sy.start, sx.start), objects, shape, families, channels, params)
+
+
+def _sync(collections, what=""):
+    return dask.compute(*collections, scheduler="sync")
+
+
+def _smoothed_stats(image_path: str, seg_ch: list[int], sigma: float, lo=None, hi=None):
+    """Min and max of a whole FOV's smoothed segmentation image, or its histogram over ``[lo, hi]``."""
+    s = kfov.smooth_plane(zarr.open_array(image_path, mode="r")[:][seg_ch], sigma)
+    return (float(s.min()), float(s.max())) if lo is None else kfov.histogram(s, lo, hi)
+
+
+def _whole_fov(st: fovstore.FovStore, i: int, seg_ch: list[int], feat_ch: list[int], config: dict,
+               thr: float | None, write: bool, label_name: str):
+    """Segment, label (written into the store) and measure one FOV held whole in memory.
+
+    The same kernels as the chunked path on the whole image (scipy's hole
+    filling and labelling of the whole image are what the chunked passes
+    reproduce), so the labels and the table are the same (tested).
+    """
+    cfg_seg, cfg_feat = config["segmentation"], config["features"]
+    fov = st.fovs[i]
+    h, w = fov["shape"][1:]
+    img = np.asarray(zarr.open_array(str(st.path / fov["path"] / "s0"), mode="r")[:])
+    plugin = cfg_seg["plugin"]
+    if plugin["name"]:
+        from . import plugins
+
+        fn = plugins.resolve(plugin["name"], plugin["options"])
+        mask = plugins.foreground(fn(img[seg_ch].astype(np.float64), **plugin["options"]), (h, w), plugin["name"])
+        thr = float("nan")
+    else:
+        s = kfov.smooth_plane(img[seg_ch], float(cfg_seg["smoothing_sigma"]))
+        if thr is None:
+            lo, hi = float(s.min()), float(s.max())
+            thr = kfov.threshold(kfov.histogram(s, lo, hi), lo, hi, cfg_seg["threshold"]["method"])
+        mask = s > thr
+        del s
+    if cfg_seg["fill_holes"]:
+        mask = kfov.fill_holes(mask)
+    labels, objects = kfov.label_whole(mask, int(cfg_seg["min_size"]))
+    split = cfg_seg["split"]
+    if split["method"] != "none" and len(objects):
+        res = kfov.split_components(labels, (0, 0), objects, (h, w), int(split["min_distance"]))
+        parts = {cid: (y0, x0, sub) for cid, y0, x0, sub in res}
+        objects, final = kfov.number_parts(parts, w)
+        labels = kfov.paint(labels, (0, 0), parts, final)
+    if write:
+        chunk = int(st.attrs["scipzarr"]["chunk"])
+        fovstore.write_fov_labels(st, i, label_name, da.from_array(labels, chunks=chunk), _sync,
+                                  {"scipzarr": {"threshold": thr, "chunk_size": chunk}})
+        grow = int(cfg_seg["cells"]["expand"])
+        if grow > 0:
+            from skimage.segmentation import expand_labels
+
+            fovstore.write_fov_labels(st, i, f"{label_name}_cells",
+                                      da.from_array(expand_labels(labels, grow), chunks=chunk), _sync,
+                                      {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
+    if len(objects):
+        centroids, X = kfov.measure_objects(img, labels, (0, 0), objects, (h, w), resolve_families(
+            cfg_feat["families"]), feat_ch, cfg_feat)
+    else:
+        centroids, X = np.zeros((0, 2)), None
+    return thr, objects, centroids, X
+
+
+def _segment_chunked(st, i, seg_ch, smoothed, thr, chunk, config, label_name, write, compute):
+    """Segment one FOV chunk by chunk (module doc); returns the objects and the path of its final labels."""
+    cfg_seg = config["segmentation"]
+    fov = st.fovs[i]
+    h, w = fov["shape"][1:]
+    mask_path = st.path / fov["path"] / ".mask-scratch"
+    plugin = cfg_seg["plugin"]
+    if plugin["name"]:
+        from . import plugins
+
+        fn = plugins.resolve(plugin["name"], plugin["options"])
+
+        def run(block):
+            return plugins.foreground(fn(block.astype(np.float64), **plugin["options"]), block.shape[1:],
+                                      plugin["name"])
+
+        raw_mask = halo_map(str(st.path / fov["path"] / "s0"), (h, w), chunk, int(plugin["overlap"]), run, bool,
+                            channels=seg_ch)
+    else:
+        raw_mask = smoothed > thr
+    mask = _persist(raw_mask, mask_path, compute)  # computed once, read back by every pass
+    if cfg_seg["fill_holes"]:
+        mask = _persist(fill_holes(mask, compute), mask_path.with_name(".filled-scratch"), compute)
+    labels, objects = chunklabel.label(mask, connectivity=2, min_size=int(cfg_seg["min_size"]), compute=compute)
+    scratch = st.path / fov["path"] / ".components-scratch"
+    if cfg_seg["split"]["method"] != "none" and len(objects):
+        labels, objects = split_touching(labels, objects, chunk, int(cfg_seg["split"]["min_distance"]), scratch,
+                                         compute)
+    # on disk first: the pyramid levels then read it chunk by chunk (computing all levels from one lazy
+    # graph kept every label chunk in memory: 1.3 GB peak for a 512 MiB image)
+    final_path = mask_path.with_name(".labels-final-scratch")
+    labels = _persist(labels, final_path, compute)
+    for path in (scratch, mask_path, mask_path.with_name(".filled-scratch")):
+        shutil.rmtree(path, ignore_errors=True)
+    if write:
+        fovstore.write_fov_labels(st, i, label_name, labels, compute,
+                                  {"scipzarr": {"threshold": thr, "chunk_size": chunk}})
+        grow = int(cfg_seg["cells"]["expand"])
+        if grow > 0:  # cell bodies: every nucleus grown by up to `grow` pixels into the background
+            from skimage.segmentation import expand_labels
+
+            cells = halo_map(str(final_path), (h, w), chunk, grow + 1, lambda b: expand_labels(b, grow),
+                             labels.dtype)
+            fovstore.write_fov_labels(st, i, f"{label_name}_cells", cells, compute,
+                                      {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
+    return objects, final_path
 
 
 def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None = None,
                  label_name: str | None = None, write_labels: bool = True, compute=None):
-    """Segment and measure every FOV of a FOV store; return the AnnData table (see module doc)."""
+    """Segment and measure every FOV of a FOV store; return the AnnData table (see module doc).
+
+    FOVs of at most ``config["fov"]["whole_max_pixels"]`` pixels are each
+    processed whole by one task (:func:`_whole_fov`), larger ones chunk by
+    chunk; ``chunk_size`` processes every FOV in chunks of that size.
+    """
     import anndata as ad
 
     st = fovstore.open_fov_store(store_path)
@@ -287,71 +275,69 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     feat_ch = list(range(len(st.channel_names))) if cfg_feat["channels"] is None else [
         st.channel_index(c) for c in cfg_feat["channels"]]
     chunk = chunk_size or int(st.attrs["scipzarr"]["chunk"])
-    split_cfg = cfg_seg["split"]
-    split = "watershed" if split_cfg["method"] == "auto" else split_cfg["method"]
+    limit = -1 if chunk_size else int(config["fov"]["whole_max_pixels"])
+    whole = [fov["shape"][1] * fov["shape"][2] <= limit for fov in st.fovs]
     t0 = time.perf_counter()
-    images = [st.image(i) for i in range(len(st.fovs))]
-    images = [img.rechunk((img.shape[0], chunk, chunk))[seg_ch] for img in images]  # the segmentation channels
-    smoothed = [smooth(img, float(cfg_seg["smoothing_sigma"])) for img in images]
+    sigma = float(cfg_seg["smoothing_sigma"])
+    s0 = [str(st.path / fov["path"] / "s0") for fov in st.fovs]
+    smoothed = [None if whole[i] else halo_map(s0[i], tuple(fov["shape"][1:]), chunk, kfov.smoothing_radius(sigma),
+                                               lambda b: kfov.smooth_plane(b, sigma), np.float64, channels=seg_ch)
+                for i, fov in enumerate(st.fovs)]
     thr_cfg = cfg_seg["threshold"]
-    plugin = cfg_seg["plugin"]
-    if plugin["name"]:
+    whole_ids = [i for i in range(len(st.fovs)) if whole[i]]
+    thresholds: list[float | None] = [None] * len(st.fovs)  # None: a whole FOV finds its own
+    if cfg_seg["plugin"]["name"]:
         from . import plugins
 
-        fn = plugins.resolve(plugin["name"], plugin["options"])
-        thresholds = [float("nan")] * len(smoothed)
+        plugins.resolve(cfg_seg["plugin"]["name"], cfg_seg["plugin"]["options"])  # one clear line before any work
+        thresholds = [float("nan")] * len(st.fovs)
     elif thr_cfg["method"] == "fixed":
-        thresholds = [float(thr_cfg["value"])] * len(smoothed)
+        thresholds = [float(thr_cfg["value"])] * len(st.fovs)
     else:
-        ranges = [_range(s, compute) for s in smoothed]
+        ranges = dict(zip(whole_ids, compute([dask.delayed(_smoothed_stats)(s0[i], seg_ch, sigma)
+                                              for i in whole_ids], "ranges") if whole_ids else []))
+        ranges |= {i: _range(smoothed[i], compute) for i in range(len(st.fovs)) if not whole[i]}
         if thr_cfg["scope"] == "dataset":
-            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-            counts = sum(_histogram(s, lo, hi, compute) for s in smoothed)
-            thresholds = [_threshold(counts, lo, hi, thr_cfg["method"])] * len(smoothed)
+            lo, hi = min(r[0] for r in ranges.values()), max(r[1] for r in ranges.values())
+            counts = sum(compute([dask.delayed(_smoothed_stats)(s0[i], seg_ch, sigma, lo, hi) for i in whole_ids],
+                                 "histograms") if whole_ids else [np.zeros(seg.NBINS, np.int64)])
+            counts = counts + sum((_histogram(smoothed[i], lo, hi, compute) for i in range(len(st.fovs))
+                                   if not whole[i]), np.zeros(seg.NBINS, np.int64))
+            thresholds = [kfov.threshold(counts, lo, hi, thr_cfg["method"])] * len(st.fovs)
         else:
-            thresholds = [_threshold(_histogram(s, *r, compute), r[0], r[1], thr_cfg["method"])
-                          for s, r in zip(smoothed, ranges)]
+            for i in range(len(st.fovs)):
+                if not whole[i]:
+                    thresholds[i] = kfov.threshold(_histogram(smoothed[i], *ranges[i], compute), *ranges[i],
+                                                   thr_cfg["method"])
     label_name = label_name or config["labels"]["name"]
+    write = write_labels and config["labels"]["write"]
+    results = {}
+    if whole_ids:
+        done = compute([dask.delayed(_whole_fov)(st, i, seg_ch, feat_ch, config, thresholds[i], write, label_name)
+                        for i in whole_ids], "FOVs")
+        results = dict(zip(whole_ids, done))
+    for i, fov in enumerate(st.fovs):
+        if whole[i]:
+            continue
+        h, w = fov["shape"][1:]
+        objects, final_path = _segment_chunked(st, i, seg_ch, smoothed[i], thresholds[i], chunk, config,
+                                               label_name, write, compute)
+        groups = _groups(objects, chunk, w)
+        parts = compute([dask.delayed(_measure_group)(s0[i], str(final_path), grp, (h, w), families, feat_ch,
+                                                      cfg_feat) for grp in groups])
+        shutil.rmtree(final_path, ignore_errors=True)
+        ranked = np.argsort(np.concatenate([grp.index.to_numpy() for grp in groups])) if groups else None
+        centroids = np.concatenate([r[0] for r in parts])[ranked] if groups else np.zeros((0, 2))
+        X = np.concatenate([r[1] for r in parts])[ranked] if groups else None
+        results[i] = (thresholds[i], objects, centroids, X)
     obs_parts, rows = [], []
     for i, fov in enumerate(st.fovs):
-        mask_path = st.path / fov["path"] / ".mask-scratch"
-        if plugin["name"]:
-            raw_mask = plugin_mask(images[i].astype(np.float64), fn, plugin["options"], int(plugin["overlap"]),
-                                   plugin["name"])
-        else:
-            raw_mask = smoothed[i] > thresholds[i]
-        mask = _persist(raw_mask, mask_path, compute)  # computed once, read back by every pass
-        if cfg_seg["fill_holes"]:
-            mask = _persist(fill_holes(mask, compute), mask_path.with_name(".filled-scratch"), compute)
-        labels, objects = chunklabel.label(mask, connectivity=2, min_size=int(cfg_seg["min_size"]), compute=compute)
-        scratch = st.path / fov["path"] / ".components-scratch"
-        if split == "watershed" and len(objects):
-            labels, objects = split_touching(labels, objects, chunk, int(split_cfg["min_distance"]), scratch, compute)
-        # on disk first: the pyramid levels then read it chunk by chunk (computing all levels from one lazy
-        # graph kept every label chunk in memory: 1.3 GB peak for a 512 MiB image)
-        final_path = mask_path.with_name(".labels-final-scratch")
-        labels = _persist(labels, final_path, compute)
-        label_path = str(final_path)  # features read the labels from here
-        if write_labels and config["labels"]["write"]:
-            fovstore.write_fov_labels(st, i, label_name, labels, compute,
-                                      {"scipzarr": {"threshold": thresholds[i], "chunk_size": chunk}})
-            grow = int(cfg_seg["cells"]["expand"])
-            if grow > 0:  # cell bodies: every nucleus grown by up to `grow` pixels into the background
-                cells = expand(da.from_zarr(str(st.path / fov["path"] / "labels" / label_name / "s0")), grow)
-                fovstore.write_fov_labels(st, i, f"{label_name}_cells", cells, compute,
-                                          {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
-        h, w = fov["shape"][1:]
-        objects["group"] = (objects["ymin"] // chunk) * ((w + chunk - 1) // chunk) + objects["xmin"] // chunk
-        groups = [grp for _, grp in objects.groupby("group", sort=True)]
-        results = compute([dask.delayed(_measure_group)(str(st.path / fov["path"] / "s0"), label_path, grp, (h, w),
-                                                        families, feat_ch, cfg_feat) for grp in groups])
-        for path in (scratch, mask_path, mask_path.with_name(".filled-scratch"), final_path):
-            shutil.rmtree(path, ignore_errors=True)
-        ranked = np.argsort(np.concatenate([grp.index.to_numpy() for grp in groups])) if groups else None
-        centroids = np.concatenate([r[0] for r in results])[ranked] if groups else np.zeros((0, 2))
-        rows.append(np.concatenate([r[1] for r in results])[ranked] if groups else np.zeros((0, 0)))
+        thr, objects, centroids, X = results[i]
+        thresholds[i] = thr
+        if X is not None:
+            rows.append(X)
         obs = pd.DataFrame({"fov": fov["name"], "label": objects.index.to_numpy(np.int64)})
-        obs_parts.append((obs, objects, centroids, fov["pixel_size_um"], (h, w)))
+        obs_parts.append((obs, objects, centroids, fov["pixel_size_um"], tuple(fov["shape"][1:])))
     var = feature_columns(families, [st.channel_names[c] for c in feat_ch], cfg_feat)
     X = np.concatenate([r for r in rows if len(r)]) if any(len(r) for r in rows) else np.zeros((0, len(var)))
     obs_frames = []

@@ -118,18 +118,36 @@ def _reference_labels(image: np.ndarray) -> np.ndarray:
     return lut[lab]
 
 
-def test_labels_equal_whole_image_segmentation(fov_store):
-    cfg = resolve_config({"segmentation": {"split": {"method": "none"}}, "labels": {"name": "plain"}})
-    scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=256)
+@pytest.mark.parametrize("size", [None, 256])
+def test_labels_equal_whole_image_segmentation(fov_store, size):
+    cfg = resolve_config({"segmentation": {"split": {"method": "none"}}, "labels": {"name": f"plain{size}"}})
+    scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size)
     image = zarr.open_array(str(fov_store / "0" / "s0"))[:]
-    ours = zarr.open_array(str(fov_store / "0" / "labels" / "plain" / "s0"))[:]
+    ours = zarr.open_array(str(fov_store / "0" / "labels" / f"plain{size}" / "s0"))[:]
     np.testing.assert_array_equal(ours, _reference_labels(image))
 
 
-def test_same_table_and_labels_for_chunk_sizes_256_512_1024(fov_store):
+@pytest.mark.parametrize("method", ["otsu", "li"])
+def test_data_set_threshold_is_the_same_whole_or_chunked(fov_store, method):
+    # FOV a chunked (over the limit), b whole, against both chunked: one histogram over both FOVs either way
+    tables = []
+    for limit, size in ((700 * 700, None), (0, None), (None, 512)):
+        over = {"threshold": {"method": method, "scope": "dataset"}}
+        cfg = resolve_config({"segmentation": over, "features": {"families": ["intensity"]},
+                              "labels": {"write": False}, **({} if limit is None else {"fov": {"whole_max_pixels": limit}})})
+        tables.append(scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size))
+    for t in tables[1:]:
+        assert t.uns["scipzarr"]["thresholds"] == tables[0].uns["scipzarr"]["thresholds"]
+        pd.testing.assert_frame_equal(tables[0].obs, t.obs)
+        np.testing.assert_array_equal(tables[0].X, t.X)
+    thr = tables[0].uns["scipzarr"]["thresholds"]
+    assert thr[0] == thr[1] and 50 < thr[0] < 900 and tables[0].n_obs > 90
+
+
+def test_same_table_and_labels_for_chunk_sizes_256_512_1024_and_whole(fov_store):
     families = ["shape", "intensity", "texture", "radial", "colocalization"]
     tables, labels = [], []
-    for size in (256, 512, 1024):
+    for size in (None, 256, 512, 1024):  # None: each FOV whole in one task (both fit fov.whole_max_pixels)
         cfg = resolve_config({"features": {"families": families}, "labels": {"name": f"c{size}"}})
         tables.append(scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size))
         labels.append([zarr.open_array(str(fov_store / p / "labels" / f"c{size}" / "s0"))[:] for p in ("0", "1")])
@@ -192,12 +210,13 @@ def test_info_and_table_output_through_the_cli(fov_store, tmp_path):
 def test_plugin_segmenter_runs_per_chunk_and_gives_chunk_independent_labels(fov_store):
     plugin = {"name": "tests.segmenter_plugin:threshold_instances", "overlap": 16, "options": {"level": 500.0}}
     labels = []
-    for size in (256, 1024):
+    for size in (None, 256, 1024):
         cfg = resolve_config({"segmentation": {"plugin": plugin, "split": {"method": "none"}},
                               "features": {"families": ["shape"]}, "labels": {"name": f"p{size}"}})
         t = scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size)
         labels.append(zarr.open_array(str(fov_store / "0" / "labels" / f"p{size}" / "s0"))[:])
     np.testing.assert_array_equal(labels[0], labels[1])
+    np.testing.assert_array_equal(labels[0], labels[2])
     image = zarr.open_array(str(fov_store / "0" / "s0"))[:]
     ref, _n = ndi.label(ndi.binary_fill_holes(image[0] > 500), structure=np.ones((3, 3)))
     sizes = np.bincount(ref.ravel())[1:]
@@ -220,13 +239,14 @@ def test_cell_bodies_grown_from_nuclei_are_chunk_independent(fov_store):
     from skimage.segmentation import expand_labels
 
     cells = []
-    for size in (256, 1024):
+    for size in (None, 256, 1024):
         cfg = resolve_config({"segmentation": {"cells": {"expand": 6}}, "features": {"families": ["shape"]},
                               "labels": {"name": f"n{size}"}})
         scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size)
         cells.append(zarr.open_array(str(fov_store / "0" / "labels" / f"n{size}_cells" / "s0"))[:])
     nuclei = zarr.open_array(str(fov_store / "0" / "labels" / "n1024" / "s0"))[:]
     np.testing.assert_array_equal(cells[0], cells[1])
+    np.testing.assert_array_equal(cells[0], cells[2])
     np.testing.assert_array_equal(cells[1], expand_labels(nuclei, 6))
     assert (cells[1] > 0).sum() > (nuclei > 0).sum() * 1.5
     assert validate_fov_store(fov_store) == []

@@ -29,13 +29,20 @@ def _offsets(chunks) -> list[np.ndarray]:
 
 def _scan(block: np.ndarray, y0: int, x0: int, width: int, structure: np.ndarray):
     lab, n = ndi.label(block, structure=structure)
-    y, x = np.nonzero(lab)
-    ids = lab[y, x]
-    df = pd.DataFrame({"id": ids, "y": y + y0, "x": x + x0})
-    df["first"] = df["y"] * width + df["x"]
-    g = df.groupby("id")
-    table = pd.DataFrame({"count": g.size(), "first": g["first"].min(), "ymin": g["y"].min(), "ymax": g["y"].max(),
-                          "xmin": g["x"].min(), "xmax": g["x"].max()}).reindex(np.arange(1, n + 1))
+    cols = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
+    if n:
+        # scipy numbers labels in raster order of their first pixel: label k first appears where the running
+        # maximum reaches k (no per-pixel table: a background scan of a 1024^2 chunk held 100 MiB of them)
+        first = np.searchsorted(np.maximum.accumulate(lab.ravel()), np.arange(1, n + 1))
+        fy, fx = np.divmod(first, lab.shape[1])
+        boxes = ndi.find_objects(lab)
+        table = pd.DataFrame(np.column_stack([
+            np.bincount(lab.ravel(), minlength=n + 1)[1:], (fy + y0) * width + fx + x0,
+            [b[0].start + y0 for b in boxes], [b[0].stop - 1 + y0 for b in boxes],
+            [b[1].start + x0 for b in boxes], [b[1].stop - 1 + x0 for b in boxes]]).astype(np.int64),
+            columns=cols, index=np.arange(1, n + 1))
+    else:
+        table = pd.DataFrame(np.zeros((0, 6), np.int64), columns=cols)
     edges = {"top": lab[0].copy(), "bottom": lab[-1].copy(), "left": lab[:, 0].copy(), "right": lab[:, -1].copy()}
     return n, table, edges
 
@@ -46,7 +53,8 @@ def _pairs(a: np.ndarray, b: np.ndarray, diagonal: bool) -> np.ndarray:
     if diagonal:
         out += [np.stack([a[1:], b[:-1]], axis=1), np.stack([a[:-1], b[1:]], axis=1)]
     pairs = np.concatenate(out)
-    return pairs[(pairs[:, 0] > 0) & (pairs[:, 1] > 0)]
+    # once each: a background region along a 1024-pixel edge gives the same pair ~3,000 times
+    return np.unique(pairs[(pairs[:, 0] > 0) & (pairs[:, 1] > 0)], axis=0)
 
 
 def label(mask: da.Array, connectivity: int = 2, min_size: int = 0, compute=None):

@@ -1,0 +1,237 @@
+"""Kernels for fields of view: pure functions on one region of a FOV (numpy in, numpy out).
+
+The chunked pipeline (:mod:`scipzarr.fovpipeline`) calls them on chunks and
+on regions read around groups of objects; FOVs small enough are processed
+whole by :func:`segment_whole` with the same functions, so both give the same
+labels and the same table (tested).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from ..features import Objects, measure
+from ..features.moments import moments
+from . import segment as seg
+
+EIGHT = np.ones((3, 3), bool)
+
+
+def smooth_plane(channels: np.ndarray, sigma: float) -> np.ndarray:
+    """Mean of ``(c, y, x)`` channels as float64, Gaussian-smoothed (scipy's, ``reflect`` at the border)."""
+    plane = channels.astype(np.float64).mean(axis=0)
+    return ndi.gaussian_filter(plane, sigma, mode="reflect") if sigma > 0 else plane
+
+
+def smoothing_radius(sigma: float) -> int:
+    """Pixels of context :func:`smooth_plane` needs around a chunk (scipy's ``truncate=4`` radius)."""
+    return int(4.0 * sigma + 0.5) if sigma > 0 else 0
+
+
+def histogram(plane: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The 256-bin histogram over ``[lo, hi]`` (numpy's bin edges); sums over chunks equal the whole's."""
+    return np.histogram(plane, bins=seg.NBINS, range=(lo, hi))[0]
+
+
+def threshold(counts: np.ndarray, lo: float, hi: float, method: str) -> float:
+    """Otsu's or Li's threshold from a 256-bin histogram over ``[lo, hi]``."""
+    edges = np.linspace(lo, hi, seg.NBINS + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    if hi == lo:
+        return lo
+    if method == "otsu":
+        return float(seg.otsu_from_histograms(counts[None], centers[None])[0])
+    return float(seg.li_from_histogram(counts, centers))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_fill_holes``: background components (4-connected) not reaching the border become
+    foreground; one labelling instead of scipy's iterated dilation (2x faster on a 1600 x 900 mask)."""
+    bg, n = ndi.label(~mask, structure=ndi.generate_binary_structure(2, 1))
+    hole = np.ones(n + 1, dtype=bool)
+    hole[0] = False
+    hole[bg[0]] = hole[bg[-1]] = hole[bg[:, 0]] = hole[bg[:, -1]] = False
+    return mask | hole[bg]
+
+
+def label_whole(mask: np.ndarray, min_size: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """8-connected labels ``1..n`` in raster order of each object's first pixel, objects under ``min_size``
+    dropped, and the table :func:`scipzarr.kernels.chunklabel.label` gives (count, first, inclusive box)."""
+    lab, n = ndi.label(mask, structure=EIGHT)  # scipy numbers components in raster order of their first pixel
+    cols = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
+    if n == 0:
+        return lab.astype(np.uint32), pd.DataFrame(np.zeros((0, 6), np.int64), columns=cols,
+                                                   index=pd.RangeIndex(1, 1, name="label"))
+    flat = lab.ravel()
+    idx = np.flatnonzero(flat)
+    ids = flat[idx]
+    first = np.full(n + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, ids, idx)
+    boxes = ndi.find_objects(lab)
+    table = np.column_stack([np.bincount(ids, minlength=n + 1)[1:], first[1:],
+                             [b[0].start for b in boxes], [b[0].stop - 1 for b in boxes],
+                             [b[1].start for b in boxes], [b[1].stop - 1 for b in boxes]]).astype(np.int64)
+    keep = table[:, 0] >= max(min_size, 1)
+    lut = np.zeros(n + 1, np.uint32)
+    lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
+    objects = pd.DataFrame(table[keep], columns=cols, index=pd.RangeIndex(1, int(keep.sum()) + 1, name="label"))
+    return lut[lab], objects
+
+
+def _one_peak(dist: np.ndarray, own: np.ndarray, min_distance: int) -> bool:
+    """True when ``peak_local_max(dist, min_distance, labels=own, exclude_border=False)`` finds at most one
+    peak, decided without it: the candidates it would rank (pixels equal to the maximum over the
+    ``2 * min_distance + 1`` square inside the object's box) all lie less than ``min_distance`` apart
+    (Chebyshev), so its spacing step keeps only the first. False means: ask ``peak_local_max``."""
+    ys, xs = np.nonzero(own)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    inside = own[box]
+    img = np.where(inside, dist[box], np.finfo(np.float64).min)
+    size = 2 * min_distance + 1
+    cand = (img == ndi.maximum_filter(img, size=size, mode="nearest")) & inside
+    if cand[inside].all():  # scikit-image's 'trivial image' rule: isolated pixels become the candidates
+        return False
+    cand &= img > dist.min()
+    cy, cx = np.nonzero(cand)
+    return len(cy) <= 1 or (np.ptp(cy) < min_distance and np.ptp(cx) < min_distance)
+
+
+def split_components(region: np.ndarray, origin: tuple[int, int], comps: pd.DataFrame, shape: tuple[int, int],
+                     min_distance: int) -> list:
+    """Split touching nuclei: distance-transform watershed on each component of ``comps`` alone.
+
+    ``region`` holds component labels (the ids of ``comps.index``) for the
+    FOV pixels starting at ``origin`` and covers each component's box plus
+    one pixel (clipped at the FOV's ``shape``). Markers are the peaks of the
+    distance to the background at least ``min_distance`` apart within a
+    component (``peak_local_max``), basins grow on the negated distance inside
+    it. Each component is done on its own crop (scikit-image's flooding
+    breaks ties by queue order, which other components would change), so its
+    result depends only on its own pixels, whatever the chunking. Returns,
+    per component, ``(id, ymin, xmin, parts)`` with the parts numbered
+    ``1..k`` in raster order on the component's box.
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    h, w = shape
+    y0, x0 = origin
+    out = []
+    for comp_id, o in zip(comps.index, comps[["ymin", "ymax", "xmin", "xmax"]].to_numpy()):
+        ymin, ymax, xmin, xmax = (int(v) for v in o)
+        sy, sx = max(ymin - 1, 0), max(xmin - 1, 0)
+        own = region[sy - y0:min(ymax + 2, h) - y0, sx - x0:min(xmax + 2, w) - x0] == comp_id
+        dist = ndi.distance_transform_edt(own)
+        oy, ox = ymin - sy, xmin - sx
+        box = (slice(oy, oy + ymax - ymin + 1), slice(ox, ox + xmax - xmin + 1))
+        if _one_peak(dist, own, min_distance):  # most nuclei: the whole component is its basin
+            out.append((int(comp_id), ymin, xmin, own[box].astype(np.uint32)))
+            continue
+        peaks = peak_local_max(dist, min_distance=min_distance, labels=own.astype(np.int32), exclude_border=False)
+        if len(peaks) > 1:
+            markers = np.zeros(own.shape, np.int32)
+            markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+            basins = watershed(-dist, markers, mask=own)
+        else:
+            basins = own.astype(np.int32)
+        sub = basins[box]
+        inside = sub > 0
+        ids = np.unique(sub[inside])
+        firsts = np.array([np.flatnonzero(sub.ravel() == b)[0] for b in ids])  # number parts in raster order
+        lut = np.zeros(int(sub.max()) + 1, dtype=np.int64)
+        lut[ids[np.argsort(firsts)]] = np.arange(1, len(ids) + 1)
+        out.append((int(comp_id), ymin, xmin, lut[sub].astype(np.uint32)))
+    return out
+
+
+def number_parts(parts: dict, width: int) -> tuple[pd.DataFrame, dict]:
+    """Number the parts of all components ``1..n`` in raster order of their first FOV pixel.
+
+    ``parts`` maps component id to ``(ymin, xmin, sub)`` (as from
+    :func:`split_components`). Returns the objects table (``count``,
+    ``first``, inclusive box, indexed by final label) and, per component, the
+    lookup from part number to final label.
+    """
+    stats = []
+    for cid, (y0, x0, sub) in parts.items():  # per component: a few vectorized numpy calls, no pandas
+        k = int(sub.max())
+        flat = sub.ravel()
+        idx = np.flatnonzero(flat)
+        lab = flat[idx]
+        ys, xs = np.divmod(idx, sub.shape[1])
+        first = np.full(k + 1, np.iinfo(np.int64).max)
+        np.minimum.at(first, lab, (ys + y0) * width + xs + x0)
+        if k == 1:
+            boxes = [(slice(0, sub.shape[0]), slice(0, sub.shape[1]))]
+        else:
+            boxes = ndi.find_objects(sub)
+        stats.append(np.column_stack([
+            np.full(k, cid), np.arange(1, k + 1), np.bincount(lab, minlength=k + 1)[1:], first[1:],
+            [b[0].start + y0 for b in boxes], [b[0].stop - 1 + y0 for b in boxes],
+            [b[1].start + x0 for b in boxes], [b[1].stop - 1 + x0 for b in boxes]]))
+    cols = ["comp", "sub", "count", "first", "ymin", "ymax", "xmin", "xmax"]
+    objects = pd.DataFrame(np.concatenate(stats) if stats else np.zeros((0, 8), np.int64), columns=cols)
+    objects = objects.astype(np.int64).sort_values("first").reset_index(drop=True)
+    objects.index = pd.RangeIndex(1, len(objects) + 1, name="label")
+    final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, (_, _, sub) in parts.items()}
+    for label_id, (cid, sub) in zip(objects.index, objects[["comp", "sub"]].to_numpy()):
+        final[int(cid)][int(sub)] = label_id
+    return objects.drop(columns=["comp", "sub"]), final
+
+
+def paint(block: np.ndarray, origin: tuple[int, int], parts: dict, final: dict) -> np.ndarray:
+    """Final labels of a block of the component image (starting at FOV pixel ``origin``) from the split parts."""
+    by0, bx0 = origin
+    out = np.zeros(block.shape, dtype=np.uint32)
+    for comp in np.unique(block[block > 0]):
+        cy, cx, sub = parts[int(comp)]
+        ys, xs = max(cy, by0), max(cx, bx0)
+        ye, xe = min(cy + sub.shape[0], by0 + block.shape[0]), min(cx + sub.shape[1], bx0 + block.shape[1])
+        if ye <= ys or xe <= xs:
+            continue
+        piece = sub[ys - cy:ye - cy, xs - cx:xe - cx]
+        mine = (block[ys - by0:ye - by0, xs - bx0:xe - bx0] == comp) & (piece > 0)
+        lut = final[int(comp)]
+        out[ys - by0:ye - by0, xs - bx0:xe - bx0][mine] = lut[piece[mine]]
+    return out
+
+
+def measure_objects(image: np.ndarray, labels: np.ndarray, origin: tuple[int, int], objects: pd.DataFrame,
+                    shape: tuple[int, int], families: list[str], channels: list[int], params: dict):
+    """Centroids ``(n, 2)`` and features of ``objects``, each measured on its own crop.
+
+    ``image`` ``(c, y, x)`` and ``labels`` cover the FOV pixels from
+    ``origin`` to past every object's box plus one pixel (clipped at the FOV's
+    ``shape``); an object's crop is its box plus one pixel, other objects
+    removed, so its values depend on its own pixels only.
+    """
+    h, w = shape
+    y0, x0 = origin
+    box = objects[["ymin", "ymax", "xmin", "xmax"]].to_numpy(np.int64)
+    ch = int((box[:, 1] - box[:, 0]).max()) + 3
+    cw = int((box[:, 3] - box[:, 2]).max()) + 3
+    n = len(objects)
+    local = np.zeros((n, ch, cw), np.int32)
+    crops = np.zeros((n, image.shape[0], ch, cw), image.dtype)
+    valid = np.zeros((n, ch, cw), bool)
+    for k, (label_id, (ymin, ymax, xmin, xmax)) in enumerate(zip(objects.index, box)):  # crops; measuring: a batch
+        cy0, cx0 = ymin - 1, xmin - 1
+        ry0, rx0 = max(cy0, 0), max(cx0, 0)
+        ry1, rx1 = min(ymax + 2, h), min(xmax + 2, w)
+        oy, ox = ry0 - cy0, rx0 - cx0
+        sl = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))
+        local[k, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = labels[sl] == label_id
+        crops[k, :, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = image[(slice(None), *sl)]
+        valid[k, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = True
+    # the crop of object k starts at FOV (ymin - 1, xmin - 1): coordinates come out in FOV pixels
+    origin_y = (1 - box[:, 0]).astype(np.int64)
+    origin_x = (1 - box[:, 2]).astype(np.int64)
+    obj = Objects(local, origin_y, origin_x, valid)
+    # centroids for obs whatever the families (the shape family's formula: box corner + mean offset)
+    raw = moments(obj)["raw"]
+    area = obj.areas.astype(np.float64)
+    centroid = np.column_stack([(obj.boxes[:, 0] - origin_y) + raw[:, 1, 0] / area,
+                                (obj.boxes[:, 1] - origin_x) + raw[:, 0, 1] / area])
+    return centroid, measure(obj, crops, families, channels, params)

@@ -1,0 +1,44 @@
+"""Chunked labelling and the FOV kernels equal scipy on the whole image, whatever the chunking."""
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from scipzarr.kernels import chunklabel
+from scipzarr.kernels import fov as kfov
+
+
+def _mask(seed, shape=(230, 170)):
+    return ndi.gaussian_filter(np.random.default_rng(seed).random(shape), 2) > 0.52
+
+
+@pytest.mark.parametrize("connectivity", [1, 2])
+@pytest.mark.parametrize("chunks", [(37, 41), (64, 170), (230, 23)])
+def test_chunked_labels_equal_scipys_for_any_chunking(connectivity, chunks):
+    mask = _mask(connectivity)
+    ref, n = ndi.label(mask, structure=ndi.generate_binary_structure(2, connectivity))
+    lab, table = chunklabel.label(da.from_array(mask, chunks=chunks), connectivity=connectivity)
+    np.testing.assert_array_equal(lab.compute(), ref)
+    assert len(table) == n > 20
+    np.testing.assert_array_equal(table["count"], np.bincount(ref.ravel())[1:])
+    boxes = ndi.find_objects(ref)
+    np.testing.assert_array_equal(table["ymin"], [b[0].start for b in boxes])
+    np.testing.assert_array_equal(table["xmax"], [b[1].stop - 1 for b in boxes])
+    first = np.unique(ref.ravel(), return_index=True)[1][1:]
+    np.testing.assert_array_equal(table["first"], first)
+
+
+def test_min_size_drops_small_objects_and_renumbers_like_the_whole_image_kernel():
+    mask = _mask(5)
+    lab, table = chunklabel.label(da.from_array(mask, chunks=50), connectivity=2, min_size=30)
+    whole, wtable = kfov.label_whole(mask, 30)
+    np.testing.assert_array_equal(lab.compute(), whole)
+    np.testing.assert_array_equal(table.to_numpy(), wtable.to_numpy())
+    assert table["count"].min() >= 30 and lab.compute().max() == len(table)
+
+
+def test_fill_holes_equals_scipy():
+    for seed in range(10):
+        mask = _mask(seed)
+        np.testing.assert_array_equal(kfov.fill_holes(mask), ndi.binary_fill_holes(mask))
