@@ -5,7 +5,7 @@ Times, in one run on the same store: read + decode of every chunk (baseline),
 Otsu, hole filling, chunked labelling, watershed split, features, labels
 written) with the default families and with shape + intensity + texture.
 
-    python benchmarks/bench_fov.py [--fovs 8] [--nuclei 300] [--out bench-fov]
+    python benchmarks/bench_fov.py [--fovs 8] [--nuclei 300] [--out bench-fov] [--device cpu --device gpu]
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def main() -> None:
     p.add_argument("--fovs", type=int, default=8)
     p.add_argument("--nuclei", type=int, default=300)
     p.add_argument("--out", default="bench-fov")
+    p.add_argument("--device", action="append", choices=["cpu", "gpu"],
+                   help="device of the process runs; repeat for both (default: cpu)")
     args = p.parse_args()
     import dask
     import dask.array as da
@@ -69,17 +71,21 @@ def main() -> None:
     dask.compute(*[a.sum(dtype="uint64") for a in arrays])
     t_base = time.perf_counter() - t0
     rows = [("read+decode baseline", t_base, None), ("convert (OME-TIFF -> store)", t_convert, None)]
-    for fams in (["shape", "intensity"], ["shape", "intensity", "texture"]):
-        cfg = resolve_config({"features": {"families": fams}})
-        t0 = time.perf_counter()
-        a = scipzarr.process(out / "bench.zarr", cfg, None, progress=False)
-        rows.append((f"process ({','.join(fams)})", time.perf_counter() - t0, a))
+    for device in args.device or ["cpu"]:
+        for fams in (["shape", "intensity"], ["shape", "intensity", "texture"]):
+            cfg = resolve_config({"features": {"families": fams}})
+            t0 = time.perf_counter()
+            a = scipzarr.process(out / "bench.zarr", cfg, None, progress=False, device=device)
+            rows.append((f"process ({','.join(fams)}; {device})", time.perf_counter() - t0, a))
+        t0 = time.perf_counter()  # the chunked path on the same FOVs (what images over fov.whole_max_pixels take)
+        a = scipzarr.process(out / "bench.zarr", cfg, None, progress=False, device=device, chunk_size=1024)
+        rows.append((f"process ({','.join(fams)}; {device}; chunked 1024)", time.perf_counter() - t0, a))
     n = len(files)
     print(f"\nFOV benchmark: {n} FOVs of 5 x 1600 x 900 uint16, ~{args.nuclei} nuclei each, chunks 1024, "
           f"{os.cpu_count()} cores")
-    print(f"{'step':36s} {'seconds':>8s} {'s/FOV':>7s} {'x baseline':>11s} {'869 FOVs (s)':>13s} {'objects':>8s}")
+    print(f"{'step':50s} {'seconds':>8s} {'s/FOV':>7s} {'x baseline':>11s} {'869 FOVs (s)':>13s} {'objects':>8s}")
     for name, sec, table in rows:
-        print(f"{name:36s} {sec:8.2f} {sec / n:7.3f} {t_base / sec:11.3f} {869 * sec / n:13.0f} "
+        print(f"{name:50s} {sec:8.2f} {sec / n:7.3f} {t_base / sec:11.3f} {869 * sec / n:13.0f} "
               f"{'' if table is None else table.n_obs:>8}")
 
 

@@ -7,7 +7,10 @@ Times, in one run and on the same store:
 each in its own child process so that its peak memory (max RSS) is its own.
 
     python benchmarks/bench_ifc.py --events 20000 [--chunk-tiles 16] [--out bench-out] \
-        [--families shape,intensity --families shape,intensity,texture --families all]
+        [--families shape,intensity --families shape,intensity,texture --families all] [--device cpu --device gpu]
+
+Each process run is repeated for every ``--device`` (default: cpu only), so CPU and GPU figures come
+from the same run on the same store.
 """
 
 from __future__ import annotations
@@ -60,14 +63,14 @@ def phase_baseline(out: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "checksum": int(total)}
 
 
-def phase_process(out: Path, families: str) -> dict:
+def phase_process(out: Path, families: str, device: str = "cpu") -> dict:
     import scipzarr
 
     from scipzarr.features import resolve_families
 
     cfg = {"features": {"families": resolve_families(families)}, "segmentation": {"channels": [0]}}
     t0 = time.perf_counter()
-    a = scipzarr.process(out / "bench.zarr", cfg, out / "bench.h5ad", overwrite=True, progress=False)
+    a = scipzarr.process(out / "bench.zarr", cfg, out / "bench.h5ad", overwrite=True, progress=False, device=device)
     return {"seconds": time.perf_counter() - t0, "objects": int(a.n_obs), "features": int(a.n_vars)}
 
 
@@ -87,13 +90,15 @@ def main() -> None:
     p.add_argument("--families", action="append",
                    help="comma-separated families of one process run; repeat for several runs "
                         "(default: shape,intensity; 'all' for every family)")
+    p.add_argument("--device", action="append", choices=["cpu", "gpu"],
+                   help="device of the process runs; repeat for both (default: cpu)")
     p.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.phase:
         name, *rest = args.phase
         out = Path(rest[0])
         fn = {"generate": lambda: phase_generate(out, int(rest[1])), "convert": lambda: phase_convert(out, int(rest[1])),
-              "baseline": lambda: phase_baseline(out), "process": lambda: phase_process(out, rest[1])}[name]
+              "baseline": lambda: phase_baseline(out), "process": lambda: phase_process(out, *rest[1:])}[name]
         res = fn()
         res["peak_mb"] = _peak_mb()
         print(json.dumps(res))
@@ -106,7 +111,8 @@ def main() -> None:
         _child("generate", out, n)
     conv = _child("convert", out, args.chunk_tiles)
     base = _child("baseline", out)
-    runs = [(fam, _child("process", out, fam)) for fam in (args.families or ["shape,intensity"])]
+    runs = [(f"{fam}; {dev}", _child("process", out, fam, dev)) for fam in (args.families or ["shape,intensity"])
+            for dev in (args.device or ["cpu"])]
     import os
 
     rows = [("read+decode baseline", base), ("convert", conv)] + [(f"process ({f})", r) for f, r in runs]

@@ -23,6 +23,7 @@ EXAMPLES = {
   scipzarr process cells.zarr -o cells.h5ad --features all
   scipzarr process cells.zarr -o cells.h5ad --features shape,intensity,texture
   scipzarr process cells.zarr -o cells.h5ad --scheduler local --workers 2 --memory-limit 4GiB
+  scipzarr process cells.zarr -o cells.h5ad --device auto
   mpiexec -n 4 scipzarr process cells.zarr -o cells.h5ad --scheduler mpi
   scipzarr config > my.yml && scipzarr process cells.zarr -c my.yml -o cells-table.zarr""",
     "info": "examples:\n  scipzarr info cells.zarr\n  scipzarr info cells.h5ad",
@@ -100,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output table")
     pr.add_argument("--chunk-size", type=int, metavar="N",
                     help="FOV stores: process in chunks of N x N pixels (default: the store's chunks)")
+    pr.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu",
+                    help="where the segmentation kernels run: cpu (default), gpu (CuPy; an error without one) or "
+                         "auto (a GPU when there is one, said in one line); results are the same (docs/gpu.md)")
     pr.add_argument("--features", metavar="all|FAMILY,...",
                     help="feature families to measure, overriding the config's features.families: all, or a "
                          "comma-separated list of shape, intensity, texture, granularity, radial, colocalization")
@@ -230,7 +234,8 @@ def _cmd_process(args) -> int:
     adata = process(args.store, config, args.output, overwrite=args.overwrite, resume=args.resume,
                     on_error=args.on_error,
                     progress=not args.quiet,
-                    scheduler=args.scheduler, cluster=_cluster(args), chunk_size=args.chunk_size)
+                    scheduler=args.scheduler, cluster=_cluster(args), chunk_size=args.chunk_size,
+                    device=args.device)
     meta = adata.uns["scipzarr"]
     if meta.get("kind") == "fov":
         _say(args, f"{args.output}: {meta['fovs']} FOVs, {meta['objects']} objects x {meta['features']} features, "

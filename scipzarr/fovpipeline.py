@@ -1,10 +1,14 @@
-"""``scipzarr process`` on fields of view: chunked segmentation with global, chunk-independent labels.
+"""``scipzarr process`` on fields of view: global, chunk-independent labels and per-object features.
 
-Per FOV, as a dask graph over chunks of ``chunk_size`` pixels:
+FOVs up to ``fov.whole_max_pixels`` are processed whole, one task per FOV
+(:func:`_whole_fov`); larger ones as a dask graph over chunks of
+``chunk_size`` pixels. Both run the kernels of :mod:`scipzarr.kernels.fov`
+and give the same labels and table. Chunk by chunk:
 
 1. the segmentation image (mean of the segmentation channels) is smoothed
-   with ``map_overlap`` (the overlap is the Gaussian's radius, so every pixel
-   sees exactly the neighbourhood it would see in the whole image);
+   by one task per chunk reading the chunk plus the Gaussian's radius from
+   the store (:func:`halo_map`), so every pixel sees exactly the
+   neighbourhood it would see in the whole image;
 2. the threshold comes from one histogram over all chunks (Otsu, Li or
    fixed; per FOV or over the data set), never per chunk;
 3. holes are filled globally (background components that do not reach the
@@ -12,8 +16,8 @@ Per FOV, as a dask graph over chunks of ``chunk_size`` pixels:
    :mod:`scipzarr.kernels.chunklabel` (exact, numbered in raster order of
    their first pixel, so the label image is the same whatever the
    chunking), and objects under ``min_size`` dropped;
-4. labels are written into the store (``<fov>/labels/<name>``, with the
-   image's pyramid);
+4. touching nuclei are split per component; labels are written into the
+   store (``<fov>/labels/<name>``, with the image's pyramid);
 5. features: objects are grouped by the chunk holding their first row and
    column; one task per group reads the region covering the group's bounding
    boxes once and measures every object on its own crop (bounding box plus
@@ -24,6 +28,7 @@ Per FOV, as a dask graph over chunks of ``chunk_size`` pixels:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -35,7 +40,7 @@ import pandas as pd
 import zarr
 from dask.array.core import normalize_chunks
 
-from . import fovstore
+from . import backend, fovstore
 from ._version import __version__
 from .errors import ScipzarrError
 from .features import feature_columns, resolve_families
@@ -143,14 +148,20 @@ def _sync(collections, what=""):
     return dask.compute(*collections, scheduler="sync")
 
 
-def _smoothed_stats(image_path: str, seg_ch: list[int], sigma: float, lo=None, hi=None):
+def _smooth(channels: np.ndarray, sigma: float, device: str) -> np.ndarray:
+    """:func:`kernels.fov.smooth_plane` on ``device``, back on the host (thresholds, histograms and
+    labelling run there: docs/gpu.md)."""
+    return backend.to_host(kfov.smooth_plane(backend.to_device(channels, device), sigma))
+
+
+def _smoothed_stats(image_path: str, seg_ch: list[int], sigma: float, device: str, lo=None, hi=None):
     """Min and max of a whole FOV's smoothed segmentation image, or its histogram over ``[lo, hi]``."""
-    s = kfov.smooth_plane(zarr.open_array(image_path, mode="r")[:][seg_ch], sigma)
+    s = _smooth(zarr.open_array(image_path, mode="r")[:][seg_ch], sigma, device)
     return (float(s.min()), float(s.max())) if lo is None else kfov.histogram(s, lo, hi)
 
 
 def _whole_fov(st: fovstore.FovStore, i: int, seg_ch: list[int], feat_ch: list[int], config: dict,
-               thr: float | None, write: bool, label_name: str):
+               thr: float | None, write: bool, label_name: str, device: str = "cpu"):
     """Segment, label (written into the store) and measure one FOV held whole in memory.
 
     The same kernels as the chunked path on the whole image (scipy's hole
@@ -169,7 +180,7 @@ def _whole_fov(st: fovstore.FovStore, i: int, seg_ch: list[int], feat_ch: list[i
         mask = plugins.foreground(fn(img[seg_ch].astype(np.float64), **plugin["options"]), (h, w), plugin["name"])
         thr = float("nan")
     else:
-        s = kfov.smooth_plane(img[seg_ch], float(cfg_seg["smoothing_sigma"]))
+        s = _smooth(img[seg_ch], float(cfg_seg["smoothing_sigma"]), device)
         if thr is None:
             lo, hi = float(s.min()), float(s.max())
             thr = kfov.threshold(kfov.histogram(s, lo, hi), lo, hi, cfg_seg["threshold"]["method"])
@@ -252,7 +263,7 @@ def _segment_chunked(st, i, seg_ch, smoothed, thr, chunk, config, label_name, wr
 
 
 def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None = None,
-                 label_name: str | None = None, write_labels: bool = True, compute=None):
+                 label_name: str | None = None, write_labels: bool = True, compute=None, device: str = "cpu"):
     """Segment and measure every FOV of a FOV store; return the AnnData table (see module doc).
 
     FOVs of at most ``config["fov"]["whole_max_pixels"]`` pixels are each
@@ -276,12 +287,14 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
         st.channel_index(c) for c in cfg_feat["channels"]]
     chunk = chunk_size or int(st.attrs["scipzarr"]["chunk"])
     limit = -1 if chunk_size else int(config["fov"]["whole_max_pixels"])
+    if device == "gpu" and limit > 0:  # a whole FOV's planes must fit the GPU's memory too
+        limit = min(limit, backend.gpu_pixel_budget(workers=os.cpu_count() or 1))
     whole = [fov["shape"][1] * fov["shape"][2] <= limit for fov in st.fovs]
     t0 = time.perf_counter()
     sigma = float(cfg_seg["smoothing_sigma"])
     s0 = [str(st.path / fov["path"] / "s0") for fov in st.fovs]
     smoothed = [None if whole[i] else halo_map(s0[i], tuple(fov["shape"][1:]), chunk, kfov.smoothing_radius(sigma),
-                                               lambda b: kfov.smooth_plane(b, sigma), np.float64, channels=seg_ch)
+                                               lambda b: _smooth(b, sigma, device), np.float64, channels=seg_ch)
                 for i, fov in enumerate(st.fovs)]
     thr_cfg = cfg_seg["threshold"]
     whole_ids = [i for i in range(len(st.fovs)) if whole[i]]
@@ -294,12 +307,12 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     elif thr_cfg["method"] == "fixed":
         thresholds = [float(thr_cfg["value"])] * len(st.fovs)
     else:
-        ranges = dict(zip(whole_ids, compute([dask.delayed(_smoothed_stats)(s0[i], seg_ch, sigma)
+        ranges = dict(zip(whole_ids, compute([dask.delayed(_smoothed_stats)(s0[i], seg_ch, sigma, device)
                                               for i in whole_ids], "ranges") if whole_ids else []))
         ranges |= {i: _range(smoothed[i], compute) for i in range(len(st.fovs)) if not whole[i]}
         if thr_cfg["scope"] == "dataset":
             lo, hi = min(r[0] for r in ranges.values()), max(r[1] for r in ranges.values())
-            counts = sum(compute([dask.delayed(_smoothed_stats)(s0[i], seg_ch, sigma, lo, hi) for i in whole_ids],
+            counts = sum(compute([dask.delayed(_smoothed_stats)(s0[i], seg_ch, sigma, device, lo, hi) for i in whole_ids],
                                  "histograms") if whole_ids else [np.zeros(seg.NBINS, np.int64)])
             counts = counts + sum((_histogram(smoothed[i], lo, hi, compute) for i in range(len(st.fovs))
                                    if not whole[i]), np.zeros(seg.NBINS, np.int64))
@@ -313,8 +326,8 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     write = write_labels and config["labels"]["write"]
     results = {}
     if whole_ids:
-        done = compute([dask.delayed(_whole_fov)(st, i, seg_ch, feat_ch, config, thresholds[i], write, label_name)
-                        for i in whole_ids], "FOVs")
+        done = compute([dask.delayed(_whole_fov)(st, i, seg_ch, feat_ch, config, thresholds[i], write, label_name,
+                                                 device) for i in whole_ids], "FOVs")
         results = dict(zip(whole_ids, done))
     for i, fov in enumerate(st.fovs):
         if whole[i]:

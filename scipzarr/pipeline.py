@@ -17,7 +17,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from . import atomic, store
+from . import atomic, backend, store
 from .fovstore import store_kind
 from .errors import ScipzarrError
 from .features import Objects, feature_columns, measure, resolve_families
@@ -41,6 +41,7 @@ class Plan:
     label_dtype: str
     image_path: str
     on_error: str = "fail"
+    device: str = "cpu"
 
 
 SLOT_FIELDS = ("event", "valid_y0", "valid_x0", "valid_height", "valid_width")
@@ -109,12 +110,16 @@ def _normalized(plan: Plan, batch: np.ndarray, valid: np.ndarray, lohi) -> np.nd
     return norm.apply(batch, valid, lohi, clip=method == "percentile")
 
 
-def _seg_image(plan: Plan, block: np.ndarray, meta: dict, lohi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _seg_image(plan: Plan, block: np.ndarray, meta: dict, lohi):
+    """Normalized images and valid mask (host), the smoothed segmentation image and valid mask on the plan's
+    device (the same arrays on the CPU)."""
     batch, valid = _batch(plan, block, meta)
     images = _normalized(plan, batch, valid, lohi)
-    smooth = seg.smooth(seg.combine_channels(images, list(plan.seg_channels)), valid,
+    seg_images = backend.to_device(images[:, list(plan.seg_channels)], plan.device)
+    on_device = backend.to_device(valid, plan.device)
+    smooth = seg.smooth(seg.combine_channels(seg_images, list(range(len(plan.seg_channels)))), on_device,
                         plan.config["segmentation"]["smoothing_sigma"])
-    return images, smooth, valid
+    return images, smooth, valid, on_device
 
 
 # ----------------------------------------------------------------------------
@@ -132,17 +137,18 @@ def _chunk_channel_hist(meta, block_index, plan, low, high, bins):
 
 
 def _chunk_seg_range(meta, block_index, plan, lohi):
-    _, smooth, valid = _seg_image(plan, read_block(plan, block_index), meta, lohi)
-    if not valid.any():
+    _, smooth, _, valid = _seg_image(plan, read_block(plan, block_index), meta, lohi)
+    if not bool(valid.any()):
         return np.inf, -np.inf
-    return float(smooth[valid].min()), float(smooth[valid].max())
+    return backend.scalar(smooth[valid].min()), backend.scalar(smooth[valid].max())
 
 
 def _chunk_seg_hist(meta, block_index, plan, lohi, lo, hi):
-    _, smooth, valid = _seg_image(plan, read_block(plan, block_index), meta, lohi)
+    _, smooth, _, valid = _seg_image(plan, read_block(plan, block_index), meta, lohi)
+    xp = backend.xp_of(smooth)
     n = smooth.shape[0]
-    counts, _, _, _ = seg.event_histograms(smooth, valid, seg.NBINS, lo=np.full(n, lo), hi=np.full(n, hi))
-    return counts.sum(axis=0)
+    counts, _, _, _ = seg.event_histograms(smooth, valid, seg.NBINS, lo=xp.full(n, lo), hi=xp.full(n, hi))
+    return backend.to_host(counts.sum(axis=0))
 
 
 def _non_finite_events(plan: Plan, block: np.ndarray, meta: dict) -> np.ndarray:
@@ -166,7 +172,7 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
     block = read_block(plan, block_index)
     bad = _non_finite_events(plan, block, meta)
     cfg = plan.config["segmentation"]
-    images, smooth, valid = _seg_image(plan, block, meta, lohi)
+    images, smooth, valid, on_device = _seg_image(plan, block, meta, lohi)
     thr_cfg = cfg["threshold"]
     n = smooth.shape[0]
     if thr_cfg["method"] == "fixed":
@@ -174,11 +180,12 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
     elif thr_cfg["scope"] == "dataset":
         thresholds = np.full(n, threshold)
     elif thr_cfg["method"] == "otsu":
-        thresholds = seg.threshold_otsu(smooth, valid)
+        thresholds = seg.threshold_otsu(smooth, on_device)
     else:
-        thresholds = seg.threshold_li(smooth, valid)
-    local, counts = seg.segment(smooth, valid, thresholds, fill=cfg["fill_holes"],
-                                min_size=cfg["min_size"], keep=cfg["keep"])
+        thresholds = seg.threshold_li(smooth, on_device)
+    local, _counts = seg.segment(smooth, on_device, thresholds, fill=cfg["fill_holes"],
+                                 min_size=cfg["min_size"], keep=cfg["keep"])
+    local = backend.to_host(local)  # the feature kernels run on the host (numba): docs/gpu.md
     obj = Objects(local, meta["valid_y0"], meta["valid_x0"], valid)
     values = measure(obj, images, list(plan.families), list(plan.feat_channels), plan.config["features"])
     event = meta["event"][obj.event]
@@ -204,13 +211,13 @@ def _resolve_channels(st: store.MosaicStore, config: dict) -> tuple[tuple[int, .
     return seg_ch, feat_ch
 
 
-def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail") -> Plan:
+def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", device: str = "cpu") -> Plan:
     seg_ch, feat_ch = _resolve_channels(st, config)
     th, tw = st.mosaic.tile
     stride = -(-th // 2) * -(-tw // 2)  # at most one 8-connected object per 2x2 pixels
     top = (st.mosaic.n_events + 1) * stride
     return Plan(st.mosaic, seg_ch, feat_ch, tuple(resolve_families(config["features"]["families"])), config,
-                stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error)
+                stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error, device)
 
 
 def _dataset_normalization(plan: Plan, st: store.MosaicStore, per_chunk) -> np.ndarray | None:
@@ -271,6 +278,7 @@ def process(
     scheduler: str = "threads",
     cluster: ClusterOptions | None = None,
     chunk_size: int | None = None,
+    device: str = "cpu",
 ):
     """Segment and measure every event (IFC) or FOV of a store; return the AnnData table.
 
@@ -296,6 +304,9 @@ def process(
         Worker counts and sizes for clusters started here.
     chunk_size : int, optional
         FOV stores: process in chunks of this many pixels (default: the store's).
+    device : {"cpu", "gpu", "auto"}
+        Where the segmentation kernels run (:mod:`scipzarr.backend`); ``auto``
+        takes a GPU when there is one and says so in one line.
 
     Returns
     -------
@@ -305,14 +316,16 @@ def process(
     from .table import check_table_path
 
     t0 = time.perf_counter()
+    device = backend.resolve_device(device, say=_note if progress else None)
     if store_kind(store_path) == "fov":
-        return _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size)
+        return _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size,
+                             device)
     if chunk_size is not None:
         raise ScipzarrError("--chunk-size applies to FOV stores; IFC stores are processed by their own chunks")
     st = store.open_store(store_path)
     if on_error not in ("fail", "skip"):
         raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
-    plan = make_plan(st, config, on_error)
+    plan = make_plan(st, config, on_error, device)
     work = None
     if output is not None:
         output = Path(output)
@@ -324,14 +337,30 @@ def process(
         work = Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
     elif resume:
         raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
+    if device == "gpu":
+        _check_gpu_chunk(st, plan)
     try:
-        with open_runner(scheduler, cluster, quiet=not progress) as runner:
+        with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
             return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0, work=work)
     except ScipzarrError:
         if work is not None:  # bad input or config: nothing worth resuming
             work.close()
             store.discard_labels(st, _label_work_name(config, work, None))
         raise
+
+
+def _check_gpu_chunk(st: store.MosaicStore, plan: Plan) -> None:
+    """A chunk's segmentation arrays must fit the GPU (float64 planes, masks and labels: ~48 bytes per pixel of an
+    event plane, for every task the threads scheduler may run at once)."""
+    import os
+
+    n, (y, x) = st.mosaic.per_block, st.mosaic.tile
+    pixels = n * y * x * len(plan.seg_channels)
+    budget = backend.gpu_pixel_budget(bytes_per_pixel=48, workers=os.cpu_count() or 1)
+    if pixels > budget:
+        raise ScipzarrError(f"{st.path}: chunks of {n} events ({pixels:,} px) do not fit the GPU's free memory for "
+                            f"{os.cpu_count()} tasks at once ({budget:,} px each); convert with a smaller "
+                            "--chunk-tiles or run with --scheduler local (one worker per GPU)")
 
 
 def _label_work_name(config: dict, work, token: str | None) -> str | None:
@@ -404,7 +433,7 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
     return adata
 
 
-def _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size):
+def _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size, device):
     """FOV stores: :func:`scipzarr.fovpipeline.process_fovs` on the chosen scheduler, table written atomically."""
     from .fovpipeline import process_fovs
     from .table import check_table_path, write_table
@@ -415,8 +444,8 @@ def _process_fovs(store_path, config, output, overwrite, resume, progress, sched
         output = Path(output)
         check_table_path(output)
         atomic.check_output(output, overwrite, [Path(store_path)])
-    with open_runner(scheduler, cluster, quiet=not progress) as runner:
-        adata = process_fovs(store_path, config, chunk_size=chunk_size,
+    with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
+        adata = process_fovs(store_path, config, chunk_size=chunk_size, device=device,
                              compute=lambda collections, what="": runner.compute(collections))
     if output is not None:
         write_table(adata, output)

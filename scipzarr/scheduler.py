@@ -122,8 +122,28 @@ def _say(quiet: bool, text: str) -> None:
 
 
 @contextmanager
-def open_runner(spec: str = "threads", options: ClusterOptions | None = None, quiet: bool = False):
-    """Yield a :class:`Runner` for ``spec``; clusters started here are closed on exit."""
+def _gpu_cluster(kwargs: dict, quiet: bool):
+    """One worker per GPU: dask-cuda's ``LocalCUDACluster`` (each worker pinned to its GPU) when installed;
+    otherwise one worker with one thread on GPU 0 (a plain LocalCluster cannot pin workers to GPUs)."""
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError:
+        from distributed import LocalCluster
+
+        _say(quiet, "scipzarr: dask-cuda is not installed: one worker on GPU 0 (pip install 'scipzarr[gpu]' for "
+                    "one worker per GPU)")
+        return LocalCluster(**(kwargs | {"n_workers": 1, "threads_per_worker": 1}))
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("processes", "n_workers")}
+    return LocalCUDACluster(**(kwargs | {"threads_per_worker": kwargs.get("threads_per_worker", 1)}))
+
+
+@contextmanager
+def open_runner(spec: str = "threads", options: ClusterOptions | None = None, quiet: bool = False,
+                device: str = "cpu"):
+    """Yield a :class:`Runner` for ``spec``; clusters started here are closed on exit.
+
+    With ``device="gpu"``, ``local`` starts one worker per GPU (see :func:`_gpu_cluster`).
+    """
     spec = check(spec)
     options = options or ClusterOptions()
     if spec in LOCAL_SCHEDULERS:
@@ -145,7 +165,8 @@ def open_runner(spec: str = "threads", options: ClusterOptions | None = None, qu
         if options.memory_limit:
             kwargs["memory_limit"] = options.memory_limit
         with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}), \
-                LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+                (_gpu_cluster(kwargs, quiet) if device == "gpu" else LocalCluster(**kwargs)) as cluster, \
+                Client(cluster) as client:
             _say(quiet, f"scipzarr: local cluster of {len(cluster.workers)} workers, dashboard {client.dashboard_link}")
             yield Runner(client=client)
         return

@@ -42,3 +42,22 @@ def test_fill_holes_equals_scipy():
     for seed in range(10):
         mask = _mask(seed)
         np.testing.assert_array_equal(kfov.fill_holes(mask), ndi.binary_fill_holes(mask))
+
+
+@pytest.mark.parametrize("chunk", [64, 100, 300])
+def test_halo_reads_equal_dask_map_overlap_and_the_whole_image(tmp_path, chunk):
+    import zarr
+
+    from scipzarr.fovpipeline import halo_map
+
+    image = (np.random.default_rng(chunk).random((2, 230, 170)) * 1000).astype(np.uint16)
+    zarr.create_array(str(tmp_path / "a.zarr"), data=image, chunks=(2, 128, 128))
+    sigma = 2.0
+    r = kfov.smoothing_radius(sigma)
+    ours = halo_map(str(tmp_path / "a.zarr"), (230, 170), chunk, r, lambda b: kfov.smooth_plane(b, sigma),
+                    np.float64, channels=[0, 1]).compute()
+    theirs = da.map_overlap(lambda b: kfov.smooth_plane(b, sigma), da.from_array(image, chunks=(2, chunk, chunk)),
+                            depth={0: 0, 1: r, 2: r}, boundary="none", drop_axis=0, dtype=np.float64).compute()
+    whole = kfov.smooth_plane(image, sigma)
+    np.testing.assert_array_equal(ours, whole)
+    np.testing.assert_array_equal(theirs, whole)

@@ -250,3 +250,14 @@ def test_cell_bodies_grown_from_nuclei_are_chunk_independent(fov_store):
     np.testing.assert_array_equal(cells[1], expand_labels(nuclei, 6))
     assert (cells[1] > 0).sum() > (nuclei > 0).sum() * 1.5
     assert validate_fov_store(fov_store) == []
+
+
+def test_fov_tables_do_not_depend_on_the_scheduler(fov_store):
+    cfg = resolve_config({"features": {"families": ["shape", "intensity"]}, "labels": {"name": "sched"}})
+    a = scipzarr.process(fov_store, cfg, None, progress=False)
+    lab = zarr.open_array(str(fov_store / "0" / "labels" / "sched" / "s0"))[:]
+    b = scipzarr.process(fov_store, cfg, None, progress=False, scheduler="processes")
+    pd.testing.assert_frame_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(lab, zarr.open_array(str(fov_store / "0" / "labels" / "sched" / "s0"))[:])
+    assert a.n_obs > 90 and validate_fov_store(fov_store) == []

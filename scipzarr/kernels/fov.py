@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from ..backend import ndimage, xp_of
 from ..features import Objects, measure
 from ..features.moments import moments
 from . import segment as seg
@@ -19,10 +20,12 @@ from . import segment as seg
 EIGHT = np.ones((3, 3), bool)
 
 
-def smooth_plane(channels: np.ndarray, sigma: float) -> np.ndarray:
-    """Mean of ``(c, y, x)`` channels as float64, Gaussian-smoothed (scipy's, ``reflect`` at the border)."""
-    plane = channels.astype(np.float64).mean(axis=0)
-    return ndi.gaussian_filter(plane, sigma, mode="reflect") if sigma > 0 else plane
+def smooth_plane(channels, sigma: float):
+    """Mean of ``(c, y, x)`` channels as float64, Gaussian-smoothed (``reflect`` at the border); numpy or cupy
+    in, the same out (scipy's or cupyx's ``gaussian_filter``)."""
+    xp = xp_of(channels)
+    plane = channels.astype(xp.float64).mean(axis=0)
+    return ndimage(xp).gaussian_filter(plane, sigma, mode="reflect") if sigma > 0 else plane
 
 
 def smoothing_radius(sigma: float) -> int:

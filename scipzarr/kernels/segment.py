@@ -1,5 +1,8 @@
 """Segmentation of event batches: smoothing, thresholds, masks and per-event labels.
 
+numpy or cupy batches alike: each function takes its array module from its
+input (:func:`scipzarr.backend.xp_of`), ``ndimage`` is scipy's or cupyx's.
+
 All functions take a whole batch ``(N, Y, X)`` and a ``valid`` mask of the
 real (unpadded) pixels; padding never changes a result: smoothing is a
 normalized convolution over valid pixels, and thresholds see valid pixels only.
@@ -8,8 +11,8 @@ normalized convolution over valid pixels, and thresholds see valid pixels only.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from ..backend import ndimage, xp_of
 from .batch import plane_structure
 
 NBINS = 256
@@ -17,7 +20,8 @@ NBINS = 256
 
 def combine_channels(batch: np.ndarray, channels: list[int]) -> np.ndarray:
     """Mean of the chosen channels of an ``(N, C, Y, X)`` batch, as float64."""
-    return batch[:, channels].astype(np.float64).mean(axis=1)
+    xp = xp_of(batch)
+    return batch[:, channels].astype(xp.float64).mean(axis=1)
 
 
 def smooth(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
@@ -27,19 +31,22 @@ def smooth(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     (padding, or beyond the tile edge) do not contribute, so a padded event
     and the same event unpadded give identical values.
     """
+    xp = xp_of(image)
     if sigma <= 0:
-        return np.where(valid, image, 0.0)
+        return xp.where(valid, image, 0.0)
     s = (0, sigma, sigma)
-    num = ndi.gaussian_filter(np.where(valid, image, 0.0), s, mode="constant", cval=0.0)
-    den = ndi.gaussian_filter(valid.astype(np.float64), s, mode="constant", cval=0.0)
+    ndi = ndimage(xp)
+    num = ndi.gaussian_filter(xp.where(valid, image, 0.0), s, mode="constant", cval=0.0)
+    den = ndi.gaussian_filter(valid.astype(xp.float64), s, mode="constant", cval=0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(valid, num / den, 0.0)
+        out = xp.where(valid, num / den, 0.0)
     return out
 
 
 def _event_range(image: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.where(valid, image, np.inf).min(axis=(1, 2))
-    hi = np.where(valid, image, -np.inf).max(axis=(1, 2))
+    xp = xp_of(image)
+    lo = xp.where(valid, image, xp.inf).min(axis=(1, 2))
+    hi = xp.where(valid, image, -xp.inf).max(axis=(1, 2))
     return lo, hi
 
 
@@ -51,48 +58,51 @@ def event_histograms(image: np.ndarray, valid: np.ndarray, nbins: int = NBINS, l
     one closed), vectorized over events. ``lo``/``hi`` override each event's
     range (the data-set scope uses the global range for every event).
     """
+    xp = xp_of(image)
     n = image.shape[0]
     if lo is None:
         lo, hi = _event_range(image, valid)
-    empty = ~np.isfinite(lo)
+    empty = ~xp.isfinite(lo)
     flat = (hi == lo) | empty
-    start = np.where(empty, 0.0, lo)
-    stop = np.where(flat, start + 1.0, hi)
+    start = xp.where(empty, 0.0, lo)
+    stop = xp.where(flat, start + 1.0, hi)
     step = (stop - start) / nbins
-    edges = np.arange(nbins + 1, dtype=np.float64)[None] * step[:, None] + start[:, None]
+    edges = xp.arange(nbins + 1, dtype=xp.float64)[None] * step[:, None] + start[:, None]
     edges[:, -1] = stop
-    ev = np.broadcast_to(np.arange(n)[:, None, None], image.shape)[valid]
+    ev = xp.broadcast_to(xp.arange(n)[:, None, None], image.shape)[valid]
     vals = image[valid]
-    idx = np.clip(((vals - start[ev]) / (stop - start)[ev] * nbins).astype(np.int64), 0, nbins - 1)
+    idx = xp.clip(((vals - start[ev]) / (stop - start)[ev] * nbins).astype(xp.int64), 0, nbins - 1)
     idx -= vals < edges[ev, idx]
-    idx += (vals >= edges[ev, np.minimum(idx + 1, nbins)]) & (idx < nbins - 1)
-    counts = np.bincount(ev * nbins + idx, minlength=n * nbins).reshape(n, nbins)
+    idx += (vals >= edges[ev, xp.minimum(idx + 1, nbins)]) & (idx < nbins - 1)
+    counts = xp.bincount(ev * nbins + idx, minlength=n * nbins).reshape(n, nbins)
     return counts, edges, lo, hi
 
 
 def otsu_from_histograms(counts: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Otsu thresholds of many histograms ``(N, B)`` at once (scikit-image's formula)."""
-    counts = counts.astype(np.float64)
-    w1 = np.cumsum(counts, axis=1)
-    w2 = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    xp = xp_of(counts)
+    counts = counts.astype(xp.float64)
+    w1 = xp.cumsum(counts, axis=1)
+    w2 = xp.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        m1 = np.cumsum(counts * centers, axis=1) / w1
-        m2 = (np.cumsum((counts * centers)[:, ::-1], axis=1) / w2[:, ::-1])[:, ::-1]
+        m1 = xp.cumsum(counts * centers, axis=1) / w1
+        m2 = (xp.cumsum((counts * centers)[:, ::-1], axis=1) / w2[:, ::-1])[:, ::-1]
     var12 = w1[:, :-1] * w2[:, 1:] * (m1[:, :-1] - m2[:, 1:]) ** 2
-    var12 = np.where(np.isnan(var12), -np.inf, var12)
-    idx = np.argmax(var12, axis=1)
-    return np.take_along_axis(centers, idx[:, None], axis=1)[:, 0]
+    var12 = xp.where(xp.isnan(var12), -xp.inf, var12)
+    idx = xp.argmax(var12, axis=1)
+    return xp.take_along_axis(centers, idx[:, None], axis=1)[:, 0]
 
 
 def threshold_otsu(image: np.ndarray, valid: np.ndarray, nbins: int = NBINS) -> np.ndarray:
     """Per-event Otsu thresholds ``(N,)``, equal to ``skimage.filters.threshold_otsu``
     on each event's valid pixels (a constant event returns its value; an empty one +inf).
     """
+    xp = xp_of(image)
     counts, edges, lo, hi = event_histograms(image, valid, nbins)
     centers = (edges[:, :-1] + edges[:, 1:]) / 2.0
     t = otsu_from_histograms(counts, centers)
-    t = np.where(hi == lo, lo, t)
-    return np.where(np.isfinite(lo), t, np.inf)
+    t = xp.where(hi == lo, lo, t)
+    return xp.where(xp.isfinite(lo), t, xp.inf)
 
 
 def threshold_li(image: np.ndarray, valid: np.ndarray, max_iter: int = 1000) -> np.ndarray:
@@ -104,39 +114,40 @@ def threshold_li(image: np.ndarray, valid: np.ndarray, max_iter: int = 1000) -> 
     sequential cumulative sum over each event's sorted valid pixels, so they
     do not depend on padding.
     """
+    xp = xp_of(image)
     n = image.shape[0]
     lo, hi = _event_range(image, valid)
-    ok = np.isfinite(lo) & (hi > lo)
-    base = np.where(np.isfinite(lo), lo, 0.0)
-    srt = np.sort(np.where(valid, image - base[:, None, None], np.inf).reshape(n, -1), axis=1)
+    ok = xp.isfinite(lo) & (hi > lo)
+    base = xp.where(xp.isfinite(lo), lo, 0.0)
+    srt = xp.sort(xp.where(valid, image - base[:, None, None], xp.inf).reshape(n, -1), axis=1)
     cnt = valid.reshape(n, -1).sum(axis=1)
-    finite = np.isfinite(srt)
-    gaps = np.where(finite[:, 1:], np.diff(np.where(finite, srt, 0.0), axis=1), 0.0)
-    gaps = np.where(gaps > 0, gaps, np.inf)
-    tol = np.min(gaps, axis=1) / 2 if gaps.shape[1] else np.full(n, np.inf)
-    prefix = np.cumsum(np.where(finite, srt, 0.0), axis=1)
-    total = prefix[np.arange(n), np.maximum(cnt - 1, 0)]
-    t_next = np.where(ok, total / np.maximum(cnt, 1), 0.0)
+    finite = xp.isfinite(srt)
+    gaps = xp.where(finite[:, 1:], xp.diff(xp.where(finite, srt, 0.0), axis=1), 0.0)
+    gaps = xp.where(gaps > 0, gaps, xp.inf)
+    tol = xp.min(gaps, axis=1) / 2 if gaps.shape[1] else xp.full(n, xp.inf)
+    prefix = xp.cumsum(xp.where(finite, srt, 0.0), axis=1)
+    total = prefix[xp.arange(n), xp.maximum(cnt - 1, 0)]
+    t_next = xp.where(ok, total / xp.maximum(cnt, 1), 0.0)
     t_curr = -2 * tol
     active = ok.copy()
     for _ in range(max_iter):
-        active &= np.abs(t_next - t_curr) > tol
+        active &= xp.abs(t_next - t_curr) > tol
         if not active.any():
             break
-        a = np.flatnonzero(active)
+        a = xp.flatnonzero(active)
         t_curr[a] = t_next[a]
         n_bg = (srt[a] <= t_curr[a, None]).sum(axis=1)
-        s_bg = np.where(n_bg > 0, prefix[a, np.maximum(n_bg - 1, 0)], 0.0)
+        s_bg = xp.where(n_bg > 0, prefix[a, xp.maximum(n_bg - 1, 0)], 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_b = s_bg / n_bg
             mean_f = (total[a] - s_bg) / (cnt[a] - n_bg)
-            new = (mean_b - mean_f) / (np.log(mean_b) - np.log(mean_f))
+            new = (mean_b - mean_f) / (xp.log(mean_b) - xp.log(mean_f))
         stop = mean_b == 0
-        t_next[a] = np.where(stop, t_next[a], new)
+        t_next[a] = xp.where(stop, t_next[a], new)
         active[a[stop]] = False
     out = t_next + base
-    out = np.where(np.isfinite(lo) & (hi == lo), lo, out)
-    return np.where(np.isfinite(lo), out, np.inf)
+    out = xp.where(xp.isfinite(lo) & (hi == lo), lo, out)
+    return xp.where(xp.isfinite(lo), out, xp.inf)
 
 
 def li_from_histogram(counts: np.ndarray, centers: np.ndarray, max_iter: int = 1000) -> float:
@@ -162,19 +173,22 @@ def li_from_histogram(counts: np.ndarray, centers: np.ndarray, max_iter: int = 1
 
 def label_events(mask: np.ndarray, connectivity: int = 2) -> tuple[np.ndarray, int]:
     """Connected components of every event at once; labels unique in the batch."""
-    return ndi.label(mask, structure=plane_structure(connectivity))
+    labels, n = ndimage(xp_of(mask)).label(mask, structure=plane_structure(connectivity))
+    return labels, int(n)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill holes of every event (background not 4-connected to the tile edge)."""
-    return ndi.binary_fill_holes(mask, structure=plane_structure(1))
+    xp = xp_of(mask)
+    return ndimage(xp).binary_fill_holes(mask, structure=xp.asarray(plane_structure(1)))
 
 
 def event_of_label(labels: np.ndarray, n_labels: int) -> np.ndarray:
     """Event index of each batch label 1..n (index 0 unused, -1)."""
-    ev = np.full(n_labels + 1, -1, dtype=np.int64)
+    xp = xp_of(labels)
+    ev = xp.full(n_labels + 1, -1, dtype=xp.int64)
     nz = labels.reshape(labels.shape[0], -1)
-    e, p = np.nonzero(nz)
+    e, p = xp.nonzero(nz)
     ev[nz[e, p]] = e
     return ev
 
@@ -185,15 +199,16 @@ def local_labels(labels: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.n
     Returns ``local`` labels ``(N, Y, X)`` (int32) and objects per event ``(N,)``.
     Kept labels stay in their raster order (event, row, column of first pixel).
     """
+    xp = xp_of(labels)
     n = labels.shape[0]
     ev = event_of_label(labels, len(keep) - 1)
     keep = keep.copy()
     keep[0] = False
-    kept = np.flatnonzero(keep)
-    counts = np.bincount(ev[kept], minlength=n)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    lut = np.zeros(len(keep), dtype=np.int32)
-    lut[kept] = np.arange(1, len(kept) + 1) - first[ev[kept]]
+    kept = xp.flatnonzero(keep)
+    counts = xp.bincount(ev[kept], minlength=n)
+    first = xp.concatenate([[0], xp.cumsum(counts)[:-1]])
+    lut = xp.zeros(len(keep), dtype=xp.int32)
+    lut[kept] = xp.arange(1, len(kept) + 1) - first[ev[kept]]
     return lut[labels], counts
 
 
@@ -238,18 +253,19 @@ def segment(
     >>> n.tolist(), int(lab[1, 4, 4])
     ([1, 1], 1)
     """
-    mask = (image > np.asarray(thresholds)[:, None, None]) & valid
+    xp = xp_of(image)
+    mask = (image > xp.asarray(thresholds)[:, None, None]) & valid
     if fill:
         mask = fill_holes(mask) & valid
     labels, n_labels = label_events(mask)
-    areas = np.bincount(labels.ravel(), minlength=n_labels + 1)
+    areas = xp.bincount(labels.ravel(), minlength=n_labels + 1)
     keep_mask = areas >= max(min_size, 1)
     if keep == "largest" and n_labels:
         ev = event_of_label(labels, n_labels)
-        cand = np.flatnonzero(keep_mask[1:]) + 1
-        order = np.lexsort((cand, -areas[cand], ev[cand]))
+        cand = xp.flatnonzero(keep_mask[1:]) + 1
+        order = xp.lexsort(xp.stack([cand, -areas[cand], ev[cand]]))  # cupy: keys as one 2-D array
         cand = cand[order]
-        first = np.ones(len(cand), dtype=bool)
+        first = xp.ones(len(cand), dtype=bool)
         first[1:] = ev[cand][1:] != ev[cand][:-1]
         keep_mask[:] = False
         keep_mask[cand[first]] = True

@@ -1,0 +1,149 @@
+"""The device switch: dispatch on every machine; CPU/GPU equality where a GPU is usable (skipped elsewhere).
+
+Run on a GPU machine: ``pip install -e '.[test,gpu]' && python -m pytest tests/test_gpu.py``
+(``benchmarks/gpu_check.sh`` does that and the benchmarks; docs/gpu.md).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import zarr
+
+import scipzarr
+from scipzarr import backend
+from scipzarr.errors import ScipzarrError
+from scipzarr.kernels import segment as seg
+
+from .test_cli import run
+
+GPU, WHY = backend.gpu_status()
+need_gpu = pytest.mark.skipif(not GPU, reason=f"no usable GPU: {WHY}")
+no_gpu = pytest.mark.skipif(GPU, reason="a GPU is usable here")
+
+
+def _ifc_store(tmp_path, n=60, k=4):
+    from scipzarr.synthetic import make_events
+
+    ev, _ = make_events(n, channels=3, size=40, seed=11, noise=15)
+    np.save(tmp_path / "ev.npy", np.stack(ev))
+    scipzarr.convert([tmp_path / "ev.npy"], tmp_path / "ev.zarr", chunk_tiles=k, progress=False)
+    return tmp_path / "ev.zarr"
+
+
+def _fov_store(tmp_path):
+    from .test_fov import _nuclei
+
+    tifffile.imwrite(tmp_path / "a.ome.tif", _nuclei((700, 600), 40, seed=2, touching=2), ome=True,
+                     metadata={"axes": "CYX", "Channel": {"Name": ["DNA", "GFP"]}})
+    scipzarr.convert([tmp_path / "a.ome.tif"], tmp_path / "f.zarr", kind="fov", chunk_size=256, progress=False)
+    return tmp_path / "f.zarr"
+
+
+# --------------------------------------------------------------------------- dispatch (every machine)
+def test_cpu_kernels_stay_on_numpy_and_import_no_cupy(tmp_path):
+    code = ("import sys, numpy as np; from scipzarr.kernels import segment as seg; from scipzarr import backend;"
+            "img = np.random.default_rng(0).random((3, 20, 20)); v = np.ones(img.shape, bool);"
+            "lab, n = seg.segment(seg.smooth(img, v, 1.0), v, seg.threshold_otsu(seg.smooth(img, v, 1.0), v));"
+            "assert type(lab) is np.ndarray and backend.xp_of(lab) is np;"
+            "print('cupy' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_unknown_device_is_one_clear_error():
+    with pytest.raises(ScipzarrError, match="--device tpu: choose one of cpu, gpu, auto"):
+        backend.resolve_device("tpu")
+    assert backend.resolve_device("cpu") == "cpu"
+
+
+@no_gpu
+def test_device_gpu_without_a_gpu_fails_with_one_line_and_writes_nothing(tmp_path):
+    path = _ifc_store(tmp_path)
+    r = run("process", path, "-o", tmp_path / "t.h5ad", "--device", "gpu")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--device gpu: no usable GPU" in r.stderr
+    assert "use --device cpu or auto" in r.stderr and not (tmp_path / "t.h5ad").exists()
+    assert not (path / "labels" / "cells").exists()
+
+
+@no_gpu
+def test_device_auto_without_a_gpu_says_so_and_gives_the_cpu_table(tmp_path):
+    path = _ifc_store(tmp_path)
+    said = []
+    auto = scipzarr.process(path, {"features": {"families": ["shape", "intensity"]}}, None, progress=False,
+                            device="auto")
+    cpu = scipzarr.process(path, {"features": {"families": ["shape", "intensity"]}}, None, progress=False)
+    pd.testing.assert_frame_equal(auto.obs, cpu.obs)
+    np.testing.assert_array_equal(auto.X, cpu.X)
+    assert backend.resolve_device("auto", say=said.append) == "cpu"
+    assert len(said) == 1 and said[0].startswith("device: CPU (no GPU: ")
+    r = run("process", path, "-o", tmp_path / "t.h5ad", "--device", "auto")
+    assert r.returncode == 0 and "device: CPU (no GPU: " in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------- equality (GPU machines)
+@need_gpu
+def test_segmentation_kernels_on_gpu_equal_cpu():
+    import cupy
+
+    from scipzarr.synthetic import make_events
+
+    ev, _ = make_events(64, channels=2, size=40, seed=7, noise=20)
+    batch = np.stack(ev)
+    valid = np.ones((64, 40, 40), bool)
+    valid[::3, :, 33:] = False  # padded events
+    for xp_batch, xp_valid in ((batch, valid), (cupy.asarray(batch), cupy.asarray(valid))):
+        img = seg.smooth(seg.combine_channels(xp_batch, [0]), xp_valid, 1.5)
+        out = [backend.to_host(img), backend.to_host(seg.threshold_otsu(img, xp_valid)),
+               backend.to_host(seg.threshold_li(img, xp_valid))]
+        lab, counts = seg.segment(img, xp_valid, seg.threshold_otsu(img, xp_valid), min_size=5, keep="all")
+        out += [backend.to_host(lab), backend.to_host(counts)]
+        if xp_batch is batch:
+            ref = out
+    np.testing.assert_allclose(out[0], ref[0], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-9)
+    np.testing.assert_allclose(out[2], ref[2], rtol=1e-9)
+    np.testing.assert_array_equal(out[3], ref[3])
+    np.testing.assert_array_equal(out[4], ref[4])
+
+
+@need_gpu
+@pytest.mark.parametrize("scope", ["event", "dataset"])
+def test_ifc_table_and_labels_on_gpu_equal_cpu(tmp_path, scope):
+    path = _ifc_store(tmp_path)
+    cfg = {"features": {"families": ["all"]}, "segmentation": {"threshold": {"scope": scope}}}
+    tables, labels = [], []
+    for device in ("cpu", "gpu"):
+        cfg["labels"] = {"name": device}
+        tables.append(scipzarr.process(path, cfg, None, progress=False, device=device))
+        labels.append(zarr.open_array(str(path / "labels" / device / "s0"))[:])
+    np.testing.assert_array_equal(labels[0], labels[1])
+    pd.testing.assert_frame_equal(tables[0].obs, tables[1].obs)
+    np.testing.assert_allclose(tables[1].X, tables[0].X, rtol=1e-6, atol=1e-9)
+
+
+@need_gpu
+@pytest.mark.parametrize("chunk_size", [None, 256])
+def test_fov_table_and_labels_on_gpu_equal_cpu(tmp_path, chunk_size):
+    path = _fov_store(tmp_path)
+    tables, labels = [], []
+    for device in ("cpu", "gpu"):
+        cfg = {"features": {"families": ["shape", "intensity", "texture"]}, "labels": {"name": device}}
+        tables.append(scipzarr.process(path, cfg, None, progress=False, device=device, chunk_size=chunk_size))
+        labels.append(zarr.open_array(str(path / "0" / "labels" / device / "s0"))[:])
+    np.testing.assert_array_equal(labels[0], labels[1])
+    pd.testing.assert_frame_equal(tables[0].obs, tables[1].obs)
+    np.testing.assert_allclose(tables[1].X, tables[0].X, rtol=1e-6, atol=1e-9)
+
+
+@need_gpu
+def test_device_auto_takes_the_gpu_and_says_which():
+    said = []
+    assert backend.resolve_device("auto", say=said.append) == "gpu"
+    assert len(said) == 1 and said[0].startswith("device: GPU (")
