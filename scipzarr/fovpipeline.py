@@ -160,14 +160,44 @@ def _smoothed_stats(image_path: str, seg_ch: list[int], sigma: float, device: st
     return (float(s.min()), float(s.max())) if lo is None else kfov.histogram(s, lo, hi)
 
 
+_OBJECT_COLUMNS = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
+
+
+def _save(work, i: int, result) -> None:
+    """Keep a finished FOV's result in the run's work folder (``--resume``)."""
+    if work is None:
+        return
+    thr, objects, centroids, X = result
+    work.save_chunk(i, {"threshold": np.array([thr], np.float64), "label": objects.index.to_numpy(np.int64),
+                        "objects": objects[_OBJECT_COLUMNS].to_numpy(np.int64), "centroids": centroids,
+                        "X": np.zeros((0, 0)) if X is None else X, "has_X": np.array([X is not None])})
+
+
+def _load(work, i: int):
+    d = work.load_chunk(i)
+    objects = pd.DataFrame(d["objects"].reshape(-1, 6), columns=_OBJECT_COLUMNS,
+                           index=pd.Index(d["label"], name="label"))
+    return float(d["threshold"][0]), objects, d["centroids"].reshape(-1, 2), d["X"] if d["has_X"][0] else None
+
+
 def _whole_fov(st: fovstore.FovStore, i: int, seg_ch: list[int], feat_ch: list[int], config: dict,
-               thr: float | None, write: bool, label_name: str, device: str = "cpu"):
+               thr: float | None, write: bool, label_name: str, device: str = "cpu", work=None):
     """Segment, label (written into the store) and measure one FOV held whole in memory.
 
     The same kernels as the chunked path on the whole image (scipy's hole
     filling and labelling of the whole image are what the chunked passes
-    reproduce), so the labels and the table are the same (tested).
+    reproduce), so the labels and the table are the same (tested). With a
+    ``work`` folder, the result is kept there once the labels are written,
+    and a resumed run takes it from there.
     """
+    if work is not None and work.done(i):
+        return _load(work, i)
+    result = _whole_fov_run(st, i, seg_ch, feat_ch, config, thr, write, label_name, device)
+    _save(work, i, result)
+    return result
+
+
+def _whole_fov_run(st, i, seg_ch, feat_ch, config, thr, write, label_name, device):
     cfg_seg, cfg_feat = config["segmentation"], config["features"]
     fov = st.fovs[i]
     h, w = fov["shape"][1:]
@@ -195,22 +225,26 @@ def _whole_fov(st: fovstore.FovStore, i: int, seg_ch: list[int], feat_ch: list[i
         parts = {cid: (y0, x0, sub) for cid, y0, x0, sub in res}
         objects, final = kfov.number_parts(parts, w)
         labels = kfov.paint(labels, (0, 0), parts, final)
+    chunk = int(st.attrs["scipzarr"]["chunk"])
     if write:
-        chunk = int(st.attrs["scipzarr"]["chunk"])
         fovstore.write_fov_labels(st, i, label_name, da.from_array(labels, chunks=chunk), _sync,
                                   {"scipzarr": {"threshold": thr, "chunk_size": chunk}})
-        grow = int(cfg_seg["cells"]["expand"])
-        if grow > 0:
-            from skimage.segmentation import expand_labels
+    families = resolve_families(cfg_feat["families"])
+    grow = int(cfg_seg["cells"]["expand"])
+    if grow > 0:  # cell bodies: every nucleus grown by up to `grow` pixels into the background, measured too
+        from skimage.segmentation import expand_labels
 
-            fovstore.write_fov_labels(st, i, f"{label_name}_cells",
-                                      da.from_array(expand_labels(labels, grow), chunks=chunk), _sync,
+        cells = expand_labels(labels, grow)
+        if write:
+            fovstore.write_fov_labels(st, i, f"{label_name}_cells", da.from_array(cells, chunks=chunk), _sync,
                                       {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
-    if len(objects):
-        centroids, X = kfov.measure_objects(img, labels, (0, 0), objects, (h, w), resolve_families(
-            cfg_feat["families"]), feat_ch, cfg_feat)
-    else:
-        centroids, X = np.zeros((0, 2)), None
+    if not len(objects):
+        return thr, objects, np.zeros((0, 2)), None
+    centroids, X = kfov.measure_objects(img, labels, (0, 0), objects, (h, w), families, feat_ch, cfg_feat)
+    if grow > 0:
+        cell_boxes = kfov.boxes(cells, (0, 0)).reindex(objects.index)  # a cell for every nucleus (same label)
+        X = np.hstack([X, kfov.measure_objects(img, cells, (0, 0), cell_boxes, (h, w), families, feat_ch,
+                                               cfg_feat)[1]])
     return thr, objects, centroids, X
 
 
@@ -251,24 +285,52 @@ def _segment_chunked(st, i, seg_ch, smoothed, thr, chunk, config, label_name, wr
     if write:
         fovstore.write_fov_labels(st, i, label_name, labels, compute,
                                   {"scipzarr": {"threshold": thr, "chunk_size": chunk}})
-        grow = int(cfg_seg["cells"]["expand"])
-        if grow > 0:  # cell bodies: every nucleus grown by up to `grow` pixels into the background
-            from skimage.segmentation import expand_labels
+    grow = int(cfg_seg["cells"]["expand"])
+    cells_path = None
+    if grow > 0:  # cell bodies: every nucleus grown by up to `grow` pixels into the background
+        from skimage.segmentation import expand_labels
 
-            cells = halo_map(str(final_path), (h, w), chunk, grow + 1, lambda b: expand_labels(b, grow),
-                             labels.dtype)
+        cells_path = mask_path.with_name(".cells-scratch")
+        cells = _persist(halo_map(str(final_path), (h, w), chunk, grow + 1, lambda b: expand_labels(b, grow),
+                                  labels.dtype), cells_path, compute)
+        if write:
             fovstore.write_fov_labels(st, i, f"{label_name}_cells", cells, compute,
                                       {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
-    return objects, final_path
+    return objects, final_path, cells_path
+
+
+def _chunk_boxes(labels: da.Array, compute) -> pd.DataFrame:
+    """Bounding boxes of every label of a chunked label image, from per-chunk boxes."""
+    oy, ox = (np.concatenate([[0], np.cumsum(c)[:-1]]) for c in labels.chunks)
+    blocks = labels.to_delayed()
+    parts = compute([dask.delayed(kfov.boxes)(blocks[a, b], (int(oy[a]), int(ox[b])))
+                     for a in range(blocks.shape[0]) for b in range(blocks.shape[1])])
+    table = pd.concat(parts)
+    return table.groupby(level=0).agg({"ymin": "min", "ymax": "max", "xmin": "min", "xmax": "max"})
+
+
+def _measure_chunked(image_path: str, label_path: str, objects: pd.DataFrame, chunk: int, shape, families,
+                     feat_ch, cfg_feat, compute):
+    """Centroids and features of ``objects`` (labels at ``label_path``), one task per group, in label order."""
+    groups = _groups(objects, chunk, shape[1])
+    if not groups:
+        return np.zeros((0, 2)), None
+    parts = compute([dask.delayed(_measure_group)(image_path, label_path, grp, shape, families, feat_ch, cfg_feat)
+                     for grp in groups])
+    ranked = np.argsort(np.concatenate([grp.index.to_numpy() for grp in groups]))
+    return np.concatenate([r[0] for r in parts])[ranked], np.concatenate([r[1] for r in parts])[ranked]
 
 
 def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None = None,
-                 label_name: str | None = None, write_labels: bool = True, compute=None, device: str = "cpu"):
+                 label_name: str | None = None, write_labels: bool = True, compute=None, device: str = "cpu",
+                 work=None):
     """Segment and measure every FOV of a FOV store; return the AnnData table (see module doc).
 
     FOVs of at most ``config["fov"]["whole_max_pixels"]`` pixels are each
     processed whole by one task (:func:`_whole_fov`), larger ones chunk by
-    chunk; ``chunk_size`` processes every FOV in chunks of that size.
+    chunk; ``chunk_size`` processes every FOV in chunks of that size. With a
+    ``work`` folder (:class:`scipzarr.resume.Work`) every finished FOV is kept
+    there and a resumed run does only the others.
     """
     import anndata as ad
 
@@ -327,22 +389,28 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     results = {}
     if whole_ids:
         done = compute([dask.delayed(_whole_fov)(st, i, seg_ch, feat_ch, config, thresholds[i], write, label_name,
-                                                 device) for i in whole_ids], "FOVs")
+                                                 device, work) for i in whole_ids], "FOVs")
         results = dict(zip(whole_ids, done))
     for i, fov in enumerate(st.fovs):
         if whole[i]:
             continue
+        if work is not None and work.done(i):
+            results[i] = _load(work, i)
+            continue
         h, w = fov["shape"][1:]
-        objects, final_path = _segment_chunked(st, i, seg_ch, smoothed[i], thresholds[i], chunk, config,
-                                               label_name, write, compute)
-        groups = _groups(objects, chunk, w)
-        parts = compute([dask.delayed(_measure_group)(s0[i], str(final_path), grp, (h, w), families, feat_ch,
-                                                      cfg_feat) for grp in groups])
-        shutil.rmtree(final_path, ignore_errors=True)
-        ranked = np.argsort(np.concatenate([grp.index.to_numpy() for grp in groups])) if groups else None
-        centroids = np.concatenate([r[0] for r in parts])[ranked] if groups else np.zeros((0, 2))
-        X = np.concatenate([r[1] for r in parts])[ranked] if groups else None
+        objects, final_path, cells_path = _segment_chunked(st, i, seg_ch, smoothed[i], thresholds[i], chunk,
+                                                           config, label_name, write, compute)
+        centroids, X = _measure_chunked(s0[i], str(final_path), objects, chunk, (h, w), families, feat_ch,
+                                        cfg_feat, compute)
+        if cells_path is not None and X is not None:
+            cell_boxes = _chunk_boxes(da.from_zarr(str(cells_path)), compute).reindex(objects.index)
+            X = np.hstack([X, _measure_chunked(s0[i], str(cells_path), cell_boxes, chunk, (h, w), families,
+                                               feat_ch, cfg_feat, compute)[1]])
+        for path in (final_path, cells_path):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
         results[i] = (thresholds[i], objects, centroids, X)
+        _save(work, i, results[i])
     obs_parts, rows = [], []
     for i, fov in enumerate(st.fovs):
         thr, objects, centroids, X = results[i]
@@ -352,6 +420,11 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
         obs = pd.DataFrame({"fov": fov["name"], "label": objects.index.to_numpy(np.int64)})
         obs_parts.append((obs, objects, centroids, fov["pixel_size_um"], tuple(fov["shape"][1:])))
     var = feature_columns(families, [st.channel_names[c] for c in feat_ch], cfg_feat)
+    var.insert(0, "objects", "nuclei")
+    if int(cfg_seg["cells"]["expand"]) > 0:  # the cell bodies' columns follow the nuclei's, prefixed cells_
+        cells = var.assign(objects="cells")
+        cells.index = "cells_" + cells.index
+        var = pd.concat([var, cells])
     X = np.concatenate([r for r in rows if len(r)]) if any(len(r) for r in rows) else np.zeros((0, len(var)))
     obs_frames = []
     for obs, objects, centroids, (py, px), (h, w) in obs_parts:

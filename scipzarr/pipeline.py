@@ -436,17 +436,31 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
 def _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size, device):
     """FOV stores: :func:`scipzarr.fovpipeline.process_fovs` on the chosen scheduler, table written atomically."""
     from .fovpipeline import process_fovs
+    from .resume import Work, config_hash, fingerprint, work_path
     from .table import check_table_path, write_table
 
-    if resume:
-        raise ScipzarrError("--resume is not available for FOV stores yet; rerun without it")
+    work = None
     if output is not None:
         output = Path(output)
         check_table_path(output)
-        atomic.check_output(output, overwrite, [Path(store_path)])
-    with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
-        adata = process_fovs(store_path, config, chunk_size=chunk_size, device=device,
-                             compute=lambda collections, what="": runner.compute(collections))
+        atomic.check_output(output, overwrite or (resume and work_path(output).exists()), [Path(store_path)])
+        identity = {"config": config_hash(config), "input": fingerprint([Path(store_path)]),
+                    "store": str(Path(store_path).resolve()), "output": str(output.resolve()),
+                    "chunk_size": chunk_size}
+        work = Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
+        if resume and work.n_done() and progress:
+            _note(f"scipzarr: resuming: {work.n_done()} FOVs already done")
+    elif resume:
+        raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
+    try:
+        with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
+            adata = process_fovs(store_path, config, chunk_size=chunk_size, device=device, work=work,
+                                 compute=lambda collections, what="": runner.compute(collections))
+    except ScipzarrError:
+        if work is not None:  # bad input or config: nothing worth resuming
+            work.close()
+        raise
     if output is not None:
         write_table(adata, output)
+        work.close()
     return adata

@@ -39,8 +39,9 @@ def fingerprint(paths: list[Path]) -> str:
         root = Path(root)
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for p in files:
-            if ".scipzarr-work" in str(p) or p.parent.name == "labels" or "/labels/" in str(p):
-                continue  # our own work and outputs inside the input do not change the input
+            if (".scipzarr-work" in str(p) or p.parent.name == "labels" or "/labels/" in str(p)
+                    or any(part.startswith(".") and part.endswith("-scratch") for part in p.parts)):
+                continue  # our own work, scratch arrays and outputs inside the input do not change the input
             st = p.stat()
             h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]

@@ -235,14 +235,14 @@ def test_unusable_plugins_give_one_line_errors(fov_store, tmp_path, name, messag
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_cell_bodies_grown_from_nuclei_are_chunk_independent(fov_store):
+def test_cell_bodies_grown_from_nuclei_are_chunk_independent_and_measured(fov_store):
     from skimage.segmentation import expand_labels
 
-    cells = []
+    cells, tables = [], []
     for size in (None, 256, 1024):
-        cfg = resolve_config({"segmentation": {"cells": {"expand": 6}}, "features": {"families": ["shape"]},
+        cfg = resolve_config({"segmentation": {"cells": {"expand": 6}}, "features": {"families": ["shape", "intensity"]},
                               "labels": {"name": f"n{size}"}})
-        scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size)
+        tables.append(scipzarr.process(fov_store, cfg, None, progress=False, chunk_size=size))
         cells.append(zarr.open_array(str(fov_store / "0" / "labels" / f"n{size}_cells" / "s0"))[:])
     nuclei = zarr.open_array(str(fov_store / "0" / "labels" / "n1024" / "s0"))[:]
     np.testing.assert_array_equal(cells[0], cells[1])
@@ -250,6 +250,19 @@ def test_cell_bodies_grown_from_nuclei_are_chunk_independent(fov_store):
     np.testing.assert_array_equal(cells[1], expand_labels(nuclei, 6))
     assert (cells[1] > 0).sum() > (nuclei > 0).sum() * 1.5
     assert validate_fov_store(fov_store) == []
+    for t in tables[1:]:  # the cell bodies' columns too: the same whole or in any chunking
+        pd.testing.assert_frame_equal(tables[0].obs, t.obs)
+        np.testing.assert_array_equal(tables[0].X, t.X)
+    t = tables[0]
+    a = t[t.obs["fov"] == "a"]
+    assert list(t.var["objects"].unique()) == ["nuclei", "cells"] and t.n_vars == 2 * (t.var["objects"] == "nuclei").sum()
+    # exact values from the label images: areas and GFP sums of every cell body of FOV a
+    image = zarr.open_array(str(fov_store / "0" / "s0"))[:]
+    n = int(cells[2].max())
+    np.testing.assert_array_equal(a[:, "cells_shape_area"].X.ravel(), np.bincount(cells[2].ravel(), minlength=n + 1)[1:])
+    gfp = np.bincount(cells[2].ravel(), weights=image[1].ravel().astype(np.float64), minlength=n + 1)[1:]
+    np.testing.assert_allclose(a[:, "cells_intensity_sum_GFP"].X.ravel(), gfp.astype(np.float32), rtol=1e-6)
+    assert (a[:, "cells_shape_area"].X >= a[:, "shape_area"].X).all()
 
 
 def test_fov_tables_do_not_depend_on_the_scheduler(fov_store):

@@ -187,3 +187,38 @@ def test_process_nan_pixels_fail_or_skip(tmp_path):
     t = scipzarr.process(tmp_path / "ok.zarr", {}, None, progress=False, on_error="skip")
     assert "0" not in set(t.obs["event_id"])
     assert list(t.uns["rejected_events"]["stage"]) == ["process"]
+
+
+@pytest.mark.parametrize("chunk_size", [None, 128])
+def test_fov_process_killed_after_k_fovs_resumes_to_the_same_table(tmp_path, chunk_size):
+    import tifffile
+
+    from .test_fov import _nuclei
+
+    for f in range(8):
+        tifffile.imwrite(tmp_path / f"f{f}.tif", _nuclei((260, 250), 12, seed=f, touching=0))
+    scipzarr.convert(sorted(tmp_path.glob("f*.tif")), tmp_path / "s.zarr", kind="fov", chunk_size=128,
+                     progress=False)
+    extra = [] if chunk_size is None else ["--chunk-size", str(chunk_size)]
+    ref = scipzarr.process(tmp_path / "s.zarr", {}, tmp_path / "ref.h5ad", progress=False, chunk_size=chunk_size)
+    ref_labels = [zarr.open_array(str(tmp_path / "s.zarr" / str(f) / "labels" / "cells" / "s0"))[:] for f in range(8)]
+    out = tmp_path / "t.h5ad"
+    chunks = tmp_path / ".t.h5ad.scipzarr-work" / "chunks"
+    killed = _kill_when(_cli("process", tmp_path / "s.zarr", "-o", out, "--scheduler", "synchronous", "-q", *extra),
+                        lambda: chunks.exists() and len(list(chunks.glob("*[0-9].npz"))) >= 2)
+    assert killed and not out.exists(), "the run finished before it could be killed"
+    done = len(list(chunks.glob("*[0-9].npz")))
+    assert 2 <= done < 8
+    r = subprocess.run(_cli("process", tmp_path / "s.zarr", "-o", out, "--resume", *extra), capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming: {done} FOVs already done" in r.stderr
+    t = ad.read_h5ad(out)
+    assert t.n_obs == ref.n_obs > 60
+    pd.testing.assert_frame_equal(t.obs, ad.read_h5ad(tmp_path / "ref.h5ad").obs)
+    np.testing.assert_array_equal(t.X, ref.X)
+    assert not (tmp_path / ".t.h5ad.scipzarr-work").exists()
+    for f in range(8):
+        np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "s.zarr" / str(f) / "labels" / "cells" / "s0"))[:],
+                                      ref_labels[f])
+        assert not list((tmp_path / "s.zarr" / str(f)).glob(".*-scratch"))

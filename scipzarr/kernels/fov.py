@@ -83,6 +83,18 @@ def label_whole(mask: np.ndarray, min_size: int) -> tuple[np.ndarray, pd.DataFra
     return lut[lab], objects
 
 
+def boxes(labels: np.ndarray, origin: tuple[int, int]) -> pd.DataFrame:
+    """Inclusive bounding box (in FOV pixels) of every label present in a block starting at ``origin``,
+    indexed by label; blocks of one image combine by min/max per label."""
+    found = ndi.find_objects(labels)
+    ids = np.array([k + 1 for k, b in enumerate(found) if b is not None], dtype=np.int64)
+    sl = [b for b in found if b is not None]
+    y0, x0 = origin
+    return pd.DataFrame({"ymin": [b[0].start + y0 for b in sl], "ymax": [b[0].stop - 1 + y0 for b in sl],
+                         "xmin": [b[1].start + x0 for b in sl], "xmax": [b[1].stop - 1 + x0 for b in sl]},
+                        index=pd.Index(ids, name="label"), dtype=np.int64)
+
+
 def _one_peak(dist: np.ndarray, own: np.ndarray, min_distance: int) -> bool:
     """True when ``peak_local_max(dist, min_distance, labels=own, exclude_border=False)`` finds at most one
     peak, decided without it: the candidates it would rank (pixels equal to the maximum over the
