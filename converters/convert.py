@@ -77,6 +77,7 @@ def convert(
     cluster: ClusterOptions | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     z_projection: str = "max",
+    channel_pattern: str | None = None,
 ) -> dict:
     """Convert IFC events or fields of view to a scipzarr OME-Zarr store.
 
@@ -117,7 +118,11 @@ def convert(
         kind = "fov" if looks_like_fovs(inputs) else "ifc"
     if kind == "fov":
         return convert_fovs(inputs, output, channels=channels, chunk_size=chunk_size, z_projection=z_projection,
-                            overwrite=overwrite, progress=progress, scheduler=scheduler, cluster=cluster)
+                            overwrite=overwrite, progress=progress, scheduler=scheduler, cluster=cluster,
+                            channel_pattern=channel_pattern)
+    if channel_pattern:
+        raise ScipzarrError("--channel-pattern applies to --kind fov; IFC exports are matched by their own "
+                            "channel numbers")
     if fit not in ("pad", "crop"):
         raise ScipzarrError(f"--fit {fit}: choose pad or crop")
     output = Path(output)
@@ -229,11 +234,14 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
 
 def convert_fovs(inputs: list[str | Path], output: str | Path, *, channels: list[str] | None = None,
                  chunk_size: int = DEFAULT_CHUNK, z_projection: str = "max", overwrite: bool = False,
-                 progress: bool = True, scheduler: str = "threads", cluster: ClusterOptions | None = None) -> dict:
+                 progress: bool = True, scheduler: str = "threads", cluster: ClusterOptions | None = None,
+                 channel_pattern: str | None = None) -> dict:
     """Fields of view (TIFF/OME-TIFF, vendor formats via bioio) → a store with one multiscale image per FOV.
 
     Images are read lazily and written chunk by chunk (``chunk_size`` pixels
     square), so a FOV larger than memory converts in bounded memory.
+    ``channel_pattern`` joins one-file-per-channel inputs into multichannel
+    FOVs (:func:`scipzarr.converters.fov.group_channel_files`).
     """
     if chunk_size < 16:
         raise ScipzarrError(f"--chunk-size {chunk_size}: use at least 16 pixels (default {DEFAULT_CHUNK})")
@@ -243,7 +251,7 @@ def convert_fovs(inputs: list[str | Path], output: str | Path, *, channels: list
     inputs = [Path(p) for p in inputs]
     atomic.check_output(output, overwrite, inputs)
     t0 = time.perf_counter()
-    fovs = discover_fovs(inputs, z_projection)
+    fovs = discover_fovs(inputs, z_projection, channel_pattern)
     n_channels = fovs[0].data.shape[0]
     names = channels or fovs[0].channel_names or [f"ch{i}" for i in range(n_channels)]
     if len(names) != n_channels:

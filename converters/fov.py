@@ -163,8 +163,71 @@ def is_tiff(path: Path) -> bool:
     return path.name.lower().endswith(TIFF_SUFFIXES)
 
 
-def discover_fovs(inputs: list[str | Path], projection: str = "max") -> list[Fov]:
-    """Every FOV of the inputs (files, or folders searched for images), in name order."""
+def _channel_key(value: str):
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+
+
+def group_channel_files(fovs: list[Fov], pattern: str) -> list[Fov]:
+    """FOVs whose channels are separate files (one file per channel, as many plate readers and CellProfiler's
+    examples write them) joined into one multichannel FOV each.
+
+    ``pattern`` is a regular expression with one group, searched in each
+    file's name without its suffix: the group orders the channels, the match
+    names them, the name without the match names the FOV (``d(\\d)`` on
+    ``..._D03f00d0.tif``, ``..._D03f00d1.tif``: FOV ``..._D03f00``, channels
+    ``d0``, ``d1``).
+    Channels are ordered by the group (as numbers when all are digits).
+    Every FOV needs the same channels, of the same shape.
+    """
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ScipzarrError(f"--channel-pattern {pattern!r}: not a regular expression ({exc})") from None
+    if rx.groups != 1:
+        raise ScipzarrError(f"--channel-pattern {pattern!r}: needs exactly one group (...) around the channel part "
+                            "of the file name, e.g. 'd(\\d)' or '_w(\\d+)'")
+    groups: dict[tuple[str, int], dict[str, Fov]] = {}
+    labels: dict[str, str] = {}
+    for f in fovs:
+        stem = re.sub(r"\.ome$", "", Path(f.source).stem)
+        m = rx.search(stem)
+        if m is None:
+            raise ScipzarrError(f"{f.source}: the name does not match --channel-pattern {pattern!r}; give a pattern "
+                                "whose group is the channel part of every file name, or leave other files out")
+        if f.data.shape[0] != 1:
+            raise ScipzarrError(f"{f.source}: {f.data.shape[0]} channels in one file; --channel-pattern joins "
+                                "single-channel files")
+        key = (stem[:m.start()] + stem[m.end():]).strip("_- .") or stem
+        name = key if f.name == stem else f"{key}{f.name[len(stem):]}"  # keep a multi-series suffix
+        channel = m.group(1)
+        labels[channel] = m.group(0)
+        slot = groups.setdefault((name, f.series), {})
+        if channel in slot:
+            raise ScipzarrError(f"{f.source}: channel {channel!r} of FOV {name} also comes from {slot[channel].source}; "
+                                "check --channel-pattern")
+        slot[channel] = f
+    order = sorted({c for slot in groups.values() for c in slot}, key=_channel_key)
+    out = []
+    for (name, series), slot in sorted(groups.items()):
+        missing = [c for c in order if c not in slot]
+        if missing:
+            raise ScipzarrError(f"FOV {name}: no file for channel {labels[missing[0]]!r} (found "
+                                f"{', '.join(labels[c] for c in order if c in slot)}); every FOV needs every channel")
+        parts = [slot[c] for c in order]
+        shapes = {p.data.shape for p in parts}
+        if len(shapes) > 1:
+            raise ScipzarrError(f"FOV {name}: its channel files differ in size ({' vs '.join(map(str, shapes))}); "
+                                "every channel of a FOV needs the same size")
+        first = parts[0]
+        out.append(Fov(name, first.source, series, da.concatenate([p.data for p in parts], axis=0),
+                       [labels[c] for c in order], first.pixel_size, first.projection,
+                       {"channel_files": [p.source for p in parts]}))
+    return out
+
+
+def discover_fovs(inputs: list[str | Path], projection: str = "max", channel_pattern: str | None = None) -> list[Fov]:
+    """Every FOV of the inputs (files, or folders searched for images), in name order; with
+    ``channel_pattern``, single-channel files joined into multichannel FOVs (:func:`group_channel_files`)."""
     files: list[Path] = []
     for item in map(Path, inputs):
         if not item.exists():
@@ -180,6 +243,8 @@ def discover_fovs(inputs: list[str | Path], projection: str = "max") -> list[Fov
     fovs: list[Fov] = []
     for f in files:
         fovs += _read_tiff(f, projection) if is_tiff(f) else _read_bioio(f, projection)
+    if channel_pattern:
+        fovs = group_channel_files(fovs, channel_pattern)
     names = [f.name for f in fovs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

@@ -79,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--z-projection", choices=["max", "mean"], default="max",
                    help="FOV stores: how z-stacks become one plane (default max)")
     c.add_argument("--channels", metavar="NAME,...", help="channel names, comma-separated, one per channel")
+    c.add_argument("--channel-pattern", metavar="REGEX",
+                   help="FOV stores: join one-file-per-channel images into multichannel FOVs; a regular expression "
+                        "whose one group is the channel part of the file name, e.g. 'd(\\d)' for ..._d0.tif, "
+                        "..._d1.tif")
     c.add_argument("--chunk-tiles", type=int, default=16, metavar="K",
                    help="each chunk holds K x K events (default: 16)")
     c.add_argument("--tile-size", type=int, metavar="T",
@@ -203,7 +207,7 @@ def _cmd_convert(args) -> int:
                   on_error=args.on_error,
                   progress=not args.quiet,
                   scheduler=args.scheduler, cluster=_cluster(args), chunk_size=args.chunk_size,
-                  z_projection=args.z_projection)
+                  z_projection=args.z_projection, channel_pattern=args.channel_pattern)
     if res.get("kind") == "fov":
         _say(args, f"{res['store']}: {res['fovs']} FOVs, channels {','.join(res['channels'])}, chunks of "
                    f"{res['chunk']}x{res['chunk']} px, {res['seconds']:.1f} s "

@@ -274,3 +274,48 @@ def test_fov_tables_do_not_depend_on_the_scheduler(fov_store):
     np.testing.assert_array_equal(a.X, b.X)
     np.testing.assert_array_equal(lab, zarr.open_array(str(fov_store / "0" / "labels" / "sched" / "s0"))[:])
     assert a.n_obs > 90 and validate_fov_store(fov_store) == []
+
+
+def test_one_file_per_channel_becomes_one_fov_on_real_data(tmp_path):
+    folder = need(SHARED_DATA / "cellprofiler_examplehuman")
+    files = sorted(folder.glob("*.tif"))
+    r = run("convert", *files, "-o", tmp_path / "eh.zarr", "--kind", "fov", "--channel-pattern", r"d(\d)$",
+            "--channels", "DNA,PH3,cellbody")
+    assert r.returncode == 0, r.stderr
+    st = open_fov_store(tmp_path / "eh.zarr")
+    assert [f["name"] for f in st.fovs] == ["AS_09125_050116030001_D03f00"] and st.channel_names == ["DNA", "PH3",
+                                                                                                      "cellbody"]
+    s0 = zarr.open_array(str(tmp_path / "eh.zarr" / "0" / "s0"))[:]
+    for k, f in enumerate(files):  # channel k is file d<k>, pixel for pixel
+        np.testing.assert_array_equal(s0[k], tifffile.imread(f))
+    cfg = resolve_config({"segmentation": {"channels": ["DNA"], "cells": {"expand": 10}},
+                          "features": {"families": ["shape", "intensity"]}})
+    t = scipzarr.process(tmp_path / "eh.zarr", cfg, None, progress=False)
+    # CellProfiler's ExampleHuman: ~300 nuclei (a plain Otsu gives ~285 merged objects; ours splits them)
+    assert 280 <= t.n_obs <= 380, t.n_obs
+    ph3 = t[:, "intensity_mean_PH3"].X.ravel()
+    assert (ph3 > 4 * np.median(ph3)).sum() >= 3  # a few mitotic (PH3-bright) nuclei stand out
+    assert (t[:, "cells_shape_area"].X > t[:, "shape_area"].X).mean() > 0.9
+
+
+@pytest.mark.parametrize("pattern,message", [
+    (r"d\d", "needs exactly one group"), (r"x(\d)", "does not match --channel-pattern"),
+    (r"(\d)$", "also comes from"), ("d([", "not a regular expression")])
+def test_bad_channel_patterns_give_one_line_errors(tmp_path, pattern, message):
+    for name in ("a_d0", "a_d1", "b_d0"):
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.zeros((40, 30), np.uint16))
+    if pattern == r"(\d)$":  # two files give channel 0 of the same FOV name
+        tifffile.imwrite(tmp_path / "a_e0.tif", np.zeros((40, 30), np.uint16))
+        pattern = r"[de](\d)$"
+    r = run("convert", *sorted(tmp_path.glob("*.tif")), "-o", tmp_path / "o.zarr", "--kind", "fov",
+            "--channel-pattern", pattern)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_fov_missing_a_channel_file_is_named(tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("a_d0", "a_d1", "b_d0"):
+        tifffile.imwrite(tmp_path / "in" / f"{name}.tif", np.zeros((40, 30), np.uint16))
+    r = run("convert", tmp_path / "in", "-o", tmp_path / "o.zarr", "--kind", "fov", "--channel-pattern", r"d(\d)")
+    assert r.returncode == 2 and "FOV b: no file for channel 'd1'" in r.stderr, r.stderr
