@@ -61,3 +61,18 @@ def test_halo_reads_equal_dask_map_overlap_and_the_whole_image(tmp_path, chunk):
     whole = kfov.smooth_plane(image, sigma)
     np.testing.assert_array_equal(ours, whole)
     np.testing.assert_array_equal(theirs, whole)
+
+
+def test_batch_hole_filling_equals_scipy_per_event_plane():
+    from scipzarr.features.shape import _PLANE8
+    from scipzarr.kernels.batch import fill_holes, plane_structure
+
+    rng = np.random.default_rng(3)
+    filled = 0
+    for k in range(6):
+        mask = ndi.gaussian_filter(rng.random((12, 50, 40)), (0, 2, 2)) > 0.45 + 0.01 * k
+        for structure in (plane_structure(1), _PLANE8):
+            ours = fill_holes(mask, structure)
+            np.testing.assert_array_equal(ours, ndi.binary_fill_holes(mask, structure=structure))
+            filled += int(ours.sum() - mask.sum())
+    assert filled > 100  # there were holes to fill

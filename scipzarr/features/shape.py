@@ -12,6 +12,7 @@ from math import sqrt
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..kernels.batch import fill_holes
 from . import zernike
 from ._convex import convex_areas, hull_geometry
 from .column import Column
@@ -155,7 +156,7 @@ def filled_areas(obj: Objects) -> np.ndarray:
     """Area of every object with its holes filled, each object in its own crop (regionprops ``area_filled``:
     8-connected background not reaching the crop's border, other objects inside included)."""
     mine = crops(obj)[0]
-    return ndi.binary_fill_holes(mine, structure=_PLANE8).sum(axis=(1, 2)).astype(np.float64)
+    return fill_holes(mine, _PLANE8).sum(axis=(1, 2)).astype(np.float64)
 
 
 _PLANE8 = np.zeros((3, 3, 3), bool)

@@ -15,6 +15,7 @@ from scipy import ndimage as ndi
 from ..backend import ndimage, xp_of
 from ..features import Objects, measure
 from ..features.moments import moments
+from . import batch
 from . import segment as seg
 
 EIGHT = np.ones((3, 3), bool)
@@ -52,11 +53,7 @@ def threshold(counts: np.ndarray, lo: float, hi: float, method: str) -> float:
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """``scipy.ndimage.binary_fill_holes``: background components (4-connected) not reaching the border become
     foreground; one labelling instead of scipy's iterated dilation (2x faster on a 1600 x 900 mask)."""
-    bg, n = ndi.label(~mask, structure=ndi.generate_binary_structure(2, 1))
-    hole = np.ones(n + 1, dtype=bool)
-    hole[0] = False
-    hole[bg[0]] = hole[bg[-1]] = hole[bg[:, 0]] = hole[bg[:, -1]] = False
-    return mask | hole[bg]
+    return batch.fill_holes(mask, ndi.generate_binary_structure(2, 1))
 
 
 def label_whole(mask: np.ndarray, min_size: int) -> tuple[np.ndarray, pd.DataFrame]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import ndimage, xp_of
+from . import batch
 from .batch import plane_structure
 
 NBINS = 256
@@ -179,8 +180,7 @@ def label_events(mask: np.ndarray, connectivity: int = 2) -> tuple[np.ndarray, i
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill holes of every event (background not 4-connected to the tile edge)."""
-    xp = xp_of(mask)
-    return ndimage(xp).binary_fill_holes(mask, structure=xp.asarray(plane_structure(1)))
+    return batch.fill_holes(mask, plane_structure(1))
 
 
 def event_of_label(labels: np.ndarray, n_labels: int) -> np.ndarray:
