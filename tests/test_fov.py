@@ -250,6 +250,12 @@ def test_cell_bodies_grown_from_nuclei_are_chunk_independent_and_measured(fov_st
     np.testing.assert_array_equal(cells[1], expand_labels(nuclei, 6))
     assert (cells[1] > 0).sum() > (nuclei > 0).sum() * 1.5
     assert validate_fov_store(fov_store) == []
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    found = {n.metadata.get("name"): [type(sp).__name__ for sp in n.specs] for n in Reader(parse_url(str(fov_store / "0")))()}
+    for name in ("nNone", "nNone_cells", "n256_cells"):  # what napari-ome-zarr shows: each as a Label layer
+        assert "Label" in found[name] and "Multiscales" in found[name], found
     for t in tables[1:]:  # the cell bodies' columns too: the same whole or in any chunking
         pd.testing.assert_frame_equal(tables[0].obs, t.obs)
         np.testing.assert_array_equal(tables[0].X, t.X)
