@@ -121,7 +121,6 @@ def _say(quiet: bool, text: str) -> None:
         print(text, file=sys.stderr)
 
 
-@contextmanager
 def _gpu_cluster(kwargs: dict, quiet: bool):
     """One worker per GPU: dask-cuda's ``LocalCUDACluster`` (each worker pinned to its GPU) when installed;
     otherwise one worker with one thread on GPU 0 (a plain LocalCluster cannot pin workers to GPUs)."""

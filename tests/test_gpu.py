@@ -147,3 +147,20 @@ def test_device_auto_takes_the_gpu_and_says_which():
     said = []
     assert backend.resolve_device("auto", say=said.append) == "gpu"
     assert len(said) == 1 and said[0].startswith("device: GPU (")
+
+
+def test_gpu_cluster_without_dask_cuda_is_one_worker_with_one_thread(capsys):
+    pytest.importorskip("distributed")
+    try:
+        import dask_cuda  # noqa: F401
+        pytest.skip("dask-cuda is installed: LocalCUDACluster is used")
+    except ImportError:
+        pass
+    from scipzarr.scheduler import open_runner
+
+    with open_runner("local", quiet=False, device="gpu") as runner:
+        info = runner.client.scheduler_info()
+        workers = list(info["workers"].values())
+        assert len(workers) == 1 and workers[0]["nthreads"] == 1
+    err = capsys.readouterr().err
+    assert "dask-cuda is not installed: one worker on GPU 0" in err
