@@ -70,12 +70,15 @@ def event_histograms(image: np.ndarray, valid: np.ndarray, nbins: int = NBINS, l
     step = (stop - start) / nbins
     edges = xp.arange(nbins + 1, dtype=xp.float64)[None] * step[:, None] + start[:, None]
     edges[:, -1] = stop
-    ev = xp.broadcast_to(xp.arange(n)[:, None, None], image.shape)[valid]
-    vals = image[valid]
-    idx = xp.clip(((vals - start[ev]) / (stop - start)[ev] * nbins).astype(xp.int64), 0, nbins - 1)
-    idx -= vals < edges[ev, idx]
-    idx += (vals >= edges[ev, xp.minimum(idx + 1, nbins)]) & (idx < nbins - 1)
-    counts = xp.bincount(ev * nbins + idx, minlength=n * nbins).reshape(n, nbins)
+    # every pixel at once as an (N, pixels) array (no gathers of valid pixels): per-event values broadcast,
+    # edges gathered along each row; pixels outside the event go to an extra bin that is dropped
+    vals = image.reshape(n, -1)
+    idx = xp.clip(((vals - start[:, None]) / (stop - start)[:, None] * nbins).astype(xp.int64), 0, nbins - 1)
+    idx -= vals < xp.take_along_axis(edges, idx, axis=1)
+    idx += (vals >= xp.take_along_axis(edges, xp.minimum(idx + 1, nbins), axis=1)) & (idx < nbins - 1)
+    idx = xp.where(valid.reshape(n, -1), idx, nbins)
+    idx += xp.arange(n)[:, None] * (nbins + 1)
+    counts = xp.bincount(idx.ravel(), minlength=n * (nbins + 1)).reshape(n, nbins + 1)[:, :nbins]
     return counts, edges, lo, hi
 
 
