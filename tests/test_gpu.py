@@ -164,3 +164,25 @@ def test_gpu_cluster_without_dask_cuda_is_one_worker_with_one_thread(capsys):
         assert len(workers) == 1 and workers[0]["nthreads"] == 1
     err = capsys.readouterr().err
     assert "dask-cuda is not installed: one worker on GPU 0" in err
+
+
+def test_device_kernels_call_no_numpy_function_directly():
+    """A numpy call on a cupy array copies it to the host or fails: the kernels that run on the device take
+    every array function from ``xp`` (numpy's ``errstate`` and dtypes are the only numpy names they use)."""
+    import ast
+    import inspect
+
+    from scipzarr.kernels import batch
+    from scipzarr.kernels import fov as kfov
+
+    device_kernels = [seg.combine_channels, seg.smooth, seg._event_range, seg.event_histograms,
+                      seg.otsu_from_histograms, seg.threshold_otsu, seg.threshold_li, seg.label_events,
+                      seg.fill_holes, seg.event_of_label, seg.local_labels, seg.segment, batch.fill_holes,
+                      kfov.smooth_plane]
+    allowed = {"errstate", "ndarray"}
+    for fn in device_kernels:
+        tree = ast.parse(inspect.getsource(fn).lstrip())
+        body = tree.body[0].body
+        used = {node.attr for stmt in body for node in ast.walk(stmt)
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "np"}
+        assert used <= allowed, (fn.__name__, used - allowed)
