@@ -369,8 +369,10 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
     elif thr_cfg["method"] == "fixed":
         thresholds = [float(thr_cfg["value"])] * len(st.fovs)
     else:
-        ranges = dict(zip(whole_ids, compute([dask.delayed(_smoothed_stats)(s0[i], seg_ch, sigma, device)
-                                              for i in whole_ids], "ranges") if whole_ids else []))
+        # per FOV, a whole FOV finds its threshold in its own task: ranges of whole FOVs only for the data set
+        pre = whole_ids if thr_cfg["scope"] == "dataset" else []
+        ranges = dict(zip(pre, compute([dask.delayed(_smoothed_stats)(s0[i], seg_ch, sigma, device) for i in pre],
+                                       "ranges") if pre else []))
         ranges |= {i: _range(smoothed[i], compute) for i in range(len(st.fovs)) if not whole[i]}
         if thr_cfg["scope"] == "dataset":
             lo, hi = min(r[0] for r in ranges.values()), max(r[1] for r in ranges.values())
