@@ -440,12 +440,14 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
         obs_frames.append(obs)
     obs = pd.concat(obs_frames, ignore_index=True) if obs_frames else pd.DataFrame(columns=["fov", "label"])
     obs.index = pd.Index([f"{f}_{lab}" for f, lab in zip(obs["fov"], obs["label"])], name="object")
-    obs["fov"] = pd.Categorical(obs["fov"])
+    names = [fov["name"] for fov in st.fovs]
+    obs["fov"] = pd.Categorical(obs["fov"], categories=names)  # every FOV a category, also one without objects
     adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
     adata.obsm["spatial"] = obs[["centroid_x", "centroid_y"]].to_numpy(np.float64)
     adata.uns["scipzarr"] = {"kind": "fov", "input_store": str(st.path), "fovs": len(st.fovs),
                              "config": json.dumps(config), "scipzarr_version": __version__,
                              "objects": int(adata.n_obs), "features": int(adata.n_vars),
                              "thresholds": [float(t) for t in thresholds], "chunk_size": int(chunk),
+                             "objects_per_fov": {n: int(c) for n, c in obs["fov"].value_counts(sort=False).items()},
                              "seconds": time.perf_counter() - t0}
     return adata

@@ -325,3 +325,17 @@ def test_a_fov_missing_a_channel_file_is_named(tmp_path):
         tifffile.imwrite(tmp_path / "in" / f"{name}.tif", np.zeros((40, 30), np.uint16))
     r = run("convert", tmp_path / "in", "-o", tmp_path / "o.zarr", "--kind", "fov", "--channel-pattern", r"d(\d)")
     assert r.returncode == 2 and "FOV b: no file for channel 'd1'" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("size", [None, 128])
+def test_a_fov_without_objects_is_listed_not_dropped(tmp_path, size):
+    tifffile.imwrite(tmp_path / "a.tif", _nuclei((300, 260), 10, seed=1, touching=0))
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((2, 300, 260), np.uint16))
+    convert([tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "s.zarr", kind="fov", progress=False)
+    cfg = resolve_config({"segmentation": {"cells": {"expand": 4}}})
+    t = scipzarr.process(tmp_path / "s.zarr", cfg, tmp_path / "t.h5ad", progress=False, chunk_size=size)
+    counts = t.obs["fov"].value_counts(sort=False).to_dict()
+    assert counts["b"] == 0 and counts["a"] == t.n_obs >= 8
+    assert t.uns["scipzarr"]["objects_per_fov"] == counts
+    assert t.uns["scipzarr"]["thresholds"][1] == 0.0  # a constant FOV: its value, nothing above it
+    assert zarr.open_array(str(tmp_path / "s.zarr" / "1" / "labels" / "cells" / "s0"))[:].max() == 0
