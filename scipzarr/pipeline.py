@@ -9,6 +9,7 @@ exact per-chunk histograms in earlier passes.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ import dask.array as da
 import numpy as np
 
 from . import atomic, backend, store
-from .fovstore import store_kind
 from .errors import ScipzarrError
 from .features import Objects, feature_columns, measure, resolve_families
+from .fovstore import store_kind
 from .kernels import normalize as norm
 from .kernels import segment as seg
 from .kernels.batch import valid_mask
@@ -42,6 +43,7 @@ class Plan:
     image_path: str
     on_error: str = "fail"
     device: str = "cpu"
+    seg_batch: int | None = None  # events segmented at once (GPU memory); None: the whole chunk
 
 
 SLOT_FIELDS = ("event", "valid_y0", "valid_x0", "valid_height", "valid_width")
@@ -110,16 +112,26 @@ def _normalized(plan: Plan, batch: np.ndarray, valid: np.ndarray, lohi) -> np.nd
     return norm.apply(batch, valid, lohi, clip=method == "percentile")
 
 
-def _seg_image(plan: Plan, block: np.ndarray, meta: dict, lohi):
-    """Normalized images and valid mask (host), the smoothed segmentation image and valid mask on the plan's
-    device (the same arrays on the CPU)."""
-    batch, valid = _batch(plan, block, meta)
-    images = _normalized(plan, batch, valid, lohi)
-    seg_images = backend.to_device(images[:, list(plan.seg_channels)], plan.device)
-    on_device = backend.to_device(valid, plan.device)
+def _smoothed(plan: Plan, images: np.ndarray, valid: np.ndarray, events: slice):
+    """The smoothed segmentation image and valid mask of ``events`` of a batch, on the plan's device."""
+    seg_images = backend.to_device(images[events][:, list(plan.seg_channels)], plan.device)
+    on_device = backend.to_device(valid[events], plan.device)
     smooth = seg.smooth(seg.combine_channels(seg_images, list(range(len(plan.seg_channels)))), on_device,
                         plan.config["segmentation"]["smoothing_sigma"])
-    return images, smooth, valid, on_device
+    return smooth, on_device
+
+
+def _sub_batches(plan: Plan, n: int) -> list[slice]:
+    """Slices of ``plan.seg_batch`` events (every segmentation step is per event, so results are the same
+    for any split; tested)."""
+    step = plan.seg_batch or max(n, 1)
+    return [slice(s, min(s + step, n)) for s in range(0, max(n, 1), step)]
+
+
+def _prepared(plan: Plan, block: np.ndarray, meta: dict, lohi):
+    """Normalized images and valid mask of a chunk's batch (host)."""
+    batch, valid = _batch(plan, block, meta)
+    return _normalized(plan, batch, valid, lohi), valid
 
 
 # ----------------------------------------------------------------------------
@@ -137,18 +149,48 @@ def _chunk_channel_hist(meta, block_index, plan, low, high, bins):
 
 
 def _chunk_seg_range(meta, block_index, plan, lohi):
-    _, smooth, _, valid = _seg_image(plan, read_block(plan, block_index), meta, lohi)
-    if not bool(valid.any()):
-        return np.inf, -np.inf
-    return backend.scalar(smooth[valid].min()), backend.scalar(smooth[valid].max())
+    images, valid = _prepared(plan, read_block(plan, block_index), meta, lohi)
+    lo, hi = np.inf, -np.inf
+    for events in _sub_batches(plan, len(images)):
+        smooth, on_device = _smoothed(plan, images, valid, events)
+        if bool(on_device.any()):
+            lo = min(lo, backend.scalar(smooth[on_device].min()))
+            hi = max(hi, backend.scalar(smooth[on_device].max()))
+    return lo, hi
 
 
 def _chunk_seg_hist(meta, block_index, plan, lohi, lo, hi):
-    _, smooth, _, valid = _seg_image(plan, read_block(plan, block_index), meta, lohi)
-    xp = backend.xp_of(smooth)
-    n = smooth.shape[0]
-    counts, _, _, _ = seg.event_histograms(smooth, valid, seg.NBINS, lo=xp.full(n, lo), hi=xp.full(n, hi))
-    return backend.to_host(counts.sum(axis=0))
+    images, valid = _prepared(plan, read_block(plan, block_index), meta, lohi)
+    total = np.zeros(seg.NBINS, np.int64)
+    for events in _sub_batches(plan, len(images)):
+        smooth, on_device = _smoothed(plan, images, valid, events)
+        xp, n = backend.xp_of(smooth), smooth.shape[0]
+        counts, _, _, _ = seg.event_histograms(smooth, on_device, seg.NBINS, lo=xp.full(n, lo), hi=xp.full(n, hi))
+        total += backend.to_host(counts.sum(axis=0))
+    return total
+
+
+def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold) -> np.ndarray:
+    """Per-event labels ``(N, Y, X)`` (host) of a normalized batch, segmented on the plan's device in
+    sub-batches of ``plan.seg_batch`` events."""
+    cfg = plan.config["segmentation"]
+    thr_cfg = cfg["threshold"]
+    local = np.zeros(valid.shape, np.int32)
+    for events in _sub_batches(plan, len(images)):
+        smooth, on_device = _smoothed(plan, images, valid, events)
+        n = smooth.shape[0]
+        if thr_cfg["method"] == "fixed":
+            thresholds = np.full(n, float(thr_cfg["value"]))
+        elif thr_cfg["scope"] == "dataset":
+            thresholds = np.full(n, threshold)
+        elif thr_cfg["method"] == "otsu":
+            thresholds = seg.threshold_otsu(smooth, on_device)
+        else:
+            thresholds = seg.threshold_li(smooth, on_device)
+        part, _counts = seg.segment(smooth, on_device, thresholds, fill=cfg["fill_holes"],
+                                    min_size=cfg["min_size"], keep=cfg["keep"])
+        local[events] = backend.to_host(part)  # the feature kernels run on the host (numba): docs/gpu.md
+    return local
 
 
 def _non_finite_events(plan: Plan, block: np.ndarray, meta: dict) -> np.ndarray:
@@ -171,21 +213,8 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
         return work.load_chunk(block_index)
     block = read_block(plan, block_index)
     bad = _non_finite_events(plan, block, meta)
-    cfg = plan.config["segmentation"]
-    images, smooth, valid, on_device = _seg_image(plan, block, meta, lohi)
-    thr_cfg = cfg["threshold"]
-    n = smooth.shape[0]
-    if thr_cfg["method"] == "fixed":
-        thresholds = np.full(n, float(thr_cfg["value"]))
-    elif thr_cfg["scope"] == "dataset":
-        thresholds = np.full(n, threshold)
-    elif thr_cfg["method"] == "otsu":
-        thresholds = seg.threshold_otsu(smooth, on_device)
-    else:
-        thresholds = seg.threshold_li(smooth, on_device)
-    local, _counts = seg.segment(smooth, on_device, thresholds, fill=cfg["fill_holes"],
-                                 min_size=cfg["min_size"], keep=cfg["keep"])
-    local = backend.to_host(local)  # the feature kernels run on the host (numba): docs/gpu.md
+    images, valid = _prepared(plan, block, meta, lohi)
+    local = _segment_events(plan, images, valid, threshold)
     obj = Objects(local, meta["valid_y0"], meta["valid_x0"], valid)
     values = measure(obj, images, list(plan.families), list(plan.feat_channels), plan.config["features"])
     event = meta["event"][obj.event]
@@ -338,7 +367,7 @@ def process(
     elif resume:
         raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
     if device == "gpu":
-        _check_gpu_chunk(st, plan)
+        plan = dataclasses.replace(plan, seg_batch=gpu_seg_batch(st, plan))
     try:
         with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
             return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0, work=work)
@@ -349,18 +378,20 @@ def process(
         raise
 
 
-def _check_gpu_chunk(st: store.MosaicStore, plan: Plan) -> None:
-    """A chunk's segmentation arrays must fit the GPU (float64 planes, masks and labels: ~48 bytes per pixel of an
-    event plane, for every task the threads scheduler may run at once)."""
+def gpu_seg_batch(st: store.MosaicStore, plan: Plan) -> int | None:
+    """Events segmented at once on the GPU: as many of a chunk's events as fit half its free memory shared by
+    the tasks that may run at once (~48 bytes per pixel of an event plane and segmentation channel); None
+    when the whole chunk fits."""
     import os
 
     n, (y, x) = st.mosaic.per_block, st.mosaic.tile
-    pixels = n * y * x * len(plan.seg_channels)
+    per_event = y * x * len(plan.seg_channels)
     budget = backend.gpu_pixel_budget(bytes_per_pixel=48, workers=os.cpu_count() or 1)
-    if pixels > budget:
-        raise ScipzarrError(f"{st.path}: chunks of {n} events ({pixels:,} px) do not fit the GPU's free memory for "
-                            f"{os.cpu_count()} tasks at once ({budget:,} px each); convert with a smaller "
-                            "--chunk-tiles or run with --scheduler local (one worker per GPU)")
+    if per_event > budget:
+        raise ScipzarrError(f"{st.path}: one event ({per_event:,} px) does not fit the GPU's free memory for "
+                            f"{os.cpu_count()} tasks at once ({budget:,} px each); run with --scheduler local "
+                            "(one worker per GPU) or --device cpu")
+    return None if n * per_event <= budget else budget // per_event
 
 
 def _label_work_name(config: dict, work, token: str | None) -> str | None:

@@ -186,3 +186,37 @@ def test_device_kernels_call_no_numpy_function_directly():
         used = {node.attr for stmt in body for node in ast.walk(stmt)
                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "np"}
         assert used <= allowed, (fn.__name__, used - allowed)
+
+
+@pytest.mark.parametrize("scope,keep", [("event", "all"), ("dataset", "largest")])
+def test_segmenting_a_chunk_in_sub_batches_gives_the_same_rows(tmp_path, scope, keep):
+    """On a GPU a chunk is segmented ``plan.seg_batch`` events at a time (what fits its memory); exercised here
+    on the CPU with 1, 7 and all events at a time."""
+    import dataclasses
+
+    from scipzarr import pipeline, store
+    from scipzarr.config import resolve_config
+
+    path = _ifc_store(tmp_path, n=50, k=4)
+    st = store.open_store(path)
+    cfg = resolve_config({"segmentation": {"threshold": {"scope": scope}, "keep": keep},
+                          "features": {"families": ["shape", "intensity"]}})
+    base = pipeline.make_plan(st, cfg)
+    table = pipeline.slot_table(st)
+    k = st.mosaic.chunk_tiles
+    threshold = 300.0 if scope == "dataset" else None
+    rows = {}
+    for batch in (None, 7, 1):
+        plan = dataclasses.replace(base, seg_batch=batch)
+        out = []
+        for b in range(st.mosaic.n_blocks):
+            by, bx = divmod(b, st.mosaic.chunk_grid[1])
+            meta = pipeline._slots(table[:, by * k:(by + 1) * k, bx * k:(bx + 1) * k])
+            out.append(pipeline._chunk_process(meta, b, plan, None, threshold, None, None))
+            assert pipeline._chunk_seg_range(meta, b, plan, None) == pipeline._chunk_seg_range(meta, b, base, None)
+        rows[batch] = out
+    for batch in (7, 1):
+        for a, b in zip(rows[None], rows[batch]):
+            np.testing.assert_array_equal(a["label"], b["label"])
+            np.testing.assert_array_equal(a["X"], b["X"])
+    assert sum(len(r["label"]) for r in rows[None]) >= 50
