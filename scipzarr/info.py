@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .errors import ScipzarrError
 
 
@@ -61,8 +63,16 @@ def describe_table(path: Path) -> str:
         f"  families   {', '.join(f'{k} {v}' for k, v in fams.items())}",
     ]
     if meta.get("kind") == "fov":
-        lines += [f"  FOVs       {meta['fovs']}, {float(meta['seconds']):.1f} s ({meta['chunk_size']} px chunks)",
-                  f"  input      {meta['input_store']}"]
+        lines += [f"  FOVs       {meta['fovs']}, {float(meta['seconds']):.1f} s ({meta['chunk_size']} px chunks)"]
+        per = meta.get("objects_per_fov")
+        if per:
+            counts = np.array(list(per.values()))
+            lines.append(f"  per FOV    {counts.min()} to {counts.max()} objects (median {np.median(counts):g}), "
+                         f"{(counts == 0).sum()} FOVs without objects")
+        if "objects" in adata.var:
+            kinds = list(adata.var["objects"])
+            lines.append("  objects    " + ", ".join(f"{k} ({kinds.count(k)} columns)" for k in dict.fromkeys(kinds)))
+        lines.append(f"  input      {meta['input_store']}")
     elif meta:
         cfg = json.loads(meta["config"])
         lines += [

@@ -201,6 +201,7 @@ def test_info_and_table_output_through_the_cli(fov_store, tmp_path):
     assert "2 FOVs" in r.stdout
     r = run("info", tmp_path / "t.h5ad")
     assert r.returncode == 0 and "FOVs       2" in r.stdout and "shape 106" in r.stdout
+    assert "0 FOVs without objects" in r.stdout and "objects    nuclei (106 columns)" in r.stdout
     r = run("report", tmp_path / "t.h5ad", "-o", tmp_path / "r.html")
     assert r.returncode == 2 and "a FOV table" in r.stderr and not (tmp_path / "r.html").exists()
     r = run("process", fov_store, "-o", tmp_path / "g.h5ad", "--features", "granularity")
