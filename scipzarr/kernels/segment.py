@@ -209,7 +209,7 @@ def local_labels(labels: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.n
     keep[0] = False
     kept = xp.flatnonzero(keep)
     counts = xp.bincount(ev[kept], minlength=n)
-    first = xp.concatenate([[0], xp.cumsum(counts)[:-1]])
+    first = xp.cumsum(counts) - counts  # objects before each event (cupy takes no list in concatenate)
     lut = xp.zeros(len(keep), dtype=xp.int32)
     lut[kept] = xp.arange(1, len(kept) + 1) - first[ev[kept]]
     return lut[labels], counts
