@@ -176,7 +176,7 @@ def test_device_kernels_call_no_numpy_function_directly():
     from scipzarr.kernels import fov as kfov
 
     device_kernels = [seg.combine_channels, seg.smooth, seg._event_range, seg.event_histograms,
-                      seg.otsu_from_histograms, seg.threshold_otsu, seg.threshold_li, seg.label_events,
+                      seg.otsu_from_histograms, seg.label_events,
                       seg.fill_holes, seg.event_of_label, seg.local_labels, seg.segment, batch.fill_holes,
                       kfov.smooth_plane]
     allowed = {"errstate", "ndarray"}

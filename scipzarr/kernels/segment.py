@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import ndimage, xp_of
+from ..backend import ndimage, to_host, xp_of
 from . import batch
 from .batch import plane_structure
 
@@ -103,10 +103,14 @@ def threshold_otsu(image: np.ndarray, valid: np.ndarray, nbins: int = NBINS) -> 
     """
     xp = xp_of(image)
     counts, edges, lo, hi = event_histograms(image, valid, nbins)
+    # the choice on the host: where two modes leave empty bins between them, Otsu's criterion is flat there
+    # and a GPU's cumulative sums (parallel scans, other rounding) picked another bin of the gap (seen on an
+    # H200); from the same integer counts numpy's choice is exactly the CPU's
+    counts, edges, lo, hi = (to_host(a) for a in (counts, edges, lo, hi))
     centers = (edges[:, :-1] + edges[:, 1:]) / 2.0
     t = otsu_from_histograms(counts, centers)
-    t = xp.where(hi == lo, lo, t)
-    return xp.where(xp.isfinite(lo), t, xp.inf)
+    t = np.where(hi == lo, lo, t)
+    return xp.asarray(np.where(np.isfinite(lo), t, np.inf))
 
 
 def threshold_li(image: np.ndarray, valid: np.ndarray, max_iter: int = 1000) -> np.ndarray:
@@ -116,8 +120,12 @@ def threshold_li(image: np.ndarray, valid: np.ndarray, max_iter: int = 1000) -> 
     tolerance: half the smallest gap between distinct values), run for all
     events at once until each has converged. Class sums come from a
     sequential cumulative sum over each event's sorted valid pixels, so they
-    do not depend on padding.
+    do not depend on padding. A GPU batch is brought to the host first: the
+    iteration compares class means built from long cumulative sums, whose
+    rounding differs on a GPU (docs/gpu.md).
     """
+    if xp_of(image) is not np:
+        return xp_of(image).asarray(threshold_li(to_host(image), to_host(valid), max_iter))
     xp = xp_of(image)
     n = image.shape[0]
     lo, hi = _event_range(image, valid)
