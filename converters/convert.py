@@ -60,6 +60,13 @@ def event_table(source: EventSource, mosaic: store.Mosaic) -> pd.DataFrame:
     return table[store.EVENT_COLUMNS]
 
 
+def _paths(inputs, output, overwrite: bool) -> tuple[list[Path], Path]:
+    """Inputs and output as paths, the output checked (not inside an input, not there unless ``overwrite``)."""
+    inputs, output = [Path(p) for p in inputs], Path(output)
+    atomic.check_output(output, overwrite, inputs)
+    return inputs, output
+
+
 def convert(
     inputs: list[str | Path],
     output: str | Path,
@@ -125,9 +132,7 @@ def convert(
                             "channel numbers")
     if fit not in ("pad", "crop"):
         raise ScipzarrError(f"--fit {fit}: choose pad or crop")
-    output = Path(output)
-    inputs = [Path(p) for p in inputs]
-    atomic.check_output(output, overwrite, inputs)
+    inputs, output = _paths(inputs, output, overwrite)
     t0 = time.perf_counter()
     source = discover(inputs, tile_size=tile_size, channel_names=channels, on_error=on_error)
     tile = _tile_for(source, tile_size, fit)
@@ -247,9 +252,7 @@ def convert_fovs(inputs: list[str | Path], output: str | Path, *, channels: list
         raise ScipzarrError(f"--chunk-size {chunk_size}: use at least 16 pixels (default {DEFAULT_CHUNK})")
     if z_projection not in ("max", "mean"):
         raise ScipzarrError(f"--z-projection {z_projection}: choose max or mean")
-    output = Path(output)
-    inputs = [Path(p) for p in inputs]
-    atomic.check_output(output, overwrite, inputs)
+    inputs, output = _paths(inputs, output, overwrite)
     t0 = time.perf_counter()
     fovs = discover_fovs(inputs, z_projection, channel_pattern)
     n_channels = fovs[0].data.shape[0]

@@ -160,22 +160,19 @@ def _smoothed_stats(image_path: str, seg_ch: list[int], sigma: float, device: st
     return (float(s.min()), float(s.max())) if lo is None else kfov.histogram(s, lo, hi)
 
 
-_OBJECT_COLUMNS = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
-
-
 def _save(work, i: int, result) -> None:
     """Keep a finished FOV's result in the run's work folder (``--resume``)."""
     if work is None:
         return
     thr, objects, centroids, X = result
     work.save_chunk(i, {"threshold": np.array([thr], np.float64), "label": objects.index.to_numpy(np.int64),
-                        "objects": objects[_OBJECT_COLUMNS].to_numpy(np.int64), "centroids": centroids,
+                        "objects": objects[chunklabel.COLUMNS].to_numpy(np.int64), "centroids": centroids,
                         "X": np.zeros((0, 0)) if X is None else X, "has_X": np.array([X is not None])})
 
 
 def _load(work, i: int):
     d = work.load_chunk(i)
-    objects = pd.DataFrame(d["objects"].reshape(-1, 6), columns=_OBJECT_COLUMNS,
+    objects = pd.DataFrame(d["objects"].reshape(-1, 6), columns=chunklabel.COLUMNS,
                            index=pd.Index(d["label"], name="label"))
     return float(d["threshold"][0]), objects, d["centroids"].reshape(-1, 2), d["X"] if d["has_X"][0] else None
 

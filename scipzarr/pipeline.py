@@ -341,9 +341,6 @@ def process(
     -------
     anndata.AnnData
     """
-    from .resume import Work, config_hash, fingerprint, work_path
-    from .table import check_table_path
-
     t0 = time.perf_counter()
     device = backend.resolve_device(device, say=_note if progress else None)
     if store_kind(store_path) == "fov":
@@ -355,17 +352,7 @@ def process(
     if on_error not in ("fail", "skip"):
         raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
     plan = make_plan(st, config, on_error, device)
-    work = None
-    if output is not None:
-        output = Path(output)
-        check_table_path(output)
-        # a resumed run may find its own table already written (killed while cleaning up)
-        atomic.check_output(output, overwrite or (resume and work_path(output).exists()), [Path(store_path)])
-        identity = {"config": config_hash(config), "input": fingerprint([Path(store_path)]),
-                    "store": str(Path(store_path).resolve()), "output": str(output.resolve())}
-        work = Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
-    elif resume:
-        raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
+    output, work = _open_work(store_path, config, output, overwrite, resume, progress)
     if device == "gpu":
         plan = dataclasses.replace(plan, seg_batch=gpu_seg_batch(st, plan))
     try:
@@ -376,6 +363,28 @@ def process(
             work.close()
             store.discard_labels(st, _label_work_name(config, work, None))
         raise
+
+
+def _open_work(store_path, config: dict, output, overwrite: bool, resume: bool, progress: bool, extra=None):
+    """The checked output path and the run's work folder (:class:`scipzarr.resume.Work`; None without an output).
+
+    The work folder's identity (config, input fingerprint, store and output
+    paths, and ``extra``) must match for ``resume`` to continue it.
+    """
+    from .resume import Work, config_hash, fingerprint, work_path
+    from .table import check_table_path
+
+    if output is None:
+        if resume:
+            raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
+        return None, None
+    output = Path(output)
+    check_table_path(output)
+    # a resumed run may find its own table already written (killed while cleaning up)
+    atomic.check_output(output, overwrite or (resume and work_path(output).exists()), [Path(store_path)])
+    identity = {"config": config_hash(config), "input": fingerprint([Path(store_path)]),
+                "store": str(Path(store_path).resolve()), "output": str(output.resolve()), **(extra or {})}
+    return output, Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
 
 
 def gpu_seg_batch(st: store.MosaicStore, plan: Plan) -> int | None:
@@ -467,22 +476,11 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
 def _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size, device):
     """FOV stores: :func:`scipzarr.fovpipeline.process_fovs` on the chosen scheduler, table written atomically."""
     from .fovpipeline import process_fovs
-    from .resume import Work, config_hash, fingerprint, work_path
-    from .table import check_table_path, write_table
+    from .table import write_table
 
-    work = None
-    if output is not None:
-        output = Path(output)
-        check_table_path(output)
-        atomic.check_output(output, overwrite or (resume and work_path(output).exists()), [Path(store_path)])
-        identity = {"config": config_hash(config), "input": fingerprint([Path(store_path)]),
-                    "store": str(Path(store_path).resolve()), "output": str(output.resolve()),
-                    "chunk_size": chunk_size}
-        work = Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
-        if resume and work.n_done() and progress:
-            _note(f"scipzarr: resuming: {work.n_done()} FOVs already done")
-    elif resume:
-        raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
+    output, work = _open_work(store_path, config, output, overwrite, resume, progress, {"chunk_size": chunk_size})
+    if work is not None and resume and work.n_done() and progress:
+        _note(f"scipzarr: resuming: {work.n_done()} FOVs already done")
     try:
         with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
             adata = process_fovs(store_path, config, chunk_size=chunk_size, device=device, work=work,

@@ -27,24 +27,31 @@ def _offsets(chunks) -> list[np.ndarray]:
     return [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
 
 
+COLUMNS = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
+
+
+def objects_table(lab: np.ndarray, n: int, y0: int = 0, x0: int = 0, width: int | None = None) -> pd.DataFrame:
+    """Per label ``1..n`` of scipy's labelling of a block at ``(y0, x0)``: pixel count, first pixel (raster index
+    in an image ``width`` wide) and inclusive bounding box, indexed ``1..n``."""
+    if not n:
+        return pd.DataFrame(np.zeros((0, 6), np.int64), columns=COLUMNS)
+    width = lab.shape[1] if width is None else width
+    # scipy numbers labels in raster order of their first pixel: label k first appears where the running
+    # maximum reaches k (no per-pixel table: a background scan of a 1024^2 chunk held 100 MiB of them)
+    first = np.searchsorted(np.maximum.accumulate(lab.ravel()), np.arange(1, n + 1))
+    fy, fx = np.divmod(first, lab.shape[1])
+    boxes = ndi.find_objects(lab)
+    return pd.DataFrame(np.column_stack([
+        np.bincount(lab.ravel(), minlength=n + 1)[1:], (fy + y0) * width + fx + x0,
+        [b[0].start + y0 for b in boxes], [b[0].stop - 1 + y0 for b in boxes],
+        [b[1].start + x0 for b in boxes], [b[1].stop - 1 + x0 for b in boxes]]).astype(np.int64),
+        columns=COLUMNS, index=np.arange(1, n + 1))
+
+
 def _scan(block: np.ndarray, y0: int, x0: int, width: int, structure: np.ndarray):
     lab, n = ndi.label(block, structure=structure)
-    cols = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
-    if n:
-        # scipy numbers labels in raster order of their first pixel: label k first appears where the running
-        # maximum reaches k (no per-pixel table: a background scan of a 1024^2 chunk held 100 MiB of them)
-        first = np.searchsorted(np.maximum.accumulate(lab.ravel()), np.arange(1, n + 1))
-        fy, fx = np.divmod(first, lab.shape[1])
-        boxes = ndi.find_objects(lab)
-        table = pd.DataFrame(np.column_stack([
-            np.bincount(lab.ravel(), minlength=n + 1)[1:], (fy + y0) * width + fx + x0,
-            [b[0].start + y0 for b in boxes], [b[0].stop - 1 + y0 for b in boxes],
-            [b[1].start + x0 for b in boxes], [b[1].stop - 1 + x0 for b in boxes]]).astype(np.int64),
-            columns=cols, index=np.arange(1, n + 1))
-    else:
-        table = pd.DataFrame(np.zeros((0, 6), np.int64), columns=cols)
     edges = {"top": lab[0].copy(), "bottom": lab[-1].copy(), "left": lab[:, 0].copy(), "right": lab[:, -1].copy()}
-    return n, table, edges
+    return n, objects_table(lab, n, y0, x0, width), edges
 
 
 def _pairs(a: np.ndarray, b: np.ndarray, diagonal: bool) -> np.ndarray:
@@ -82,7 +89,7 @@ def label(mask: da.Array, connectivity: int = 2, min_size: int = 0, compute=None
             table = table.copy()
             table.index = table.index + base[k]
             tables.append(table)
-    empty = pd.DataFrame(columns=["count", "first", "ymin", "ymax", "xmin", "xmax"], dtype=np.int64)
+    empty = pd.DataFrame(columns=COLUMNS, dtype=np.int64)
     table = pd.concat(tables) if tables else empty
     pairs = []
     diag = connectivity == 2

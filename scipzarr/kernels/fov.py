@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 from ..backend import ndimage, xp_of
 from ..features import Objects, measure
 from ..features.moments import moments
-from . import batch
+from . import batch, chunklabel
 from . import segment as seg
 
 EIGHT = np.ones((3, 3), bool)
@@ -60,23 +60,12 @@ def label_whole(mask: np.ndarray, min_size: int) -> tuple[np.ndarray, pd.DataFra
     """8-connected labels ``1..n`` in raster order of each object's first pixel, objects under ``min_size``
     dropped, and the table :func:`scipzarr.kernels.chunklabel.label` gives (count, first, inclusive box)."""
     lab, n = ndi.label(mask, structure=EIGHT)  # scipy numbers components in raster order of their first pixel
-    cols = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
-    if n == 0:
-        return lab.astype(np.uint32), pd.DataFrame(np.zeros((0, 6), np.int64), columns=cols,
-                                                   index=pd.RangeIndex(1, 1, name="label"))
-    flat = lab.ravel()
-    idx = np.flatnonzero(flat)
-    ids = flat[idx]
-    first = np.full(n + 1, np.iinfo(np.int64).max)
-    np.minimum.at(first, ids, idx)
-    boxes = ndi.find_objects(lab)
-    table = np.column_stack([np.bincount(ids, minlength=n + 1)[1:], first[1:],
-                             [b[0].start for b in boxes], [b[0].stop - 1 for b in boxes],
-                             [b[1].start for b in boxes], [b[1].stop - 1 for b in boxes]]).astype(np.int64)
+    table = chunklabel.objects_table(lab, n).to_numpy(np.int64)
     keep = table[:, 0] >= max(min_size, 1)
     lut = np.zeros(n + 1, np.uint32)
     lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-    objects = pd.DataFrame(table[keep], columns=cols, index=pd.RangeIndex(1, int(keep.sum()) + 1, name="label"))
+    objects = pd.DataFrame(table[keep], columns=chunklabel.COLUMNS,
+                           index=pd.RangeIndex(1, int(keep.sum()) + 1, name="label"))
     return lut[lab], objects
 
 
