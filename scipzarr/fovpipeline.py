@@ -298,7 +298,7 @@ def _segment_chunked(st, i, seg_ch, smoothed, thr, chunk, config, label_name, wr
 
 def _chunk_boxes(labels: da.Array, compute) -> pd.DataFrame:
     """Bounding boxes of every label of a chunked label image, from per-chunk boxes."""
-    oy, ox = (np.concatenate([[0], np.cumsum(c)[:-1]]) for c in labels.chunks)
+    oy, ox = chunklabel._offsets(labels.chunks)
     blocks = labels.to_delayed()
     parts = compute([dask.delayed(kfov.boxes)(blocks[a, b], (int(oy[a]), int(ox[b])))
                      for a in range(blocks.shape[0]) for b in range(blocks.shape[1])])
