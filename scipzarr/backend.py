@@ -24,6 +24,10 @@ from .errors import ScipzarrError
 
 DEVICES = ("cpu", "gpu", "auto")
 
+#: A device emulated on the CPU (tests only; see tests/emulated_device.py): an object with ``array_type``,
+#: ``xp``, ``ndimage``, ``to_device``, ``to_host`` and ``pixel_budget``. ``None`` in every real run.
+EMULATED = None
+
 
 @functools.cache
 def gpu_status() -> tuple[bool, str]:
@@ -74,6 +78,8 @@ def xp_of(array) -> types.ModuleType:
         import cupy
 
         return cupy
+    if EMULATED is not None and isinstance(array, EMULATED.array_type):
+        return EMULATED.xp
     return np
 
 
@@ -83,6 +89,8 @@ def ndimage(xp: types.ModuleType) -> types.ModuleType:
         from scipy import ndimage as ndi
 
         return ndi
+    if EMULATED is not None and xp is EMULATED.xp:
+        return EMULATED.ndimage
     from cupyx.scipy import ndimage as cndi
 
     return cndi
@@ -92,6 +100,8 @@ def to_device(array, device: str):
     """``array`` on the device (a cupy array for ``"gpu"``; unchanged for ``"cpu"``)."""
     if device == "cpu":
         return array
+    if EMULATED is not None:
+        return EMULATED.to_device(array)
     import cupy
 
     return cupy.asarray(array)
@@ -99,9 +109,47 @@ def to_device(array, device: str):
 
 def to_host(array):
     """A numpy array (copied from the GPU when it is a cupy array)."""
-    if xp_of(array) is np:
+    xp = xp_of(array)
+    if xp is np:
         return array
+    if EMULATED is not None and xp is EMULATED.xp:
+        return EMULATED.to_host(array)
     return array.get()
+
+
+def segment_sum(values, lab, starts, n: int):
+    """Sum of ``values`` per group: ``lab`` (sorted) gives each value's group 0..n-1, ``starts`` where each
+    group begins; every group holds at least one value.
+
+    numpy: ``add.reduceat`` (20x faster than a weighted ``bincount`` on
+    250,000 values). cupy: a weighted ``bincount``; CuPy's ``add.reduceat``
+    subtracts a running ``cumsum``, which loses precision for sums that
+    cancel (central moments).
+    """
+    xp = xp_of(values)
+    if xp is np:
+        return np.add.reduceat(values, starts) if n else np.zeros(0)
+    return xp.bincount(lab, weights=values, minlength=n)
+
+
+def segment_min(values, lab, starts, n: int):
+    """Minimum of ``values`` per group (as :func:`segment_sum`); exact for floats and integers below 2**53."""
+    return _segment_extreme(values, lab, starts, n, "minimum")
+
+
+def segment_max(values, lab, starts, n: int):
+    """Maximum of ``values`` per group (as :func:`segment_sum`)."""
+    return _segment_extreme(values, lab, starts, n, "maximum")
+
+
+def _segment_extreme(values, lab, starts, n, op):
+    xp = xp_of(values)
+    if xp is np:
+        return getattr(np, op).reduceat(values, starts) if n else np.zeros(0, values.dtype)
+    # cupy has no minimum.reduceat, and its minimum.at takes no int64: float64 holds every value exactly here
+    out = xp.full(n, xp.inf if op == "minimum" else -xp.inf)
+    getattr(xp, op).at(out, lab, values.astype(xp.float64))
+    return out.astype(values.dtype)
 
 
 def scalar(value) -> float:
@@ -112,6 +160,8 @@ def scalar(value) -> float:
 def gpu_pixel_budget(bytes_per_pixel: int = 64, workers: int = 1, share: float = 0.5) -> int:
     """Pixels of one FOV a GPU task may hold at once: ``share`` of the free memory of GPU 0 split between
     ``workers``, at ``bytes_per_pixel`` (float64 planes and temporaries of the segmentation kernels)."""
+    if EMULATED is not None:
+        return EMULATED.pixel_budget
     import cupy
 
     free, _total = cupy.cuda.runtime.memGetInfo()

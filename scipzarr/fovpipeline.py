@@ -237,11 +237,11 @@ def _whole_fov_run(st, i, seg_ch, feat_ch, config, thr, write, label_name, devic
                                       {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
     if not len(objects):
         return thr, objects, np.zeros((0, 2)), None
-    centroids, X = kfov.measure_objects(img, labels, (0, 0), objects, (h, w), families, feat_ch, cfg_feat)
+    centroids, X = kfov.measure_objects(img, labels, (0, 0), objects, (h, w), families, feat_ch, cfg_feat, device)
     if grow > 0:
         cell_boxes = kfov.boxes(cells, (0, 0)).reindex(objects.index)  # a cell for every nucleus (same label)
         X = np.hstack([X, kfov.measure_objects(img, cells, (0, 0), cell_boxes, (h, w), families, feat_ch,
-                                               cfg_feat)[1]])
+                                               cfg_feat, device)[1]])
     return thr, objects, centroids, X
 
 

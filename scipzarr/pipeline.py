@@ -189,7 +189,7 @@ def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold
             thresholds = seg.threshold_li(smooth, on_device)
         part, _counts = seg.segment(smooth, on_device, thresholds, fill=cfg["fill_holes"],
                                     min_size=cfg["min_size"], keep=cfg["keep"])
-        local[events] = backend.to_host(part)  # the feature kernels run on the host (numba): docs/gpu.md
+        local[events] = backend.to_host(part)  # written to the store; features.measure copies it back: docs/gpu.md
     return local
 
 
@@ -216,7 +216,8 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
     images, valid = _prepared(plan, block, meta, lohi)
     local = _segment_events(plan, images, valid, threshold)
     obj = Objects(local, meta["valid_y0"], meta["valid_x0"], valid)
-    values = measure(obj, images, list(plan.families), list(plan.feat_channels), plan.config["features"])
+    values = measure(obj, images, list(plan.families), list(plan.feat_channels), plan.config["features"],
+                     device=plan.device)
     event = meta["event"][obj.event]
     if labels_out is not None:
         glob = np.where(local > 0, meta["event"][:, None, None] * plan.label_stride + local, 0)

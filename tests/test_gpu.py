@@ -6,6 +6,7 @@ Run on a GPU machine: ``pip install -e '.[test,gpu]' && python -m pytest tests/t
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -220,3 +221,121 @@ def test_segmenting_a_chunk_in_sub_batches_gives_the_same_rows(tmp_path, scope, 
             np.testing.assert_array_equal(a["label"], b["label"])
             np.testing.assert_array_equal(a["X"], b["X"])
     assert sum(len(r["label"]) for r in rows[None]) >= 50
+
+
+# --------------------------------------------------------------------------- the device path, emulated (every machine)
+def _segmented_events(n=48, size=40):
+    from scipzarr.synthetic import make_events
+
+    ev, _ = make_events(n, channels=3, size=size, seed=5, noise=15)
+    images = np.stack(ev)
+    valid = np.ones((n, size, size), bool)
+    valid[::4, :, 31:] = False  # padded events: coordinates relative to the event
+    valid[1::4, :6] = False
+    smooth = seg.smooth(images[:, 0].astype(np.float64), valid, 1.0)
+    local, _ = seg.segment(smooth, valid, seg.threshold_otsu(smooth, valid), min_size=5, keep="all")
+    y0 = np.where(np.arange(n) % 4 == 1, 6, 0)
+    return images, local, valid, y0
+
+
+def test_feature_families_on_the_emulated_device_equal_cpu():
+    """Every family with ``device="gpu"`` on the emulated GPU (tests/emulated_device.py: numpy values, CuPy's
+    strictness): the table is the CPU's within 1e-6 (sums per object are weighted bincounts on a device,
+    ``add.reduceat`` on the host: other rounding); the device families really ran on device arrays, and each
+    compiled kernel got host copies (a device array reaching numba or numpy fails there)."""
+    from scipzarr.features import FAMILIES, Objects, measure
+
+    from .emulated_device import DeviceArray, emulated_gpu
+
+    images, local, valid, y0 = _segmented_events()
+    channels = [0, 1, 2]
+    cpu = measure(Objects(local, y0, np.zeros(len(local), int), valid), images, list(FAMILIES), channels)
+    seen = []
+    with emulated_gpu():
+        original = {name: fam for name, fam in FAMILIES.items()}
+        try:
+            for name, fam in original.items():
+                def spy(obj, imgs, target, p, _fam=fam):
+                    seen.append((_fam.name, type(obj.labels) is DeviceArray, type(imgs) is DeviceArray))
+                    return _fam.measure(obj, imgs, target, p)
+                FAMILIES[name] = type(fam)(fam.name, fam.scope, fam.columns, spy, fam.summary, fam.device)
+            gpu = measure(Objects(local, y0, np.zeros(len(local), int), valid), images, list(FAMILIES), channels,
+                          device="gpu")
+        finally:
+            FAMILIES.update(original)
+    assert type(gpu) is np.ndarray and gpu.shape == cpu.shape and cpu.shape[0] > 40
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-6, atol=1e-9)
+    ran = {name: (lab, img) for name, lab, img in seen}
+    assert ran["shape"] == (True, True) and ran["intensity"] == (True, True)
+    assert ran["texture"] == (False, False) and ran["colocalization"] == (False, False)
+
+
+def test_ifc_process_on_the_emulated_device_equals_cpu(tmp_path):
+    """``process --device gpu`` end to end on the emulated GPU (segmentation and the shape and intensity families
+    on device arrays): labels identical to the CPU's, the table within 1e-6."""
+    from .emulated_device import emulated_gpu
+
+    path = _ifc_store(tmp_path, n=40, k=4)
+    cfg = {"features": {"families": ["shape", "intensity", "texture"]}}
+    tables, labels = [], []
+    for device in ("cpu", "gpu"):
+        cfg["labels"] = {"name": device}
+        with emulated_gpu() if device == "gpu" else contextlib.nullcontext():
+            tables.append(scipzarr.process(path, cfg, None, progress=False, device=device))
+        labels.append(zarr.open_array(str(path / "labels" / device / "s0"))[:])
+    np.testing.assert_array_equal(labels[0], labels[1])
+    pd.testing.assert_frame_equal(tables[0].obs, tables[1].obs)
+    np.testing.assert_allclose(tables[1].X, tables[0].X, rtol=1e-6, atol=1e-9)
+    assert tables[0].n_obs >= 40
+
+
+def test_the_emulated_device_is_strict_where_cupy_is():
+    from .emulated_device import XP, DeviceArray, emulated_gpu
+
+    with emulated_gpu():
+        a = backend.to_device(np.arange(6.0), "gpu")
+        assert type(a) is DeviceArray and backend.xp_of(a) is XP
+        with pytest.raises(TypeError, match="Implicit conversion"):
+            np.asarray(a)
+        with pytest.raises(TypeError, match="host numpy array"):
+            a + np.ones(6)
+        with pytest.raises(NotImplementedError, match="segment_sum"):
+            np.add.reduceat(a, XP.asarray([0, 3]))
+        with pytest.raises(TypeError, match="int64"):
+            np.minimum.at(XP.zeros(2, dtype=np.int64), XP.asarray([0, 1]), XP.asarray([1, 2]))
+        np.testing.assert_array_equal(backend.to_host(backend.segment_min(a, XP.asarray([0, 0, 0, 1, 1, 1]),
+                                                                          XP.asarray([0, 3]), 2)), [0.0, 3.0])
+    assert backend.EMULATED is None and backend.xp_of(np.zeros(1)) is np
+
+
+def test_array_functions_of_the_device_path_exist_in_cupy(tmp_path):
+    """Every name the device code took from the array module while running on the emulated GPU exists in CuPy
+    (checked where CuPy is installed, with or without a GPU)."""
+    cupy = pytest.importorskip("cupy")
+    from .emulated_device import XP
+
+    XP.used.clear()
+    test_ifc_process_on_the_emulated_device_equals_cpu(tmp_path)
+    test_feature_families_on_the_emulated_device_equal_cpu()
+    assert len(XP.used) > 25  # recording works
+    missing = sorted(name for name in XP.used if not hasattr(cupy, name))
+    assert not missing, missing
+
+
+def test_fov_process_on_the_emulated_device_equals_cpu(tmp_path):
+    """A whole FOV with ``--device gpu`` on the emulated GPU (smoothing, and the shape and intensity families of the
+    nuclei and cell bodies on device arrays): labels identical to the CPU's, the table within 1e-6."""
+    from .emulated_device import emulated_gpu
+
+    path = _fov_store(tmp_path)
+    tables, labels = [], []
+    for device in ("cpu", "gpu"):
+        cfg = {"features": {"families": ["shape", "intensity"]}, "labels": {"name": device},
+               "segmentation": {"cells": {"expand": 3}}}
+        with emulated_gpu() if device == "gpu" else contextlib.nullcontext():
+            tables.append(scipzarr.process(path, cfg, None, progress=False, device=device))
+        labels.append(zarr.open_array(str(path / "0" / "labels" / device / "s0"))[:])
+    np.testing.assert_array_equal(labels[0], labels[1])
+    pd.testing.assert_frame_equal(tables[0].obs, tables[1].obs)
+    np.testing.assert_allclose(tables[1].X, tables[0].X, rtol=1e-6, atol=1e-9)
+    assert tables[0].n_obs >= 30 and tables[0].n_vars > 200

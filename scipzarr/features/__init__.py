@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import backend
 from . import colocalization, granularity, intensity, radial, shape, texture
 from .column import Column
 from .objects import Objects
@@ -32,13 +33,15 @@ class Family:
     columns: Callable[[dict], list[Column]]
     measure: Callable[..., dict[str, np.ndarray]]
     summary: str
+    device: bool = False  # written for numpy and cupy: runs on the GPU with device="gpu"
 
 
 FAMILIES = {
     "shape": Family("shape", "object", shape.columns, shape.measure,
-                    "size and shape of the mask (CellProfiler MeasureObjectSizeShape)"),
+                    "size and shape of the mask (CellProfiler MeasureObjectSizeShape)", device=True),
     "intensity": Family("intensity", "channel", intensity.columns, intensity.measure,
-                        "intensity statistics, edge intensities and locations (MeasureObjectIntensity)"),
+                        "intensity statistics, edge intensities and locations (MeasureObjectIntensity)",
+                        device=True),
     "texture": Family("texture", "channel", texture.columns, texture.measure_family,
                       "Haralick co-occurrence features (MeasureTexture)"),
     "granularity": Family("granularity", "channel", granularity.columns, granularity.measure,
@@ -88,21 +91,31 @@ def feature_columns(families: list[str], channel_names: list[str], params: dict 
 
 
 def measure(obj: Objects, images: np.ndarray, families: list[str], channels: list[int],
-            params: dict | None = None) -> np.ndarray:
-    """All selected features of all objects: ``(M, F)`` float64 in ``feature_columns`` order.
+            params: dict | None = None, device: str = "cpu") -> np.ndarray:
+    """All selected features of all objects: ``(M, F)`` float64 (host) in ``feature_columns`` order.
 
-    ``images`` is the ``(N, C, Y, X)`` batch; ``channels`` the indices measured
-    by per-channel and pair families; ``params`` maps a family to its settings.
+    ``obj`` and ``images`` (the ``(N, C, Y, X)`` batch) are on the host;
+    ``channels`` the indices measured by per-channel and pair families;
+    ``params`` maps a family to its settings. With ``device="gpu"`` the
+    ``device`` families run on copies of both on the GPU (made once).
     """
     params = params or {}
     blocks = []
+    on_device = None
     for fam_name in families:
         fam = FAMILIES[fam_name]
         p = params.get(fam_name, {})
         cols = fam.columns(p)
+        where = (obj, images)
+        if device != "cpu" and fam.device:
+            if on_device is None:
+                on_device = (obj.to_device(device), backend.to_device(images, device))
+            where = on_device
+        xp = where[0].xp
         for target in _targets(fam, channels):
-            res = fam.measure(obj, images, target, p)
-            blocks += [np.asarray(res[c.feature], dtype=np.float64) for c in cols]
+            res = fam.measure(*where, target, p)
+            block = xp.stack([xp.asarray(res[c.feature]).astype(xp.float64) for c in cols], axis=1)
+            blocks.append(backend.to_host(block))  # one copy per family and channel
     if not blocks:
         return np.zeros((obj.n, 0))
-    return np.stack(blocks, axis=1)
+    return np.concatenate(blocks, axis=1)

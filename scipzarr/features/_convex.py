@@ -14,12 +14,12 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cross(ox, oy, ax, ay, bx, by):
     return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hull(xs, ys, n):
     """Monotone chain on points sorted by (x, y); returns hull vertex count (CCW)."""
     hx = np.empty(2 * n + 1, dtype=np.int64)
@@ -41,7 +41,7 @@ def _hull(xs, ys, n):
     return hx[: k - 1], hy[: k - 1]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _row_ends(labels, e, lab, y0, x0, h, w):
     """First and last column (box coordinates) of object ``lab`` in each row of its box; -1 for none."""
     firsts = np.full(h, -1, dtype=np.int64)
@@ -55,7 +55,50 @@ def _row_ends(labels, e, lab, y0, x0, h, w):
     return firsts, lasts
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _centres_inside(hx, hy, h):
+    """Pixel centres ``(2c, 2r)``, ``0 <= r < h``, inside or on the convex polygon ``hx, hy`` (doubled
+    coordinates, counter-clockwise, no collinear vertices, not flat).
+
+    Row by row: the line ``y = 2r`` meets the polygon in one interval
+    ``[xl, xr]``, whose ends are exact fractions (edges have integer ends); the
+    centres on it are the even integers in the interval. O(rows x vertices),
+    where testing every centre of the box against every edge is O(rows x
+    columns x vertices). Horizontal edges are skipped: their ends belong to the
+    neighbouring edges.
+    """
+    nv = hx.shape[0]
+    count = 0
+    for r in range(h):
+        y = 2 * r
+        found = False
+        ln, ld, rn, rd = 0, 1, 0, 1  # xl = ln / ld, xr = rn / rd, denominators > 0
+        for a in range(nv):
+            b = (a + 1) % nv
+            ya, yb = hy[a], hy[b]
+            if ya == yb or (y - ya) * (y - yb) > 0:
+                continue
+            num = hx[a] * (yb - ya) + (y - ya) * (hx[b] - hx[a])
+            den = yb - ya
+            if den < 0:
+                num, den = -num, -den
+            if not found:
+                ln, ld, rn, rd = num, den, num, den
+                found = True
+            else:
+                if num * ld < ln * den:
+                    ln, ld = num, den
+                if num * rd > rn * den:
+                    rn, rd = num, den
+        if found:
+            first = -((-ln) // (2 * ld))  # ceil(xl / 2)
+            last = rn // (2 * rd)  # floor(xr / 2)
+            if last >= first:
+                count += last - first + 1
+    return count
+
+
+@njit(cache=True, nogil=True)
 def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
     """Pixel count of the convex hull of each object.
 
@@ -67,8 +110,9 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
     for i in range(m):
         lab, e = lab_ids[i], ev[i]
         h, w = y1[i] - y0[i], x1[i] - x0[i]
-        # candidate points: first/last pixel of each row and column (doubled coords)
-        cap = 4 * 2 * (h + w)
+        # candidate points: the four edge midpoints of the first and last pixel of each row (doubled
+        # coordinates); every other pixel's midpoints lie between two of them on the same line
+        cap = 8 * h
         px = np.empty(cap, dtype=np.int64)
         py = np.empty(cap, dtype=np.int64)
         n = 0
@@ -77,19 +121,6 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
             first, last = firsts[r], lasts[r]
             if first >= 0:
                 for c in (first, last):
-                    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-                        py[n] = 2 * r + dy
-                        px[n] = 2 * c + dx
-                        n += 1
-        for c in range(w):
-            first, last = -1, -1
-            for r in range(h):
-                if labels[e, y0[i] + r, x0[i] + c] == lab:
-                    if first < 0:
-                        first = r
-                    last = r
-            if first >= 0:
-                for r in (first, last):
                     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
                         py[n] = 2 * r + dy
                         px[n] = 2 * c + dx
@@ -107,31 +138,17 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
                 uy[u] = sy[j]
                 u += 1
         hx, hy = _hull(ux, uy, u)
-        nv = hx.shape[0]
-        count = 0
-        for r in range(h):
-            for c in range(w):
-                qx, qy = 2 * c, 2 * r
-                inside = True
-                for v in range(nv):
-                    a = v
-                    b = (v + 1) % nv
-                    if _cross(hx[a], hy[a], hx[b], hy[b], qx, qy) < 0:
-                        inside = False
-                        break
-                if inside:
-                    count += 1
-        out[i] = count
+        out[i] = _centres_inside(hx, hy, h)
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _circle2(ax, ay, bx, by):
     cx, cy = (ax + bx) / 2, (ay + by) / 2
     return cx, cy, np.hypot(ax - cx, ay - cy)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _circle3(ax, ay, bx, by, cx, cy):
     d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
     if d == 0:  # collinear: the circle on the farthest pair
@@ -146,7 +163,7 @@ def _circle3(ax, ay, bx, by, cx, cy):
     return ux, uy, np.hypot(ax - ux, ay - uy)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _enclosing_circle(xs, ys):
     """Smallest circle holding all points (incremental Welzl; exact up to rounding)."""
     n = xs.shape[0]
@@ -164,7 +181,7 @@ def _enclosing_circle(xs, ys):
     return cx, cy, r
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hull_geometry(labels, ev, y0, y1, x0, x1):
     """Feret diameters and minimum enclosing circle of each object's pixel centres.
 

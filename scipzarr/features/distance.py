@@ -4,14 +4,15 @@ Objects are 8-connected components and never touch, so the nearest pixel
 outside an object is background and lies in the object's bounding box grown
 by one pixel. One Euclidean distance transform over the stack of those crops
 (laid out as one 2-D column) is therefore exact, and costs the objects' boxes
-rather than the whole tiles.
+rather than the whole tiles. numpy or cupy (scipy's or cupyx's exact
+transform).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from .. import backend
 from .objects import Objects
 
 
@@ -23,17 +24,18 @@ def crops(obj: Objects):
     (crops smaller than the largest are padded).
     """
     if "crops" not in obj.cache:
+        xp = obj.xp
         box = obj.boxes
         hc = int((box[:, 2] - box[:, 0]).max()) + 2
         wc = int((box[:, 3] - box[:, 1]).max()) + 2
         _, th, tw = obj.labels.shape
-        rows = box[:, 0, None] - 1 + np.arange(hc)  # (M, hc) tile rows of each crop
-        cols = box[:, 1, None] - 1 + np.arange(wc)
+        rows = box[:, 0, None] - 1 + xp.arange(hc)  # (M, hc) tile rows of each crop
+        cols = box[:, 1, None] - 1 + xp.arange(wc)
         crop = (rows < box[:, 2, None] + 1)[:, :, None] & (cols < box[:, 3, None] + 1)[:, None, :]
         ev = obj.event[:, None, None]
-        rr, cc = np.clip(rows, 0, th - 1)[:, :, None], np.clip(cols, 0, tw - 1)[:, None, :]
+        rr, cc = xp.clip(rows, 0, th - 1)[:, :, None], xp.clip(cols, 0, tw - 1)[:, None, :]
         inside_tile = ((rows >= 0) & (rows < th))[:, :, None] & ((cols >= 0) & (cols < tw))[:, None, :]
-        mine = (obj.labels[ev, rr, cc] == (np.arange(obj.n) + 1)[:, None, None]) & inside_tile
+        mine = (obj.labels[ev, rr, cc] == (xp.arange(obj.n) + 1)[:, None, None]) & inside_tile
         obj.cache["crops"] = mine, ev, rr, cc, inside_tile, crop
     return obj.cache["crops"]
 
@@ -50,13 +52,14 @@ def distance_to_edge(obj: Objects, border_is_edge: bool = True) -> np.ndarray:
     if key in obj.cache:
         return obj.cache[key]
     if obj.n == 0:
-        return np.zeros(0)
+        return obj.xp.zeros(0)
     mine, ev, rr, cc, inside_tile, crop = crops(obj)
     if not border_is_edge:
         real = inside_tile & (obj.valid[ev, rr, cc] if obj.valid is not None else True)
         mine = mine | ~real & crop | ~crop  # nothing outside the event (or the crop) is background
     _, hc, wc = mine.shape
-    dist = ndi.distance_transform_edt(mine.reshape(obj.n * hc, wc)).reshape(obj.n, hc, wc)
+    edt = backend.ndimage(obj.xp).distance_transform_edt
+    dist = edt(mine.reshape(obj.n * hc, wc)).reshape(obj.n, hc, wc)
     _, lab, _ = obj.pixels
     y, x = obj.coords
     box = obj.boxes

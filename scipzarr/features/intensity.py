@@ -1,13 +1,16 @@
 """Intensity statistics of each object in each channel, for a whole batch at once.
 
 Quantiles use numpy's default ('linear') definition; ``std`` is the
-population standard deviation (ddof=0), as ``numpy.std``.
+population standard deviation (ddof=0), as ``numpy.std``. numpy or cupy:
+every array function comes from the objects' module (``obj.xp``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
+from ..backend import segment_min, segment_sum
 from .column import Column
 from .objects import Objects
 
@@ -47,13 +50,14 @@ def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """numpy's interpolation formula for percentiles (bit-identical)."""
     diff = b - a
     out = a + diff * t
-    return np.where(t >= 0.5, b - diff * (1 - t), out)
+    return backend.xp_of(t).where(t >= 0.5, b - diff * (1 - t), out)
 
 
 def quantile(sorted_vals: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+    xp = backend.xp_of(sorted_vals)
     pos = q * (counts - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, counts - 1)
+    lo = xp.floor(pos).astype(xp.int64)
+    hi = xp.minimum(lo + 1, counts - 1)
     return _lerp(sorted_vals[starts + lo], sorted_vals[starts + hi], pos - lo)
 
 
@@ -64,20 +68,21 @@ def sort_within_objects(vals: np.ndarray, lab: np.ndarray, starts: np.ndarray, c
     2.8 ms, 6.1 ms, 26 ms): two stable radix sorts for 8/16-bit integers; one
     row-wise sort of a padded (objects x max area) array; a lexsort.
     """
+    xp = backend.xp_of(vals)
     n_obj = len(counts)
     if vals.dtype.kind in "u" and vals.dtype.itemsize <= 2 and n_obj < 2**16:
-        order = np.argsort(vals, kind="stable")
-        order = order[np.argsort(lab[order].astype(np.uint16), kind="stable")]
-        return vals[order].astype(np.float64)
-    vals = vals.astype(np.float64)
+        order = xp.argsort(vals, kind="stable")
+        order = order[xp.argsort(lab[order].astype(xp.uint16), kind="stable")]
+        return vals[order].astype(xp.float64)
+    vals = vals.astype(xp.float64)
     width = int(counts.max())
     if n_obj * width <= 4 * len(vals):
-        pos = np.arange(len(vals)) - starts[lab]
-        table = np.full((n_obj, width), np.inf)
+        pos = xp.arange(len(vals)) - starts[lab]
+        table = xp.full((n_obj, width), xp.inf)
         table[lab, pos] = vals
         table.sort(axis=1)
         return table[lab, pos]
-    return vals[np.lexsort((vals, lab))]
+    return vals[xp.lexsort(xp.stack([vals, lab]))]
 
 
 def edge_pixels(obj: Objects) -> np.ndarray:
@@ -89,14 +94,15 @@ def edge_pixels(obj: Objects) -> np.ndarray:
     """
     if "edge" in obj.cache:
         return obj.cache["edge"]
+    xp = obj.xp
     idx, lab, _ = obj.pixels
     w = obj.labels.shape[2]
-    lp = np.pad(obj.labels, ((0, 0), (1, 1), (1, 1)))
-    vp = np.pad(obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool), ((0, 0), (1, 1), (1, 1)))
-    e, y, x = np.unravel_index(idx, obj.labels.shape)
-    flat = np.ravel_multi_index((e, y + 1, x + 1), lp.shape)
+    lp = xp.pad(obj.labels, ((0, 0), (1, 1), (1, 1)))
+    vp = xp.pad(obj.valid if obj.valid is not None else xp.ones(obj.labels.shape, bool), ((0, 0), (1, 1), (1, 1)))
+    e, y, x = xp.unravel_index(idx, obj.labels.shape)
+    flat = xp.ravel_multi_index((e, y + 1, x + 1), lp.shape)
     lf, vf = lp.ravel(), vp.ravel()
-    edge = np.zeros(len(idx), dtype=bool)
+    edge = xp.zeros(len(idx), dtype=bool)
     for off in (-(w + 2), w + 2, -1, 1):
         edge |= vf[flat + off] & (lf[flat + off] != lab + 1)
     obj.cache["edge"] = edge
@@ -105,46 +111,47 @@ def edge_pixels(obj: Objects) -> np.ndarray:
 
 def _stats(vals: np.ndarray, lab: np.ndarray, n: int) -> dict[str, np.ndarray]:
     """sum, mean, std, min, max of ``vals`` per object (0 where an object has none)."""
-    cnt = np.bincount(lab, minlength=n).astype(np.float64)
-    total = np.bincount(lab, weights=vals, minlength=n)
+    xp = backend.xp_of(vals)
+    cnt = xp.bincount(lab, minlength=n).astype(xp.float64)
+    total = xp.bincount(lab, weights=vals, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(cnt > 0, total / cnt, 0.0)
+        mean = xp.where(cnt > 0, total / cnt, 0.0)
     dev = vals - mean[lab]
     with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.where(cnt > 0, np.sqrt(np.bincount(lab, weights=dev * dev, minlength=n) / cnt), 0.0)
-    lo = np.full(n, np.inf)
-    hi = np.full(n, -np.inf)
-    np.minimum.at(lo, lab, vals)
-    np.maximum.at(hi, lab, vals)
-    return {"sum": total, "mean": mean, "std": std, "min": np.where(cnt > 0, lo, 0.0),
-            "max": np.where(cnt > 0, hi, 0.0)}
+        std = xp.where(cnt > 0, xp.sqrt(xp.bincount(lab, weights=dev * dev, minlength=n) / cnt), 0.0)
+    lo = xp.full(n, xp.inf)
+    hi = xp.full(n, -xp.inf)
+    xp.minimum.at(lo, lab, vals)
+    xp.maximum.at(hi, lab, vals)
+    return {"sum": total, "mean": mean, "std": std, "min": xp.where(cnt > 0, lo, 0.0),
+            "max": xp.where(cnt > 0, hi, 0.0)}
 
 
 def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), params: dict | None = None
             ) -> dict[str, np.ndarray]:
     """Intensity features of one channel (``channels[0]``) of an ``(N, C, Y, X)`` batch."""
+    xp = obj.xp
     if obj.n == 0:
-        return {name: np.zeros(0) for name in NAMES}
+        return {name: xp.zeros(0) for name in NAMES}
     out, srt, vals = _base(obj, images, channels[0])
     _, lab, starts = obj.pixels
     counts = obj.areas
-    dev = sort_within_objects(np.abs(vals - out["median"][lab]), lab, starts, counts)
+    dev = sort_within_objects(xp.abs(vals - out["median"][lab]), lab, starts, counts)
     out["mad"] = quantile(dev, starts, counts, 0.5)
     y, x = obj.coords
     y = y - obj.valid_y0[obj.event][lab]  # event coordinates: padding never changes a sum
     x = x - obj.valid_x0[obj.event][lab]
     total = out["sum"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        cmy = np.add.reduceat(y * vals, starts) / total
-        cmx = np.add.reduceat(x * vals, starts) / total
-    cy = np.add.reduceat(y.astype(np.float64), starts) / counts
-    cx = np.add.reduceat(x.astype(np.float64), starts) / counts
-    out["mass_displacement"] = np.hypot(cmy - cy, cmx - cx)
+        cmy = segment_sum(y * vals, lab, starts, obj.n) / total
+        cmx = segment_sum(x * vals, lab, starts, obj.n) / total
+    cy = segment_sum(y.astype(xp.float64), lab, starts, obj.n) / counts
+    cx = segment_sum(x.astype(xp.float64), lab, starts, obj.n) / counts
+    out["mass_displacement"] = xp.hypot(cmy - cy, cmx - cx)
     out["center_mass_y"] = cmy
     out["center_mass_x"] = cmx
     top = srt[starts + counts - 1]
-    pos = np.where(vals == top[lab], np.arange(len(vals)), len(vals))
-    first = np.minimum.reduceat(pos, starts)
+    first = segment_min(xp.where(vals == top[lab], xp.arange(len(vals)), len(vals)), lab, starts, obj.n)
     out["max_y"] = y[first].astype(np.float64)
     out["max_x"] = x[first].astype(np.float64)
     edge = edge_pixels(obj)
@@ -155,7 +162,7 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
 def measure_channel(obj: Objects, images: np.ndarray, channel: int = 0) -> dict[str, np.ndarray]:
     """The eight basic statistics of one channel of ``images`` ``(N, C, Y, X)`` inside every object."""
     if obj.n == 0:
-        return {name: np.zeros(0) for name in NAMES[:8]}
+        return {name: obj.xp.zeros(0) for name in NAMES[:8]}
     return _base(obj, images, channel)[0]
 
 
@@ -164,11 +171,12 @@ def _base(obj: Objects, images: np.ndarray, channel: int):
     counts = obj.areas
     raw = obj.gather(images, channel)
     srt = sort_within_objects(raw, lab, starts, counts)
-    vals = raw.astype(np.float64)
-    total = np.add.reduceat(vals, starts)
+    xp = obj.xp
+    vals = raw.astype(xp.float64)
+    total = segment_sum(vals, lab, starts, obj.n)
     mean = total / counts
     dev = vals - mean[lab]
-    std = np.sqrt(np.add.reduceat(dev * dev, starts) / counts)
+    std = xp.sqrt(segment_sum(dev * dev, lab, starts, obj.n) / counts)
     ends = starts + counts - 1
     return {
         "sum": total,

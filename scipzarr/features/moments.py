@@ -4,14 +4,16 @@ Definitions follow ``skimage.measure.regionprops`` (``moments``,
 ``moments_central``, ``moments_normalized``, ``moments_hu``,
 ``inertia_tensor``), which CellProfiler's MeasureObjectSizeShape reports:
 coordinates are relative to the object's bounding box (row ``p``, column
-``q``). Sums run over the batch's pixel lists (``numpy.add.reduceat``), so the
-cost follows the number of object pixels.
+``q``). Sums run over the batch's pixel lists (``backend.segment_sum``), so the
+cost follows the number of object pixels. numpy or cupy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
+from ..backend import segment_sum
 from .objects import Objects
 
 ORDER = 4
@@ -19,31 +21,31 @@ ORDER = 4
 
 def _powers(v: np.ndarray) -> list[np.ndarray]:
     v2 = v * v
-    return [np.ones_like(v), v, v2, v2 * v]
+    return [backend.xp_of(v).ones_like(v), v, v2, v2 * v]
 
 
 def moments(obj: Objects) -> dict[str, np.ndarray]:
     """``raw``, ``central``, ``normalized`` ``(M, 4, 4)`` and ``hu`` ``(M, 7)``; normalized is NaN for p + q < 2."""
-    n = obj.n
+    xp, n = obj.xp, obj.n
     _, lab, starts = obj.pixels
     y, x = obj.coords
     box = obj.boxes
-    ly = (y - box[lab, 0]).astype(np.float64)
-    lx = (x - box[lab, 1]).astype(np.float64)
-    raw = np.zeros((n, ORDER, ORDER))
-    central = np.zeros((n, ORDER, ORDER))
+    ly = (y - box[lab, 0]).astype(xp.float64)
+    lx = (x - box[lab, 1]).astype(xp.float64)
+    raw = xp.zeros((n, ORDER, ORDER))
+    central = xp.zeros((n, ORDER, ORDER))
     if n == 0:
-        return {"raw": raw, "central": central, "normalized": central.copy(), "hu": np.zeros((0, 7))}
+        return {"raw": raw, "central": central, "normalized": central.copy(), "hu": xp.zeros((0, 7))}
     py, px = _powers(ly), _powers(lx)
     for p in range(ORDER):
         for q in range(ORDER):
-            raw[:, p, q] = np.add.reduceat(py[p] * px[q], starts)
+            raw[:, p, q] = segment_sum(py[p] * px[q], lab, starts, n)
     cy, cx = raw[:, 1, 0] / raw[:, 0, 0], raw[:, 0, 1] / raw[:, 0, 0]
     py, px = _powers(ly - cy[lab]), _powers(lx - cx[lab])
     for p in range(ORDER):
         for q in range(ORDER):
-            central[:, p, q] = np.add.reduceat(py[p] * px[q], starts)
-    normalized = np.full((n, ORDER, ORDER), np.nan)
+            central[:, p, q] = segment_sum(py[p] * px[q], lab, starts, n)
+    normalized = xp.full((n, ORDER, ORDER), xp.nan)
     mu00 = central[:, 0, 0]
     for p in range(ORDER):
         for q in range(ORDER):
@@ -57,7 +59,7 @@ def hu_moments(nu: np.ndarray) -> np.ndarray:
     n20, n02, n11 = nu[:, 2, 0], nu[:, 0, 2], nu[:, 1, 1]
     n30, n03, n21, n12 = nu[:, 3, 0], nu[:, 0, 3], nu[:, 2, 1], nu[:, 1, 2]
     a, b = n30 + n12, n21 + n03
-    return np.stack([
+    return backend.xp_of(nu).stack([
         n20 + n02,
         (n20 - n02) ** 2 + 4 * n11**2,
         (n30 - 3 * n12) ** 2 + (3 * n21 - n03) ** 2,

@@ -1,7 +1,9 @@
 """The objects of one batch: labels made unique, their events, boxes and pixels.
 
 Built once per batch and shared by every feature family, so no family
-re-derives the same index arrays.
+re-derives the same index arrays. numpy or cupy: the arrays live where
+``local`` lives (:func:`scipzarr.backend.xp_of`); :meth:`Objects.to_device`
+makes the same objects on a GPU.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+
+from .. import backend
 
 
 @dataclass
@@ -35,53 +39,75 @@ class Objects:
 
     def __post_init__(self):
         self.cache: dict = {}  # channel-independent results shared by families (distances, centres)
+        xp = self.xp = backend.xp_of(self.local)
         n = self.local.shape[0]
-        counts = self.local.reshape(n, -1).max(axis=1) if self.local.size else np.zeros(n, int)
-        self.counts = counts.astype(np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
-        self.n = int(self.counts.sum())
-        self.labels = np.where(self.local > 0, self.local + self.offsets[:, None, None], 0).astype(np.int64)
-        self.event = np.repeat(np.arange(n), self.counts)
-        self.number = (np.arange(self.n) - self.offsets[self.event] + 1).astype(np.int64)
+        counts = self.local.reshape(n, -1).max(axis=1) if self.local.size else xp.zeros(n, xp.int64)
+        self.counts = counts.astype(xp.int64)
+        ends = xp.cumsum(self.counts)
+        self.offsets = ends - self.counts
+        self.n = int(ends[-1]) if n else 0
+        self.labels = xp.where(self.local > 0, self.local + self.offsets[:, None, None], 0).astype(xp.int64)
+        self.event = xp.searchsorted(ends, xp.arange(self.n), side="right")  # objects are numbered by event
+        self.number = (xp.arange(self.n) - self.offsets[self.event] + 1).astype(xp.int64)
+
+    def to_device(self, device: str) -> Objects:
+        """The same objects with their arrays on ``device`` (``self`` for ``"cpu"``)."""
+        if device == "cpu":
+            return self
+        put = backend.to_device
+        return Objects(put(self.local, device), put(self.valid_y0, device), put(self.valid_x0, device),
+                       None if self.valid is None else put(self.valid, device))
+
+    def host(self, name: str):
+        """A host (numpy) copy of the cached array attribute ``name`` (for the compiled kernels, which run on
+        the CPU); copied once per batch."""
+        key = ("host", name)
+        if key not in self.cache:
+            value = getattr(self, name)
+            self.cache[key] = (tuple(backend.to_host(v) for v in value) if isinstance(value, tuple)
+                               else backend.to_host(value))
+        return self.cache[key]
 
     @cached_property
     def boxes(self) -> np.ndarray:
         """(M, 4) bounding boxes in tile coordinates: min_y, min_x, max_y, max_x (end exclusive)."""
+        xp = self.xp
         if self.n == 0:
-            return np.zeros((0, 4), dtype=np.int64)
+            return xp.zeros((0, 4), dtype=xp.int64)
         y, x = self.coords
-        starts = self.pixels[2]
-        return np.stack([
-            np.minimum.reduceat(y, starts), np.minimum.reduceat(x, starts),
-            np.maximum.reduceat(y, starts) + 1, np.maximum.reduceat(x, starts) + 1,
-        ], axis=1).astype(np.int64)
+        _, lab, starts = self.pixels
+        # pixels are in raster order within an object: its first and last pixels hold its rows' bounds
+        return xp.stack([y[starts], backend.segment_min(x, lab, starts, self.n), y[starts + self.areas - 1] + 1,
+                         backend.segment_max(x, lab, starts, self.n) + 1], axis=1).astype(xp.int64)
 
     @cached_property
     def areas(self) -> np.ndarray:
-        return np.bincount(self.labels.ravel(), minlength=self.n + 1)[1:].astype(np.int64)
+        xp = self.xp
+        return xp.bincount(self.labels.ravel(), minlength=self.n + 1)[1:].astype(xp.int64)
 
     @cached_property
     def pixels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Flat indices of all object pixels grouped by object, their object index, group starts."""
+        xp = self.xp
         flat = self.labels.ravel()
-        idx = np.flatnonzero(flat)
+        idx = xp.flatnonzero(flat)
         lab = flat[idx]
-        order = np.argsort(lab, kind="stable")
+        order = xp.argsort(lab, kind="stable")
         idx, lab = idx[order], lab[order] - 1
-        starts = np.searchsorted(lab, np.arange(self.n))
+        starts = xp.searchsorted(lab, xp.arange(self.n))
         return idx, lab, starts
 
     def gather(self, images: np.ndarray, channel: int) -> np.ndarray:
         """Values of one channel of an ``(N, C, Y, X)`` batch at every object pixel (``pixels`` order)."""
         idx = self.pixels[0]
         plane = self.labels.shape[1] * self.labels.shape[2]
-        event, offset = np.divmod(idx, plane)
+        event, offset = self.xp.divmod(idx, plane)
         base = event * (images.shape[1] * plane) + offset
-        return np.ascontiguousarray(images).ravel()[base + channel * plane]
+        return self.xp.ascontiguousarray(images).ravel()[base + channel * plane]
 
     @cached_property
     def coords(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column (tile coordinates) of every object pixel, in ``pixels`` order."""
         idx = self.pixels[0]
-        _, y, x = np.unravel_index(idx, self.labels.shape)
+        _, y, x = self.xp.unravel_index(idx, self.labels.shape)
         return y, x

@@ -3,6 +3,11 @@
 Definitions follow ``skimage.measure.regionprops`` (2-D, unit spacing), and
 the tests check equality with it. Coordinates (centroid, bounding box) are
 relative to the event's own pixels, so padding never changes them.
+
+numpy or cupy: the pixel-wise work (moments, perimeter, Euler number, filled
+area, distances) runs where the objects live; the convex hulls, Feret
+diameters, enclosing circles and Zernike sums are compiled for the CPU
+(numba) and run on host copies (``Objects.host``).
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 from math import sqrt
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from .. import backend
+from ..backend import segment_sum
 from ..kernels.batch import fill_holes
 from . import zernike
 from ._convex import convex_areas, hull_geometry
@@ -107,9 +113,10 @@ def _padded_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     Neighbours of a pixel ``i`` are then ``flat[i + dy * row + dx]``; work is
     proportional to the number of object pixels, not to the tile area.
     """
-    lp = np.pad(labels, ((0, 0), (1, 1), (1, 1)))
+    xp = backend.xp_of(labels)
+    lp = xp.pad(labels, ((0, 0), (1, 1), (1, 1)))
     flat = lp.ravel()
-    return flat, np.flatnonzero(flat), lp.shape[2]
+    return flat, xp.flatnonzero(flat), lp.shape[2]
 
 
 def perimeters(labels: np.ndarray, n: int) -> np.ndarray:
@@ -118,18 +125,20 @@ def perimeters(labels: np.ndarray, n: int) -> np.ndarray:
     scikit-image's estimator (4-connected border pixels weighted by the
     pattern of border pixels around them), each object measured on its own.
     """
+    xp = backend.xp_of(labels)
     flat, idx, row = _padded_pixels(labels)
     lab = flat[idx]
-    interior = np.ones(len(idx), dtype=bool)
+    interior = xp.ones(len(idx), dtype=bool)
     for off in (-row, row, -1, 1):
         interior &= flat[idx + off] == lab
     border_idx, border_lab = idx[~interior], lab[~interior]
-    border = np.zeros_like(flat)
+    border = xp.zeros_like(flat)
     border[border_idx] = border_lab
-    code = np.ones(len(border_idx), dtype=np.int64)
+    code = xp.ones(len(border_idx), dtype=xp.int64)
     for dy, dx, k in _NEIGHBOURS_8:
         code += k * (border[border_idx + dy * row + dx] == border_lab)
-    return np.bincount(border_lab, weights=_PERIMETER_WEIGHTS[code], minlength=n + 1)[1:]
+    weights = xp.asarray(_PERIMETER_WEIGHTS)[code]
+    return xp.bincount(border_lab, weights=weights, minlength=n + 1)[1:]
 
 
 def euler_numbers(labels: np.ndarray, n: int) -> np.ndarray:
@@ -148,15 +157,16 @@ def euler_numbers(labels: np.ndarray, n: int) -> np.ndarray:
     three = (right == lab) & (below == lab) & (below_right != lab)
     # the pixel is the top-right corner of a window holding only the anti-diagonal pair
     diagonal = (below_left == lab) & (left != lab) & (below != lab)
-    weights = alone.astype(np.float64) - three - diagonal
-    return np.bincount(lab, weights=weights, minlength=n + 1)[1:]
+    xp = backend.xp_of(labels)
+    weights = alone.astype(xp.float64) - three - diagonal
+    return xp.bincount(lab, weights=weights, minlength=n + 1)[1:]
 
 
 def filled_areas(obj: Objects) -> np.ndarray:
     """Area of every object with its holes filled, each object in its own crop (regionprops ``area_filled``:
     8-connected background not reaching the crop's border, other objects inside included)."""
     mine = crops(obj)[0]
-    return fill_holes(mine, _PLANE8).sum(axis=(1, 2)).astype(np.float64)
+    return fill_holes(mine, _PLANE8).sum(axis=(1, 2)).astype(obj.xp.float64)
 
 
 _PLANE8 = np.zeros((3, 3, 3), bool)
@@ -167,61 +177,67 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
             ) -> dict[str, np.ndarray]:
     """Shape features of every object of a batch (see ``columns``)."""
     params = params or {}
-    n = obj.n
+    xp, n = obj.xp, obj.n
     if n == 0:
-        return {c.feature: np.zeros(0) for c in columns(params)}
+        return {c.feature: xp.zeros(0) for c in columns(params)}
     idx, lab, starts = obj.pixels
-    _y, _x = obj.coords
     box = obj.boxes
-    area = obj.areas.astype(np.float64)
+    area = obj.areas.astype(xp.float64)
     mom = moments(obj)
     central = mom["central"]
     a, b, c = central[:, 2, 0] / area, central[:, 1, 1] / area, central[:, 0, 2] / area  # row, cross, column
     half_tr = (a + c) / 2
-    root = np.sqrt(((a - c) / 2) ** 2 + b * b)
-    l1 = np.maximum(half_tr + root, 0)
-    l2 = np.maximum(half_tr - root, 0)
+    root = xp.sqrt(((a - c) / 2) ** 2 + b * b)
+    l1 = xp.maximum(half_tr + root, 0)
+    l2 = xp.maximum(half_tr - root, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ecc = np.where(l1 > 0, np.sqrt(np.maximum(1 - l2 / l1, 0)), 0.0)
+        ecc = xp.where(l1 > 0, xp.sqrt(xp.maximum(1 - l2 / l1, 0)), 0.0)
     ia, ib, ic = c, -b, a  # scikit-image's inertia tensor [[ia, ib], [ib, ic]]
-    orient = np.where(ia - ic == 0, np.where(ib < 0, np.pi / 4, -np.pi / 4), 0.5 * np.arctan2(-2 * ib, ic - ia))
-    orient = np.where(orient <= -np.pi / 2, orient + np.pi, orient)  # one value for +-pi/2: (-pi/2, pi/2]
-    convex = convex_areas(obj.labels, np.arange(1, n + 1), obj.event, box[:, 0], box[:, 2], box[:, 1], box[:, 3])
-    hull = hull_geometry(obj.labels, obj.event, box[:, 0], box[:, 2], box[:, 1], box[:, 3])
-    bbox_area = ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])).astype(np.float64)
+    orient = xp.where(ia - ic == 0, xp.where(ib < 0, np.pi / 4, -np.pi / 4), 0.5 * xp.arctan2(-2 * ib, ic - ia))
+    # one value for +-pi/2, (-pi/2, pi/2]; angles within 1e-9 of -pi/2 are +pi/2, so that an axis-aligned object,
+    # whose cross moment is 0 up to the rounding of its sums, gets one orientation whatever the order of the sums
+    # (CPU, GPU)
+    orient = xp.where(orient <= -np.pi / 2 + 1e-9, np.pi / 2, orient)
+    # the compiled hull kernels run on the host
+    labels, event, hbox = obj.host("labels"), obj.host("event"), obj.host("boxes")
+    convex = xp.asarray(convex_areas(labels, np.arange(1, n + 1), event, hbox[:, 0], hbox[:, 2], hbox[:, 1],
+                                     hbox[:, 3]).astype(np.float64))
+    hull_host = hull_geometry(labels, event, hbox[:, 0], hbox[:, 2], hbox[:, 1], hbox[:, 3])
+    hull = xp.asarray(hull_host)
+    bbox_area = ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])).astype(xp.float64)
     perim = perimeters(obj.labels, n)
     dist = distance_to_edge(obj, border_is_edge=True)
     dist_sorted = sort_within_objects(dist, lab, starts, obj.areas)
     oy, ox = obj.valid_y0[obj.event], obj.valid_x0[obj.event]
     with np.errstate(invalid="ignore", divide="ignore"):
-        form_factor = np.where(perim > 0, 4 * np.pi * area / perim**2, np.nan)  # undefined without a perimeter
+        form_factor = xp.where(perim > 0, 4 * np.pi * area / perim**2, xp.nan)  # undefined without a perimeter
     out = {
         "area": area,
-        "area_convex": convex.astype(np.float64),
+        "area_convex": convex,
         "area_filled": filled_areas(obj),
         "area_bbox": bbox_area,
         "perimeter": perim,
-        "equivalent_diameter": np.sqrt(4 * area / np.pi),
+        "equivalent_diameter": xp.sqrt(4 * area / np.pi),
         "form_factor": form_factor,
-        "compactness": perim**2 / np.maximum(4 * np.pi * area, 1),
+        "compactness": perim**2 / xp.maximum(4 * np.pi * area, 1),
         "eccentricity": ecc,
         "solidity": area / convex,
         "extent": area / bbox_area,
-        "axis_major_length": 4 * np.sqrt(l1),
-        "axis_minor_length": 4 * np.sqrt(l2),
+        "axis_major_length": 4 * xp.sqrt(l1),
+        "axis_minor_length": 4 * xp.sqrt(l2),
         "orientation": orient,
         "euler_number": euler_numbers(obj.labels, n),
         "radius_max": dist_sorted[starts + obj.areas - 1],
-        "radius_mean": np.add.reduceat(dist, starts) / area,
+        "radius_mean": segment_sum(dist, lab, starts, n) / area,
         "radius_median": quantile(dist_sorted, starts, obj.areas, 0.5),
         "feret_min": hull[:, 0],
         "feret_max": hull[:, 1],
         "centroid_y": (box[:, 0] - oy) + mom["raw"][:, 1, 0] / area,
         "centroid_x": (box[:, 1] - ox) + mom["raw"][:, 0, 1] / area,
-        "bbox_min_y": (box[:, 0] - oy).astype(np.float64),
-        "bbox_min_x": (box[:, 1] - ox).astype(np.float64),
-        "bbox_max_y": (box[:, 2] - oy).astype(np.float64),
-        "bbox_max_x": (box[:, 3] - ox).astype(np.float64),
+        "bbox_min_y": (box[:, 0] - oy).astype(xp.float64),
+        "bbox_min_x": (box[:, 1] - ox).astype(xp.float64),
+        "bbox_max_y": (box[:, 2] - oy).astype(xp.float64),
+        "bbox_max_x": (box[:, 3] - ox).astype(xp.float64),
     }
     for p in range(3):
         for q in range(4):
@@ -236,9 +252,9 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
     out |= {"inertia_tensor_0_0": ia, "inertia_tensor_0_1": ib, "inertia_tensor_1_0": ib,
             "inertia_tensor_1_1": ic, "inertia_eigenvalue_0": l1, "inertia_eigenvalue_1": l2}
     degree = params.get("zernike_degree", 9)
-    z = zernike.zernike(obj, hull[:, 2:5], degree)
+    z = zernike.zernike(obj, hull_host[:, 2:5], degree)  # host
     with np.errstate(invalid="ignore", divide="ignore"):
-        zs = np.abs(z) / (np.pi * hull[:, 4:5] ** 2)
+        zs = xp.asarray(np.abs(z) / (np.pi * hull_host[:, 4:5] ** 2))
     for k, (zn, zm) in enumerate(zernike.indexes(degree)):
         out[f"zernike_{zn}_{zm}"] = zs[:, k]
     return out

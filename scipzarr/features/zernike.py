@@ -59,15 +59,15 @@ def zernike(obj: Objects, circle: np.ndarray, degree: int = 9, weights: np.ndarr
     ``circle`` is ``(M, 3)``: centre row, centre column (relative to the object's
     bounding box, so padding never changes the result), radius. Pixels on the
     circle count (``rho^2 <= 1`` with a 1e-9 tolerance, see docs/features.md).
-    One compiled pass over the pixels (numba).
+    One compiled pass over the pixels (numba), on the host: ``obj`` may live on a GPU (``Objects.host``).
     """
     idx = indexes(degree)
     n_obj = obj.n
     if n_obj == 0:
         return np.zeros((0, len(idx)), dtype=np.complex128)
-    _, lab, _ = obj.pixels
-    y, x = obj.coords
-    box = obj.boxes
+    _, lab, _ = obj.host("pixels")
+    y, x = obj.host("coords")
+    box = obj.host("boxes")
     with np.errstate(invalid="ignore", divide="ignore"):
         ym = ((y - box[lab, 0]) - circle[lab, 0]) / circle[lab, 2]
         xm = ((x - box[lab, 1]) - circle[lab, 1]) / circle[lab, 2]

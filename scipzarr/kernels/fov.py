@@ -200,13 +200,15 @@ def paint(block: np.ndarray, origin: tuple[int, int], parts: dict, final: dict) 
 
 
 def measure_objects(image: np.ndarray, labels: np.ndarray, origin: tuple[int, int], objects: pd.DataFrame,
-                    shape: tuple[int, int], families: list[str], channels: list[int], params: dict):
+                    shape: tuple[int, int], families: list[str], channels: list[int], params: dict,
+                    device: str = "cpu"):
     """Centroids ``(n, 2)`` and features of ``objects``, each measured on its own crop.
 
     ``image`` ``(c, y, x)`` and ``labels`` cover the FOV pixels from
     ``origin`` to past every object's box plus one pixel (clipped at the FOV's
     ``shape``); an object's crop is its box plus one pixel, other objects
-    removed, so its values depend on its own pixels only.
+    removed, so its values depend on its own pixels only. ``device``: where
+    the device feature families run (``features.measure``).
     """
     h, w = shape
     y0, x0 = origin
@@ -235,4 +237,4 @@ def measure_objects(image: np.ndarray, labels: np.ndarray, origin: tuple[int, in
     area = obj.areas.astype(np.float64)
     centroid = np.column_stack([(obj.boxes[:, 0] - origin_y) + raw[:, 1, 0] / area,
                                 (obj.boxes[:, 1] - origin_x) + raw[:, 0, 1] / area])
-    return centroid, measure(obj, crops, families, channels, params)
+    return centroid, measure(obj, crops, families, channels, params, device=device)
