@@ -25,7 +25,7 @@ from .errors import ScipzarrError
 DEVICES = ("cpu", "gpu", "auto")
 
 #: A device emulated on the CPU (tests only; see tests/emulated_device.py): an object with ``array_type``,
-#: ``xp``, ``ndimage``, ``to_device``, ``to_host`` and ``pixel_budget``. ``None`` in every real run.
+#: ``xp``, ``ndimage``, ``to_device``, ``to_host`` and ``gpu_pixel_budget``. ``None`` in every real run.
 EMULATED = None
 
 
@@ -161,7 +161,7 @@ def gpu_pixel_budget(bytes_per_pixel: int = 64, workers: int = 1, share: float =
     """Pixels of one FOV a GPU task may hold at once: ``share`` of the free memory of GPU 0 split between
     ``workers``, at ``bytes_per_pixel`` (float64 planes and temporaries of the segmentation kernels)."""
     if EMULATED is not None:
-        return EMULATED.pixel_budget
+        return EMULATED.gpu_pixel_budget(bytes_per_pixel, workers, share)
     import cupy
 
     free, _total = cupy.cuda.runtime.memGetInfo()

@@ -214,6 +214,10 @@ class _Device:
     ndimage = NDIMAGE
     pixel_budget = 10**9
 
+    @classmethod
+    def gpu_pixel_budget(cls, bytes_per_pixel: int = 64, workers: int = 1, share: float = 0.5) -> int:
+        return int(cls.pixel_budget / max(workers, 1) / bytes_per_pixel)
+
     @staticmethod
     def to_device(array):
         return array if isinstance(array, DeviceArray) else DeviceArray(np.array(array, copy=True))
@@ -224,9 +228,11 @@ class _Device:
 
 
 @contextlib.contextmanager
-def emulated_gpu(monkeypatch=None):
-    """Within: ``--device gpu`` runs on the emulated device (``backend.gpu_status`` says so)."""
+def emulated_gpu(pixel_budget: int = 10**9):
+    """Within: ``--device gpu`` runs on the emulated device (``backend.gpu_status`` says so), whose free memory
+    holds ``pixel_budget`` pixels of one byte (``backend.gpu_pixel_budget``)."""
     saved_status = backend.gpu_status
+    _Device.pixel_budget = pixel_budget
     backend.EMULATED = _Device
     backend.gpu_status = lambda: (True, "emulated GPU (numpy, tests only)")
     try:

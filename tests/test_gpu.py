@@ -339,3 +339,29 @@ def test_fov_process_on_the_emulated_device_equals_cpu(tmp_path):
     pd.testing.assert_frame_equal(tables[0].obs, tables[1].obs)
     np.testing.assert_allclose(tables[1].X, tables[0].X, rtol=1e-6, atol=1e-9)
     assert tables[0].n_obs >= 30 and tables[0].n_vars > 200
+
+
+def test_ifc_process_in_gpu_sized_batches_on_the_emulated_device_equals_cpu(tmp_path):
+    """A GPU with little free memory: segmentation and device features run a few events at a time
+    (``gpu_seg_batch``, ``gpu_feat_batch``); the table and labels are the CPU's."""
+    import os
+
+    from scipzarr import pipeline, store
+    from scipzarr.config import resolve_config
+
+    from .emulated_device import emulated_gpu
+
+    path = _ifc_store(tmp_path, n=40, k=4)
+    cfg = {"features": {"families": ["shape", "intensity"]}}
+    st = store.open_store(path)
+    plan = pipeline.make_plan(st, resolve_config(cfg), device="gpu")
+    # room for 3 events per task: 3 x 40 x 40 px x (160 + 8 x 3) bytes, for every task that may run at once
+    budget = 3 * 40 * 40 * (160 + 8 * 3) * (os.cpu_count() or 1)
+    with emulated_gpu(pixel_budget=budget):
+        assert pipeline.gpu_feat_batch(st, plan) == 3 and pipeline.gpu_seg_batch(st, plan) < 16
+        gpu = scipzarr.process(path, cfg | {"labels": {"name": "gpu"}}, None, progress=False, device="gpu")
+    cpu = scipzarr.process(path, cfg | {"labels": {"name": "cpu"}}, None, progress=False)
+    np.testing.assert_array_equal(zarr.open_array(str(path / "labels" / "gpu" / "s0"))[:],
+                                  zarr.open_array(str(path / "labels" / "cpu" / "s0"))[:])
+    pd.testing.assert_frame_equal(cpu.obs, gpu.obs)
+    np.testing.assert_allclose(gpu.X, cpu.X, rtol=1e-6, atol=1e-9)

@@ -91,31 +91,43 @@ def feature_columns(families: list[str], channel_names: list[str], params: dict 
 
 
 def measure(obj: Objects, images: np.ndarray, families: list[str], channels: list[int],
-            params: dict | None = None, device: str = "cpu") -> np.ndarray:
+            params: dict | None = None, device: str = "cpu", batch: int | None = None) -> np.ndarray:
     """All selected features of all objects: ``(M, F)`` float64 (host) in ``feature_columns`` order.
 
     ``obj`` and ``images`` (the ``(N, C, Y, X)`` batch) are on the host;
     ``channels`` the indices measured by per-channel and pair families;
     ``params`` maps a family to its settings. With ``device="gpu"`` the
-    ``device`` families run on copies of both on the GPU (made once).
+    ``device`` families run on copies of both on the GPU, ``batch`` events at
+    a time (what fits its memory; None: all), the others on the host. Every
+    family measures each object on its own, so the split never changes a value.
     """
     params = params or {}
-    blocks = []
-    on_device = None
-    for fam_name in families:
-        fam = FAMILIES[fam_name]
-        p = params.get(fam_name, {})
-        cols = fam.columns(p)
-        where = (obj, images)
-        if device != "cpu" and fam.device:
-            if on_device is None:
-                on_device = (obj.to_device(device), backend.to_device(images, device))
-            where = on_device
-        xp = where[0].xp
-        for target in _targets(fam, channels):
-            res = fam.measure(*where, target, p)
-            block = xp.stack([xp.asarray(res[c.feature]).astype(xp.float64) for c in cols], axis=1)
-            blocks.append(backend.to_host(block))  # one copy per family and channel
-    if not blocks:
-        return np.zeros((obj.n, 0))
-    return np.concatenate(blocks, axis=1)
+    runs = [(FAMILIES[name], params.get(name, {})) for name in families]
+    blocks: dict[str, list[np.ndarray]] = {}
+    on_device = [(fam, p) for fam, p in runs if device != "cpu" and fam.device]
+    for fam, p in runs:
+        if (fam, p) not in on_device:
+            blocks[fam.name] = [_block(fam, obj, images, target, p) for target in _targets(fam, channels)]
+    if on_device:
+        n = obj.local.shape[0]
+        step = batch or max(n, 1)
+        parts = {fam.name: [] for fam, _ in on_device}
+        for start in range(0, n, step):
+            sl = slice(start, min(start + step, n))
+            sub = obj if (sl.start, sl.stop) == (0, n) else obj.events(sl)
+            d_obj, d_images = sub.to_device(device), backend.to_device(images[sl], device)  # one copy per batch
+            for fam, p in on_device:
+                parts[fam.name].append([_block(fam, d_obj, d_images, target, p) for target in _targets(fam, channels)])
+        for fam, _ in on_device:
+            per_batch = parts[fam.name]
+            blocks[fam.name] = [np.concatenate([b[k] for b in per_batch]) for k in range(len(per_batch[0]))]
+    out = [b for fam, _ in runs for b in blocks[fam.name]]
+    return np.concatenate(out, axis=1) if out else np.zeros((obj.n, 0))
+
+
+def _block(fam: Family, obj: Objects, images, target: tuple, params: dict) -> np.ndarray:
+    """``(M, columns)`` float64 on the host: one family on one target; one copy back from a device."""
+    xp = obj.xp
+    res = fam.measure(obj, images, target, params)
+    return backend.to_host(xp.stack([xp.asarray(res[c.feature]).astype(xp.float64) for c in fam.columns(params)],
+                                    axis=1))

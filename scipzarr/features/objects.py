@@ -50,6 +50,11 @@ class Objects:
         self.event = xp.searchsorted(ends, xp.arange(self.n), side="right")  # objects are numbered by event
         self.number = (xp.arange(self.n) - self.offsets[self.event] + 1).astype(xp.int64)
 
+    def events(self, sl: slice) -> Objects:
+        """The objects of events ``sl`` (a sub-batch; per-object features are the same there)."""
+        return Objects(self.local[sl], self.valid_y0[sl], self.valid_x0[sl],
+                       None if self.valid is None else self.valid[sl])
+
     def to_device(self, device: str) -> Objects:
         """The same objects with their arrays on ``device`` (``self`` for ``"cpu"``)."""
         if device == "cpu":
