@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Wheels of scipzarr's dependencies that a lent GPU machine lacks (it has CuPy, numpy, scipy, scikit-image, numba,
+# pytest and tifffile, and no network), for benchmarks/gpu_offline.sh: run here, then carry the folder along.
+#
+#   bash benchmarks/fetch_gpu_wheels.sh [DEST=.whl]
+set -euo pipefail
+dest=${1:-.whl}
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux1_x86_64 -d "$dest" \
+    dask distributed zarr numcodecs donfig google-crc32c anndata array-api-compat natsort legacy-api-wrap \
+    ome-zarr ome-zarr-models pydantic pydantic-core annotated-types typing-inspection pydantic-zarr \
+    pydantic-settings python-dotenv jsonschema jsonschema-specifications referencing rpds-py partd locket zict \
+    tblib tornado Deprecated msgspec rangehttpserver scverse-misc session-info2 transformnd
+ls "$dest" | wc -l
