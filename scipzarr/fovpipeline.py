@@ -137,11 +137,11 @@ def split_touching(labels: da.Array, comps: pd.DataFrame, chunk: int, min_distan
 
 
 def _measure_group(image_path: str, label_path: str, objects: pd.DataFrame, shape: tuple[int, int],
-                   families: list[str], channels: list[int], params: dict):
+                   families: list[str], channels: list[int], params: dict, device: str = "cpu"):
     sy, sx = _box_region(objects, shape)
     img = zarr.open_array(image_path, mode="r")[:, sy, sx]
     lab = zarr.open_array(label_path, mode="r")[sy, sx]
-    return kfov.measure_objects(img, lab, (sy.start, sx.start), objects, shape, families, channels, params)
+    return kfov.measure_objects(img, lab, (sy.start, sx.start), objects, shape, families, channels, params, device)
 
 
 def _sync(collections, what=""):
@@ -307,13 +307,13 @@ def _chunk_boxes(labels: da.Array, compute) -> pd.DataFrame:
 
 
 def _measure_chunked(image_path: str, label_path: str, objects: pd.DataFrame, chunk: int, shape, families,
-                     feat_ch, cfg_feat, compute):
+                     feat_ch, cfg_feat, compute, device: str = "cpu"):
     """Centroids and features of ``objects`` (labels at ``label_path``), one task per group, in label order."""
     groups = _groups(objects, chunk, shape[1])
     if not groups:
         return np.zeros((0, 2)), None
-    parts = compute([dask.delayed(_measure_group)(image_path, label_path, grp, shape, families, feat_ch, cfg_feat)
-                     for grp in groups])
+    parts = compute([dask.delayed(_measure_group)(image_path, label_path, grp, shape, families, feat_ch, cfg_feat,
+                                                  device) for grp in groups])
     ranked = np.argsort(np.concatenate([grp.index.to_numpy() for grp in groups]))
     return np.concatenate([r[0] for r in parts])[ranked], np.concatenate([r[1] for r in parts])[ranked]
 
@@ -400,11 +400,11 @@ def process_fovs(store_path: str | Path, config: dict, *, chunk_size: int | None
         objects, final_path, cells_path = _segment_chunked(st, i, seg_ch, smoothed[i], thresholds[i], chunk,
                                                            config, label_name, write, compute)
         centroids, X = _measure_chunked(s0[i], str(final_path), objects, chunk, (h, w), families, feat_ch,
-                                        cfg_feat, compute)
+                                        cfg_feat, compute, device)
         if cells_path is not None and X is not None:
             cell_boxes = _chunk_boxes(da.from_zarr(str(cells_path)), compute).reindex(objects.index)
             X = np.hstack([X, _measure_chunked(s0[i], str(cells_path), cell_boxes, chunk, (h, w), families,
-                                               feat_ch, cfg_feat, compute)[1]])
+                                               feat_ch, cfg_feat, compute, device)[1]])
         for path in (final_path, cells_path):
             if path is not None:
                 shutil.rmtree(path, ignore_errors=True)

@@ -322,9 +322,11 @@ def test_array_functions_of_the_device_path_exist_in_cupy(tmp_path):
     assert not missing, missing
 
 
-def test_fov_process_on_the_emulated_device_equals_cpu(tmp_path):
-    """A whole FOV with ``--device gpu`` on the emulated GPU (smoothing, and the shape and intensity families of the
-    nuclei and cell bodies on device arrays): labels identical to the CPU's, the table within 1e-6."""
+@pytest.mark.parametrize("chunk_size", [None, 256])
+def test_fov_process_on_the_emulated_device_equals_cpu(tmp_path, chunk_size):
+    """A FOV (whole, and chunk by chunk) with ``--device gpu`` on the emulated GPU (smoothing, and the shape and
+    intensity families of the nuclei and cell bodies on device arrays): labels identical to the CPU's, the table
+    within 1e-6."""
     from .emulated_device import emulated_gpu
 
     path = _fov_store(tmp_path)
@@ -333,7 +335,7 @@ def test_fov_process_on_the_emulated_device_equals_cpu(tmp_path):
         cfg = {"features": {"families": ["shape", "intensity"]}, "labels": {"name": device},
                "segmentation": {"cells": {"expand": 3}}}
         with emulated_gpu() if device == "gpu" else contextlib.nullcontext():
-            tables.append(scipzarr.process(path, cfg, None, progress=False, device=device))
+            tables.append(scipzarr.process(path, cfg, None, progress=False, device=device, chunk_size=chunk_size))
         labels.append(zarr.open_array(str(path / "0" / "labels" / device / "s0"))[:])
     np.testing.assert_array_equal(labels[0], labels[1])
     pd.testing.assert_frame_equal(tables[0].obs, tables[1].obs)
