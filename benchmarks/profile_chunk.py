@@ -49,16 +49,17 @@ def profile(path: Path, device: str, families: list[str], repeat: int) -> dict[s
     k = st.mosaic.chunk_tiles
     blocks = range(st.mosaic.n_blocks)
     best: dict[str, float] = {}
+    spent: dict[str, float] = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(device)
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+        return out
+
     for rep in range(repeat + 1):
-        spent: dict[str, float] = {}
-
-        def timed(name, fn):
-            t0 = time.perf_counter()
-            out = fn()
-            _sync(device)
-            spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
-            return out
-
+        spent.clear()
         for b in blocks:
             by, bx = divmod(b, st.mosaic.chunk_grid[1])
             meta = pipeline._slots(table[:, by * k:(by + 1) * k, bx * k:(bx + 1) * k])

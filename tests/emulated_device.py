@@ -192,7 +192,7 @@ class _Module(types.ModuleType):
         attr = getattr(self._base, name)
         if self._record:
             self.used.add(name)
-        if isinstance(attr, np.ufunc) or isinstance(attr, type) or not callable(attr):
+        if isinstance(attr, (np.ufunc, type)) or not callable(attr):
             return attr  # ufuncs dispatch through DeviceArray; dtypes and constants as they are
         strict = name not in ("asarray", "array")  # the explicit host-to-device copies
 

@@ -180,7 +180,7 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
     xp, n = obj.xp, obj.n
     if n == 0:
         return {c.feature: xp.zeros(0) for c in columns(params)}
-    idx, lab, starts = obj.pixels
+    _, lab, starts = obj.pixels
     box = obj.boxes
     area = obj.areas.astype(xp.float64)
     mom = moments(obj)
