@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Wheels of scipzarr's dependencies that a lent GPU machine lacks (it has CuPy, numpy, scipy, scikit-image, numba,
 # pytest and tifffile, and no network), for benchmarks/gpu_offline.sh: run here, then carry the folder along.
+# dask-cuda (with nvidia-ml-py, cuda-core, click) is there for its LocalCUDACluster test; its pin of dask
+# (rapids-dask-dependency) is not fetched: --no-deps.
 #
 #   bash benchmarks/fetch_gpu_wheels.sh [DEST=.whl]
 set -euo pipefail
@@ -11,5 +13,6 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
     dask distributed zarr numcodecs donfig google-crc32c anndata array-api-compat natsort legacy-api-wrap \
     ome-zarr ome-zarr-models pydantic pydantic-core annotated-types typing-inspection pydantic-zarr \
     pydantic-settings python-dotenv jsonschema jsonschema-specifications referencing rpds-py partd locket zict \
-    tblib tornado Deprecated msgspec rangehttpserver scverse-misc session-info2 transformnd
+    tblib tornado Deprecated msgspec rangehttpserver scverse-misc session-info2 transformnd \
+    dask-cuda nvidia-ml-py cuda-core click
 ls "$dest" | wc -l

@@ -150,6 +150,26 @@ def test_device_auto_takes_the_gpu_and_says_which():
     assert len(said) == 1 and said[0].startswith("device: GPU (")
 
 
+@need_gpu
+def test_local_cluster_on_gpu_is_dask_cuda_one_worker_per_gpu_and_gives_the_cpu_table(tmp_path, capsys):
+    pytest.importorskip("dask_cuda")
+    import cupy
+
+    from scipzarr.scheduler import open_runner
+
+    with open_runner("local", quiet=True, device="gpu") as runner:
+        workers = list(runner.client.scheduler_info()["workers"].values())
+        assert len(workers) == cupy.cuda.runtime.getDeviceCount()
+        assert all(w["nthreads"] == 1 for w in workers)
+    path = _ifc_store(tmp_path, n=40, k=4)
+    cfg = {"features": {"families": ["shape", "intensity"]}}
+    cpu = scipzarr.process(path, cfg | {"labels": {"name": "cpu"}}, None, progress=False)
+    gpu = scipzarr.process(path, cfg | {"labels": {"name": "gpu"}}, None, progress=False, device="gpu",
+                           scheduler="local")
+    pd.testing.assert_frame_equal(cpu.obs, gpu.obs)
+    np.testing.assert_allclose(gpu.X, cpu.X, rtol=1e-6, atol=1e-9)
+
+
 def test_gpu_cluster_without_dask_cuda_is_one_worker_with_one_thread(capsys):
     pytest.importorskip("distributed")
     try:
