@@ -224,7 +224,7 @@ def _whole_fov_run(st, i, seg_ch, feat_ch, config, thr, write, label_name, devic
         labels = kfov.paint(labels, (0, 0), parts, final)
     chunk = int(st.attrs["scipzarr"]["chunk"])
     if write:
-        fovstore.write_fov_labels(st, i, label_name, da.from_array(labels, chunks=chunk), _sync,
+        fovstore.write_fov_labels(st, i, label_name, labels, _sync,
                                   {"scipzarr": {"threshold": thr, "chunk_size": chunk}})
     families = resolve_families(cfg_feat["families"])
     grow = int(cfg_seg["cells"]["expand"])
@@ -233,7 +233,7 @@ def _whole_fov_run(st, i, seg_ch, feat_ch, config, thr, write, label_name, devic
 
         cells = expand_labels(labels, grow)
         if write:
-            fovstore.write_fov_labels(st, i, f"{label_name}_cells", da.from_array(cells, chunks=chunk), _sync,
+            fovstore.write_fov_labels(st, i, f"{label_name}_cells", cells, _sync,
                                       {"scipzarr": {"expanded_from": label_name, "distance_px": grow}})
     if not len(objects):
         return thr, objects, np.zeros((0, 2)), None
