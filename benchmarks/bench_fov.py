@@ -5,7 +5,10 @@ Times, in one run on the same store: read + decode of every chunk (baseline),
 Otsu, hole filling, chunked labelling, watershed split, features, labels
 written) with the default families and with shape + intensity + texture.
 
-    python benchmarks/bench_fov.py [--fovs 8] [--nuclei 300] [--out bench-fov] [--device cpu --device gpu]
+    python benchmarks/bench_fov.py [--fovs 8] [--nuclei 300] [--out bench-fov] [--device cpu --device gpu] \
+        [--scheduler threads --scheduler local:16]
+
+``--scheduler`` as in bench_ifc.py (``local:N``: N single-thread worker processes, start-up included).
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ def main() -> None:
     p.add_argument("--out", default="bench-fov")
     p.add_argument("--device", action="append", choices=["cpu", "gpu"],
                    help="device of the process runs; repeat for both (default: cpu)")
+    p.add_argument("--scheduler", action="append",
+                   help="threads (default), synchronous, or local:N (N worker processes); repeat for several")
     args = p.parse_args()
+    from bench_ifc import scheduler_args
     import dask
     import dask.array as da
     import zarr
@@ -72,20 +78,22 @@ def main() -> None:
     t_base = time.perf_counter() - t0
     rows = [("read+decode baseline", t_base, None), ("convert (OME-TIFF -> store)", t_convert, None)]
     for device in args.device or ["cpu"]:
-        for fams in (["shape", "intensity"], ["shape", "intensity", "texture"]):
-            cfg = resolve_config({"features": {"families": fams}})
-            t0 = time.perf_counter()
-            a = scipzarr.process(out / "bench.zarr", cfg, None, progress=False, device=device)
-            rows.append((f"process ({','.join(fams)}; {device})", time.perf_counter() - t0, a))
-        t0 = time.perf_counter()  # the chunked path on the same FOVs (what images over fov.whole_max_pixels take)
-        a = scipzarr.process(out / "bench.zarr", cfg, None, progress=False, device=device, chunk_size=1024)
-        rows.append((f"process ({','.join(fams)}; {device}; chunked 1024)", time.perf_counter() - t0, a))
+        for sch in args.scheduler or ["threads"]:
+            run = scheduler_args(sch)
+            for fams in (["shape", "intensity"], ["shape", "intensity", "texture"]):
+                cfg = resolve_config({"features": {"families": fams}})
+                t0 = time.perf_counter()
+                a = scipzarr.process(out / "bench.zarr", cfg, None, progress=False, device=device, **run)
+                rows.append((f"process ({','.join(fams)}; {device}; {sch})", time.perf_counter() - t0, a))
+            t0 = time.perf_counter()  # the chunked path on the same FOVs (what images over fov.whole_max_pixels take)
+            a = scipzarr.process(out / "bench.zarr", cfg, None, progress=False, device=device, chunk_size=1024, **run)
+            rows.append((f"process ({','.join(fams)}; {device}; {sch}; chunked 1024)", time.perf_counter() - t0, a))
     n = len(files)
     print(f"\nFOV benchmark: {n} FOVs of 5 x 1600 x 900 uint16, ~{args.nuclei} nuclei each, chunks 1024, "
           f"{os.cpu_count()} cores")
-    print(f"{'step':50s} {'seconds':>8s} {'s/FOV':>7s} {'x baseline':>11s} {'869 FOVs (s)':>13s} {'objects':>8s}")
+    print(f"{'step':62s} {'seconds':>8s} {'s/FOV':>7s} {'x baseline':>11s} {'869 FOVs (s)':>13s} {'objects':>8s}")
     for name, sec, table in rows:
-        print(f"{name:50s} {sec:8.2f} {sec / n:7.3f} {t_base / sec:11.3f} {869 * sec / n:13.0f} "
+        print(f"{name:62s} {sec:8.2f} {sec / n:7.3f} {t_base / sec:11.3f} {869 * sec / n:13.0f} "
               f"{'' if table is None else table.n_obs:>8}")
 
 

@@ -9,8 +9,9 @@ each in its own child process so that its peak memory (max RSS) is its own.
     python benchmarks/bench_ifc.py --events 20000 [--chunk-tiles 16] [--out bench-out] \
         [--families shape,intensity --families shape,intensity,texture --families all] [--device cpu --device gpu]
 
-Each process run is repeated for every ``--device`` (default: cpu only), so CPU and GPU figures come
-from the same run on the same store.
+Each process run is repeated for every ``--device`` (default: cpu only) and ``--scheduler`` (default:
+threads; ``local:N`` for a LocalCluster of N single-thread worker processes, its start-up included), so
+CPU and GPU, thread and process figures come from the same run on the same store.
 """
 
 from __future__ import annotations
@@ -63,14 +64,26 @@ def phase_baseline(out: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "checksum": int(total)}
 
 
-def phase_process(out: Path, families: str, device: str = "cpu") -> dict:
+def scheduler_args(spec: str) -> dict:
+    """``process`` keywords for a benchmark's ``--scheduler``: ``threads``, ``synchronous`` or ``local:N``."""
+    from scipzarr.scheduler import ClusterOptions
+
+    name, _, workers = spec.partition(":")
+    if name != "local":
+        return {"scheduler": name}
+    return {"scheduler": "local", "cluster": ClusterOptions(workers=int(workers) if workers else None,
+                                                          threads_per_worker=1)}
+
+
+def phase_process(out: Path, families: str, device: str = "cpu", scheduler: str = "threads") -> dict:
     import scipzarr
 
     from scipzarr.features import resolve_families
 
     cfg = {"features": {"families": resolve_families(families)}, "segmentation": {"channels": [0]}}
     t0 = time.perf_counter()
-    a = scipzarr.process(out / "bench.zarr", cfg, out / "bench.h5ad", overwrite=True, progress=False, device=device)
+    a = scipzarr.process(out / "bench.zarr", cfg, out / "bench.h5ad", overwrite=True, progress=False, device=device,
+                         **scheduler_args(scheduler))
     return {"seconds": time.perf_counter() - t0, "objects": int(a.n_obs), "features": int(a.n_vars)}
 
 
@@ -92,6 +105,8 @@ def main() -> None:
                         "(default: shape,intensity; 'all' for every family)")
     p.add_argument("--device", action="append", choices=["cpu", "gpu"],
                    help="device of the process runs; repeat for both (default: cpu)")
+    p.add_argument("--scheduler", action="append",
+                   help="threads (default), synchronous, or local:N (N worker processes); repeat for several")
     p.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.phase:
@@ -111,17 +126,18 @@ def main() -> None:
         _child("generate", out, n)
     conv = _child("convert", out, args.chunk_tiles)
     base = _child("baseline", out)
-    runs = [(f"{fam}; {dev}", _child("process", out, fam, dev)) for fam in (args.families or ["shape,intensity"])
-            for dev in (args.device or ["cpu"])]
+    runs = [(f"{fam}; {dev}; {sch}", _child("process", out, fam, dev, sch))
+            for fam in (args.families or ["shape,intensity"]) for dev in (args.device or ["cpu"])
+            for sch in (args.scheduler or ["threads"])]
     import os
 
     rows = [("read+decode baseline", base), ("convert", conv)] + [(f"process ({f})", r) for f, r in runs]
     print(f"\nIFC benchmark: {n} events, 6 ch x 90 x 90 uint16, chunks of {args.chunk_tiles}x{args.chunk_tiles} "
           f"events, {os.cpu_count()} cores")
-    print(f"{'step':34s} {'seconds':>8s} {'events/s':>10s} {'x baseline':>11s} {'peak MB':>8s}")
+    print(f"{'step':48s} {'seconds':>8s} {'events/s':>10s} {'x baseline':>11s} {'peak MB':>8s}")
     for name, r in rows:
         rate = n / r["seconds"]
-        print(f"{name:34s} {r['seconds']:8.2f} {rate:10,.0f} {base['seconds'] / r['seconds']:11.3f} {r['peak_mb']:8.0f}")
+        print(f"{name:48s} {r['seconds']:8.2f} {rate:10,.0f} {base['seconds'] / r['seconds']:11.3f} {r['peak_mb']:8.0f}")
     for fam, proc in runs:
         print(f"process ({fam}): objects {proc['objects']}, features {proc['features']}; projected time for "
               f"the seed's 270,000 events: {270000 / (n / proc['seconds']):.0f} s")

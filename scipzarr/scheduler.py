@@ -122,18 +122,30 @@ def _say(quiet: bool, text: str) -> None:
 
 
 def _gpu_cluster(kwargs: dict, quiet: bool):
-    """One worker per GPU: dask-cuda's ``LocalCUDACluster`` (each worker pinned to its GPU) when installed;
-    otherwise one worker with one thread on GPU 0 (a plain LocalCluster cannot pin workers to GPUs)."""
+    """Workers for ``--device gpu``: one per GPU, dask-cuda's ``LocalCUDACluster`` (each worker pinned to its
+    GPU) when installed; otherwise one worker with one thread on GPU 0 (a plain LocalCluster cannot pin workers
+    to GPUs). ``--workers N`` beyond the number of GPUs starts N single-thread worker processes that share GPU
+    0: the host side of a chunk (reading, compiled feature kernels,
+    writing) then runs in N processes, not in threads that wait for one another's GIL (docs/gpu.md)."""
+    from distributed import LocalCluster
+
     try:
         from dask_cuda import LocalCUDACluster
     except ImportError:
-        from distributed import LocalCluster
+        LocalCUDACluster = None
+    wanted = kwargs.get("n_workers")
+    if LocalCUDACluster is not None:
+        import cupy
 
+        if wanted is None or wanted <= cupy.cuda.runtime.getDeviceCount():
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("processes", "n_workers")}
+            return LocalCUDACluster(**(kwargs | {"threads_per_worker": kwargs.get("threads_per_worker", 1)}))
+    if wanted is None:
         _say(quiet, "scipzarr: dask-cuda is not installed: one worker on GPU 0 (pip install 'scipzarr[gpu]' for "
-                    "one worker per GPU)")
+                    "one worker per GPU, or --workers N for N worker processes sharing it)")
         return LocalCluster(**(kwargs | {"n_workers": 1, "threads_per_worker": 1}))
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("processes", "n_workers")}
-    return LocalCUDACluster(**(kwargs | {"threads_per_worker": kwargs.get("threads_per_worker", 1)}))
+    _say(quiet, f"scipzarr: {wanted} worker processes share GPU 0, one thread each")
+    return LocalCluster(**(kwargs | {"threads_per_worker": 1}))
 
 
 @contextmanager

@@ -187,6 +187,21 @@ def test_gpu_cluster_without_dask_cuda_is_one_worker_with_one_thread(capsys):
     assert "dask-cuda is not installed: one worker on GPU 0" in err
 
 
+def test_gpu_cluster_with_more_workers_than_gpus_is_single_thread_processes_sharing_gpu_0(capsys):
+    pytest.importorskip("distributed")
+    if GPU:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() >= 2:
+            pytest.skip("2 workers on 2 or more GPUs: one per GPU")
+    from scipzarr.scheduler import ClusterOptions, open_runner
+
+    with open_runner("local", ClusterOptions(workers=2), quiet=False, device="gpu") as runner:
+        workers = list(runner.client.scheduler_info()["workers"].values())
+        assert len(workers) == 2 and all(w["nthreads"] == 1 for w in workers)
+    assert "2 worker processes share GPU 0, one thread each" in capsys.readouterr().err
+
+
 def test_device_kernels_call_no_numpy_function_directly():
     """A numpy call on a cupy array copies it to the host or fails: the kernels that run on the device take
     every array function from ``xp`` (numpy's ``errstate`` and dtypes are the only numpy names they use)."""
