@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Wheels of scipzarr's dependencies that a lent GPU machine lacks (it has CuPy, numpy, scipy, scikit-image, numba,
-# pytest and tifffile, and no network), for benchmarks/gpu_offline.sh: run here, then carry the folder along.
+# Wheels of scipzarr's dependencies that a lent GPU machine may lack (it has CuPy, numpy, scipy, scikit-image,
+# numba, pandas, pytest and tifffile, and no network), for benchmarks/gpu_offline.sh: run here, then carry the
+# folder along. Checked in a venv holding only those packages: tests/test_gpu.py, profile_chunk.py, bench_ifc.py
+# (threads and local:2) and bench_fov.py run there with these wheels.
 # dask-cuda (with nvidia-ml-py, cuda-core, click) is there for its LocalCUDACluster test; its pin of dask
 # (rapids-dask-dependency) is not fetched: --no-deps.
 #
@@ -14,5 +16,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
     ome-zarr ome-zarr-models pydantic pydantic-core annotated-types typing-inspection pydantic-zarr \
     pydantic-settings python-dotenv jsonschema jsonschema-specifications referencing rpds-py partd locket zict \
     tblib tornado Deprecated msgspec rangehttpserver scverse-misc session-info2 transformnd \
-    dask-cuda nvidia-ml-py cuda-core click
+    dask-cuda nvidia-ml-py cuda-core click \
+    typing-extensions PyYAML h5py toolz cloudpickle fsspec psutil msgpack sortedcontainers wrapt attrs packaging \
+    rich markdown-it-py mdurl Pygments
 ls "$dest" | wc -l
