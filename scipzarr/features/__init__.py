@@ -103,26 +103,29 @@ def measure(obj: Objects, images: np.ndarray, families: list[str], channels: lis
     """
     params = params or {}
     runs = [(FAMILIES[name], params.get(name, {})) for name in families]
-    blocks: dict[str, list[np.ndarray]] = {}
-    on_device = [(fam, p) for fam, p in runs if device != "cpu" and fam.device]
-    for fam, p in runs:
-        if (fam, p) not in on_device:
-            blocks[fam.name] = [_block(fam, obj, images, target, p) for target in _targets(fam, channels)]
-    if on_device:
-        n = obj.local.shape[0]
-        step = batch or max(n, 1)
-        parts = {fam.name: [] for fam, _ in on_device}
-        for start in range(0, n, step):
-            sl = slice(start, min(start + step, n))
-            sub = obj if (sl.start, sl.stop) == (0, n) else obj.events(sl)
-            d_obj, d_images = sub.to_device(device), backend.to_device(images[sl], device)  # one copy per batch
-            for fam, p in on_device:
-                parts[fam.name].append([_block(fam, d_obj, d_images, target, p) for target in _targets(fam, channels)])
-        for fam, _ in on_device:
-            per_batch = parts[fam.name]
-            blocks[fam.name] = [np.concatenate([b[k] for b in per_batch]) for k in range(len(per_batch[0]))]
+    gpu = device != "cpu" and obj.local.shape[0] > 0
+    blocks = {fam.name: [_block(fam, obj, images, target, p) for target in _targets(fam, channels)]
+              for fam, p in runs if not (gpu and fam.device)}
+    if gpu:
+        blocks |= _measure_on_device([(fam, p) for fam, p in runs if fam.device], obj, images, channels, device, batch)
     out = [b for fam, _ in runs for b in blocks[fam.name]]
     return np.concatenate(out, axis=1) if out else np.zeros((obj.n, 0))
+
+
+def _measure_on_device(runs: list, obj: Objects, images: np.ndarray, channels: list[int], device: str,
+                       batch: int | None) -> dict[str, list[np.ndarray]]:
+    """The blocks of the device families ``runs`` (host results), ``batch`` events at a time on ``device``."""
+    n = obj.local.shape[0]
+    step = batch or n
+    parts: dict[str, list[list[np.ndarray]]] = {fam.name: [] for fam, _ in runs}
+    for start in range(0, n, step):
+        sl = slice(start, min(start + step, n))
+        sub = obj if step >= n else obj.events(sl)
+        d_obj, d_images = sub.to_device(device), backend.to_device(images[sl], device)  # one copy per batch
+        for fam, p in runs:
+            parts[fam.name].append([_block(fam, d_obj, d_images, target, p) for target in _targets(fam, channels)])
+    # per target, the rows of every batch in event order: the whole batch's rows
+    return {name: [np.concatenate(rows) for rows in zip(*per_batch)] for name, per_batch in parts.items()}
 
 
 def _block(fam: Family, obj: Objects, images, target: tuple, params: dict) -> np.ndarray:
