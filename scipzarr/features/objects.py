@@ -60,8 +60,10 @@ class Objects:
         if device == "cpu":
             return self
         put = backend.to_device
-        return Objects(put(self.local, device), put(self.valid_y0, device), put(self.valid_x0, device),
-                       None if self.valid is None else put(self.valid, device))
+        out = Objects(put(self.local, device), put(self.valid_y0, device), put(self.valid_x0, device),
+                      None if self.valid is None else put(self.valid, device))
+        out.cache |= {("host", "labels"): self.labels, ("host", "event"): self.event}  # the same values, here already
+        return out
 
     def host(self, name: str):
         """A host (numpy) copy of the cached array attribute ``name`` (for the compiled kernels, which run on
