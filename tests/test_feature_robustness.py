@@ -92,3 +92,41 @@ def test_no_objects_gives_no_rows_and_no_error():
 def test_features_md_is_generated_from_the_code():
     assert (REPO / "docs" / "features.md").read_text() == render(), (
         "docs/features.md is stale: python -m scipzarr.features.reference > docs/features.md")
+
+
+@pytest.mark.parametrize("border_is_edge", [True, False])
+def test_distance_to_edge_equals_each_object_alone(border_is_edge):
+    """The crops of a batch are transformed together; each object's distances must be those of the object alone
+    in its event (outside the event: edge, or nothing). Objects touching the event's border, in padded events,
+    are where crops laid side by side could see a neighbour's background (they did before this test)."""
+    from scipy import ndimage as ndi
+
+    from scipzarr.features import Objects
+    from scipzarr.features.distance import distance_to_edge
+
+    rng = np.random.default_rng(0)
+    n, size = 60, 30
+    smooth = ndi.gaussian_filter(rng.random((n, size, size)), (0, 3, 3))
+    mask = smooth > np.quantile(smooth, 0.5, axis=(1, 2), keepdims=True)
+    valid = np.ones(mask.shape, bool)
+    valid[::3, :, size - 7:] = False  # padded events
+    local = np.zeros(mask.shape, np.int32)
+    for i in range(n):
+        local[i], _ = ndi.label(mask[i] & valid[i], np.ones((3, 3)))
+    obj = Objects(local, np.zeros(n, int), np.zeros(n, int), valid)
+    got = distance_to_edge(obj, border_is_edge=border_is_edge)
+    _, lab, _ = obj.pixels
+    y, x = obj.coords
+    want = np.empty_like(got)
+    for k in range(obj.n):
+        e, sel = obj.event[k], lab == k
+        own = obj.labels[e] == k + 1
+        if border_is_edge:
+            d = ndi.distance_transform_edt(np.pad(own, 1))[1:-1, 1:-1]
+        else:
+            d = np.zeros(own.shape)
+            width = size - 7 if e % 3 == 0 else size
+            d[:, :width] = ndi.distance_transform_edt(own[:, :width])
+        want[sel] = d[y[sel], x[sel]]
+    assert obj.n > 100
+    np.testing.assert_allclose(got, want)
