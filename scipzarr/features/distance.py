@@ -2,20 +2,16 @@
 
 Objects are 8-connected components and never touch, so the nearest pixel
 outside an object is background and lies in the object's bounding box grown
-by one pixel. One Euclidean distance transform over those crops, laid out
-side by side as one near-square 2-D mosaic, is therefore exact, and costs the
-objects' boxes rather than the whole tiles. numpy or cupy (scipy's or cupyx's
-exact transform; cupyx pads a 2-D image to a square of its longer side, so a
-column of 256 crops of 60 x 60 would cost 256 x 256 crops).
+by one pixel. One Euclidean distance transform over those crops
+(:func:`scipzarr.kernels.batch.planes_edt`) is therefore exact, and costs the
+objects' boxes rather than the whole tiles. numpy or cupy.
 """
 
 from __future__ import annotations
 
-from math import hypot, sqrt
-
 import numpy as np
 
-from .. import backend
+from ..kernels.batch import planes_edt
 from .objects import Objects
 
 
@@ -58,7 +54,7 @@ def distance_to_edge(obj: Objects, border_is_edge: bool = True) -> np.ndarray:
         return obj.xp.zeros(0)
     mine, ev, rr, cc, inside_tile, crop = crops(obj)
     if border_is_edge:  # each crop's ring is background: the nearest one is always in the object's own crop
-        dist = _separate_edt(mine, 0)
+        dist = planes_edt(mine)
     else:
         real = inside_tile & (obj.valid[ev, rr, cc] if obj.valid is not None else True)
         mine = mine | ~real & crop | ~crop  # nothing outside the event (or the crop) is background
@@ -67,9 +63,9 @@ def distance_to_edge(obj: Objects, border_is_edge: bool = True) -> np.ndarray:
         apart = ~(real | ~crop).all(axis=(1, 2))
         dist = obj.xp.zeros(mine.shape)
         if bool((~apart).any()):
-            dist[~apart] = _separate_edt(mine[~apart], 0)
+            dist[~apart] = planes_edt(mine[~apart])
         if bool(apart.any()):
-            dist[apart] = _apart_edt(mine[apart])
+            dist[apart] = planes_edt(mine[apart], apart=True)
     _, lab, _ = obj.pixels
     y, x = obj.coords
     box = obj.boxes
@@ -77,29 +73,3 @@ def distance_to_edge(obj: Objects, border_is_edge: bool = True) -> np.ndarray:
     obj.cache[key] = out
     return out
 
-
-def _separate_edt(planes, gap: int):
-    """Euclidean distance transform of each ``(h, w)`` plane of ``planes`` (numpy or cupy), in one call: the
-    planes laid out as a near-square mosaic, ``gap`` pixels of foreground apart."""
-    xp = backend.xp_of(planes)
-    m, h, w = planes.shape
-    ch, cw = h + gap, w + gap
-    cols = max(1, min(m, round(sqrt(m * ch / cw))))
-    rows = -(-m // cols)
-    cells = xp.ones((rows * cols, ch, cw), dtype=bool)
-    cells[:m, :h, :w] = planes
-    mosaic = cells.reshape(rows, cols, ch, cw).transpose(0, 2, 1, 3).reshape(rows * ch, cols * cw)
-    dist = backend.ndimage(xp).distance_transform_edt(mosaic)
-    return dist.reshape(rows, ch, cols, cw).transpose(0, 2, 1, 3).reshape(rows * cols, ch, cw)[:m, :h, :w]
-
-
-def _apart_edt(planes):
-    """Euclidean distance transform of each plane of ``planes`` on its own, as one 3-D transform whose planes
-    lie a plane's diagonal apart (``sampling``): no plane's background is nearer than a pixel's own plane's,
-    wherever its own plane has background. In stacks of at most ``max(h, w)`` planes: cupyx pads a 3-D image
-    to a cube of its longest side."""
-    xp = backend.xp_of(planes)
-    m, h, w = planes.shape
-    edt = backend.ndimage(xp).distance_transform_edt
-    step = max(h, w)
-    return xp.concatenate([edt(planes[s:s + step], sampling=(hypot(h, w) + 1, 1, 1)) for s in range(0, m, step)])

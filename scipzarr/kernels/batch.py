@@ -1,6 +1,9 @@
-"""Helpers shared by the batch kernels: per-event structuring elements and valid-pixel masks."""
+"""Helpers shared by the batch kernels: per-event structuring elements, valid-pixel masks, hole filling, and
+filters applied to a stack of planes each on its own in one call (numpy or cupy)."""
 
 from __future__ import annotations
+
+from math import hypot, sqrt
 
 import numpy as np
 
@@ -40,3 +43,45 @@ def fill_holes(mask, structure):
     for edge in (bg[..., 0, :], bg[..., -1, :], bg[..., :, 0], bg[..., :, -1]):
         hole[edge] = False
     return mask | hole[bg]
+
+
+def mosaic(planes, gap: int, fill):
+    """The ``(m, h, w)`` planes laid out as one near-square 2-D image, ``gap`` pixels of ``fill`` after each
+    plane (right and below); :func:`unmosaic` takes them back. Near-square because cupyx's exact distance
+    transform pads a 2-D image to a square of its longer side (a column of 256 crops of 60 x 60 would cost
+    256 x 256 crops)."""
+    xp = xp_of(planes)
+    m, h, w = planes.shape
+    ch, cw = h + gap, w + gap
+    cols = max(1, min(m, round(sqrt(m * ch / cw))))
+    rows = -(-m // cols)
+    cells = xp.full((rows * cols, ch, cw), fill, dtype=planes.dtype)
+    cells[:m, :h, :w] = planes
+    return cells.reshape(rows, cols, ch, cw).transpose(0, 2, 1, 3).reshape(rows * ch, cols * cw)
+
+
+def unmosaic(image, m: int, h: int, w: int, gap: int):
+    """The ``(m, h, w)`` planes of a :func:`mosaic` image (or of a filter's result on it)."""
+    ch, cw = h + gap, w + gap
+    rows, cols = image.shape[0] // ch, image.shape[1] // cw
+    return image.reshape(rows, ch, cols, cw).transpose(0, 2, 1, 3).reshape(rows * cols, ch, cw)[:m, :h, :w]
+
+
+def planes_edt(planes, apart: bool = False):
+    """Euclidean distance transform (scipy's or cupyx's, exact) of each plane of a ``(m, h, w)`` bool stack on
+    its own, in one call.
+
+    Side by side in a :func:`mosaic` when every plane's nearest background is
+    in the plane itself whatever lies around it (a plane framed by background,
+    as an object's crop with its one-pixel ring). Otherwise ``apart``: as one
+    3-D transform whose planes lie a plane's diagonal apart (``sampling``),
+    in stacks of at most ``max(h, w)`` planes (cupyx pads a 3-D image to a
+    cube); a plane without background then gets distances to other planes.
+    """
+    xp = xp_of(planes)
+    m, h, w = planes.shape
+    edt = ndimage(xp).distance_transform_edt
+    if not apart:
+        return unmosaic(edt(mosaic(planes, 0, True)), m, h, w, 0)
+    step = max(h, w)
+    return xp.concatenate([edt(planes[s:s + step], sampling=(hypot(h, w) + 1, 1, 1)) for s in range(0, m, step)])
