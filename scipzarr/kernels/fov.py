@@ -81,22 +81,48 @@ def boxes(labels: np.ndarray, origin: tuple[int, int]) -> pd.DataFrame:
                         index=pd.Index(ids, name="label"), dtype=np.int64)
 
 
-def _one_peak(dist: np.ndarray, own: np.ndarray, min_distance: int) -> bool:
-    """True when ``peak_local_max(dist, min_distance, labels=own, exclude_border=False)`` finds at most one
-    peak, decided without it: the candidates it would rank (pixels equal to the maximum over the
-    ``2 * min_distance + 1`` square inside the object's box) all lie less than ``min_distance`` apart
-    (Chebyshev), so its spacing step keeps only the first. False means: ask ``peak_local_max``."""
-    ys, xs = np.nonzero(own)
-    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-    inside = own[box]
-    img = np.where(inside, dist[box], np.finfo(np.float64).min)
+def _crops(region: np.ndarray, origin: tuple[int, int], ids: np.ndarray, boxes: np.ndarray, shape: tuple[int, int]):
+    """Each component's box plus one pixel (clipped at the FOV's ``shape``) as one padded ``(m, hc, wc)`` stack:
+    the component's pixels, which stack pixels belong to its crop, the crop sizes and where its box starts."""
+    h, w = shape
+    y0, x0 = origin
+    sy, sx = np.maximum(boxes[:, 0] - 1, 0), np.maximum(boxes[:, 2] - 1, 0)
+    hk, wk = np.minimum(boxes[:, 1] + 2, h) - sy, np.minimum(boxes[:, 3] + 2, w) - sx
+    rows = sy[:, None] + np.arange(int(hk.max()))  # (m, hc) FOV rows of each crop
+    cols = sx[:, None] + np.arange(int(wk.max()))
+    in_crop = (rows < (sy + hk)[:, None])[:, :, None] & (cols < (sx + wk)[:, None])[:, None, :]
+    rr = np.clip(rows - y0, 0, region.shape[0] - 1)  # padding rows read any pixel of the region: masked below
+    cc = np.clip(cols - x0, 0, region.shape[1] - 1)
+    own = (region[rr[:, :, None], cc[:, None, :]] == ids[:, None, None]) & in_crop
+    return own, in_crop, hk, wk, boxes[:, 0] - sy, boxes[:, 2] - sx
+
+
+def _one_peak(own: np.ndarray, in_crop: np.ndarray, dist: np.ndarray, min_distance: int) -> np.ndarray:
+    """Per crop of a stack: True when ``peak_local_max(dist, min_distance, labels=own, exclude_border=False)``
+    finds at most one peak, decided without it: the candidates it would rank (pixels equal to the maximum over
+    the ``2 * min_distance + 1`` square inside the component) all lie less than ``min_distance`` apart
+    (Chebyshev), so its spacing step keeps only the first. False means: ask ``peak_local_max``.
+
+    All crops in one maximum filter over a :func:`batch.mosaic` with ``min_distance`` pixels between crops:
+    a window then sees its own component or the minimum only, as on the component's box alone, whose edge
+    values ``mode="nearest"`` only repeats.
+    """
+    m, hc, wc = own.shape
+    low = np.finfo(np.float64).min
+    img = np.where(own, dist, low)
     size = 2 * min_distance + 1
-    cand = (img == ndi.maximum_filter(img, size=size, mode="nearest")) & inside
-    if cand[inside].all():  # scikit-image's 'trivial image' rule: isolated pixels become the candidates
-        return False
-    cand &= img > dist.min()
-    cy, cx = np.nonzero(cand)
-    return len(cy) <= 1 or (np.ptp(cy) < min_distance and np.ptp(cx) < min_distance)
+    peak = batch.unmosaic(ndi.maximum_filter(batch.mosaic(img, min_distance, low), size=size, mode="nearest"),
+                          m, hc, wc, min_distance)
+    cand = (img == peak) & own
+    trivial = cand.sum(axis=(1, 2)) == own.sum(axis=(1, 2))  # scikit-image's rule: isolated pixels are candidates
+    lowest = np.where(in_crop, dist, np.inf).min(axis=(1, 2))
+    cand &= img > lowest[:, None, None]
+    ys = np.arange(hc)[None, :, None]
+    xs = np.arange(wc)[None, None, :]
+    span_y = np.where(cand, ys, -1).max(axis=(1, 2)) - np.where(cand, ys, hc).min(axis=(1, 2))
+    span_x = np.where(cand, xs, -1).max(axis=(1, 2)) - np.where(cand, xs, wc).min(axis=(1, 2))
+    few = cand.sum(axis=(1, 2)) <= 1
+    return ~trivial & (few | ((span_y < min_distance) & (span_x < min_distance)))
 
 
 def split_components(region: np.ndarray, origin: tuple[int, int], comps: pd.DataFrame, shape: tuple[int, int],
@@ -113,38 +139,62 @@ def split_components(region: np.ndarray, origin: tuple[int, int], comps: pd.Data
     result depends only on its own pixels, whatever the chunking. Returns,
     per component, ``(id, ymin, xmin, parts)`` with the parts numbered
     ``1..k`` in raster order on the component's box.
+
+    The distance transforms and the one-peak test (most nuclei) run on all
+    crops of a size class at once (:func:`batch.planes_edt`, :func:`_one_peak`):
+    a loop of small calls per component held the GIL for most of a FOV's
+    split. Crops clipped at the FOV's edge have no background there: they are
+    transformed ``apart``.
     """
+    h, w = shape
+    ids = comps.index.to_numpy(np.int64)
+    boxes = comps[["ymin", "ymax", "xmin", "xmax"]].to_numpy(np.int64)
+    out: list = [None] * len(ids)
+    # size classes (powers of two of the crop's height and width): padding stays under 4x the crops' area
+    size_class = np.ceil(np.log2(boxes[:, 1] - boxes[:, 0] + 3)) * 64 + np.ceil(np.log2(boxes[:, 3] - boxes[:, 2] + 3))
+    for cls in np.unique(size_class):
+        members = np.flatnonzero(size_class == cls)
+        own, in_crop, hk, wk, oy, ox = _crops(region, origin, ids[members], boxes[members], shape)
+        clipped = (boxes[members, 0] < 1) | (boxes[members, 1] + 2 > h) | (boxes[members, 2] < 1) | \
+                  (boxes[members, 3] + 2 > w)
+        nothing = own | ~in_crop  # outside the crop (padding) is not background: the FOV ends there
+        dist = np.zeros(own.shape)
+        for group, apart in ((~clipped, False), (clipped, True)):
+            if group.any():
+                dist[group] = batch.planes_edt(nothing[group], apart=apart)
+        single = _one_peak(own, in_crop, dist, min_distance)
+        for j, k in enumerate(members):
+            ymin, ymax, xmin, xmax = (int(v) for v in boxes[k])
+            box = (slice(oy[j], oy[j] + ymax - ymin + 1), slice(ox[j], ox[j] + xmax - xmin + 1))
+            crop_own = own[j, :hk[j], :wk[j]]
+            if single[j]:  # the whole component is its basin
+                out[k] = (int(ids[k]), ymin, xmin, crop_own[box].astype(np.uint32))
+            else:
+                out[k] = (int(ids[k]), ymin, xmin, _watershed_parts(crop_own, dist[j, :hk[j], :wk[j]], box,
+                                                                     min_distance))
+    return out
+
+
+def _watershed_parts(own: np.ndarray, dist: np.ndarray, box: tuple[slice, slice], min_distance: int) -> np.ndarray:
+    """The parts of one component (its crop): watershed from ``peak_local_max`` markers, numbered ``1..k`` in
+    raster order on the component's box."""
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    h, w = shape
-    y0, x0 = origin
-    out = []
-    for comp_id, o in zip(comps.index, comps[["ymin", "ymax", "xmin", "xmax"]].to_numpy()):
-        ymin, ymax, xmin, xmax = (int(v) for v in o)
-        sy, sx = max(ymin - 1, 0), max(xmin - 1, 0)
-        own = region[sy - y0:min(ymax + 2, h) - y0, sx - x0:min(xmax + 2, w) - x0] == comp_id
-        dist = ndi.distance_transform_edt(own)
-        oy, ox = ymin - sy, xmin - sx
-        box = (slice(oy, oy + ymax - ymin + 1), slice(ox, ox + xmax - xmin + 1))
-        if _one_peak(dist, own, min_distance):  # most nuclei: the whole component is its basin
-            out.append((int(comp_id), ymin, xmin, own[box].astype(np.uint32)))
-            continue
-        peaks = peak_local_max(dist, min_distance=min_distance, labels=own.astype(np.int32), exclude_border=False)
-        if len(peaks) > 1:
-            markers = np.zeros(own.shape, np.int32)
-            markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-            basins = watershed(-dist, markers, mask=own)
-        else:
-            basins = own.astype(np.int32)
-        sub = basins[box]
-        inside = sub > 0
-        ids = np.unique(sub[inside])
-        firsts = np.array([np.flatnonzero(sub.ravel() == b)[0] for b in ids])  # number parts in raster order
-        lut = np.zeros(int(sub.max()) + 1, dtype=np.int64)
-        lut[ids[np.argsort(firsts)]] = np.arange(1, len(ids) + 1)
-        out.append((int(comp_id), ymin, xmin, lut[sub].astype(np.uint32)))
-    return out
+    peaks = peak_local_max(dist, min_distance=min_distance, labels=own.astype(np.int32), exclude_border=False)
+    if len(peaks) > 1:
+        markers = np.zeros(own.shape, np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        basins = watershed(-dist, markers, mask=own)
+    else:
+        basins = own.astype(np.int32)
+    sub = basins[box]
+    inside = sub > 0
+    ids = np.unique(sub[inside])
+    firsts = np.array([np.flatnonzero(sub.ravel() == b)[0] for b in ids])  # number parts in raster order
+    lut = np.zeros(int(sub.max()) + 1, dtype=np.int64)
+    lut[ids[np.argsort(firsts)]] = np.arange(1, len(ids) + 1)
+    return lut[sub].astype(np.uint32)
 
 
 def number_parts(parts: dict, width: int) -> tuple[pd.DataFrame, dict]:
