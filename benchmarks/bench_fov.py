@@ -53,14 +53,14 @@ def main() -> None:
     p.add_argument("--scheduler", action="append",
                    help="threads (default), synchronous, or local:N (N worker processes); repeat for several")
     args = p.parse_args()
-    from bench_ifc import scheduler_args
     import dask
     import dask.array as da
     import zarr
+    from bench_ifc import scheduler_args
+    from scipzarr.converters import convert
 
     import scipzarr
     from scipzarr.config import resolve_config
-    from scipzarr.converters import convert
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,6 @@ def scheduler_args(spec: str) -> dict:
 
 def phase_process(out: Path, families: str, device: str = "cpu", scheduler: str = "threads") -> dict:
     import scipzarr
-
     from scipzarr.features import resolve_families
 
     cfg = {"features": {"families": resolve_families(families)}, "segmentation": {"channels": [0]}}
