@@ -203,33 +203,46 @@ def number_parts(parts: dict, width: int) -> tuple[pd.DataFrame, dict]:
     ``parts`` maps component id to ``(ymin, xmin, sub)`` (as from
     :func:`split_components`). Returns the objects table (``count``,
     ``first``, inclusive box, indexed by final label) and, per component, the
-    lookup from part number to final label.
+    lookup from part number to final label. All components' part pixels in a
+    few vectorized calls (a loop of small calls per component held the GIL).
     """
-    stats = []
-    for cid, (y0, x0, sub) in parts.items():  # per component: a few vectorized numpy calls, no pandas
-        k = int(sub.max())
-        flat = sub.ravel()
-        idx = np.flatnonzero(flat)
-        lab = flat[idx]
-        ys, xs = np.divmod(idx, sub.shape[1])
-        first = np.full(k + 1, np.iinfo(np.int64).max)
-        np.minimum.at(first, lab, (ys + y0) * width + xs + x0)
-        if k == 1:
-            boxes = [(slice(0, sub.shape[0]), slice(0, sub.shape[1]))]
-        else:
-            boxes = ndi.find_objects(sub)
-        stats.append(np.column_stack([
-            np.full(k, cid), np.arange(1, k + 1), np.bincount(lab, minlength=k + 1)[1:], first[1:],
-            [b[0].start + y0 for b in boxes], [b[0].stop - 1 + y0 for b in boxes],
-            [b[1].start + x0 for b in boxes], [b[1].stop - 1 + x0 for b in boxes]]))
-    cols = ["comp", "sub", "count", "first", "ymin", "ymax", "xmin", "xmax"]
-    objects = pd.DataFrame(np.concatenate(stats) if stats else np.zeros((0, 8), np.int64), columns=cols)
-    objects = objects.astype(np.int64).sort_values("first").reset_index(drop=True)
-    objects.index = pd.RangeIndex(1, len(objects) + 1, name="label")
-    final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, (_, _, sub) in parts.items()}
-    for label_id, (cid, sub) in zip(objects.index, objects[["comp", "sub"]].to_numpy()):
-        final[int(cid)][int(sub)] = label_id
-    return objects.drop(columns=["comp", "sub"]), final
+    cols = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
+    if not parts:
+        objects = pd.DataFrame(np.zeros((0, 6), np.int64), columns=cols, index=pd.RangeIndex(1, 1, name="label"))
+        return objects, {}
+    # every part pixel of every component at once: (component, part) keys, FOV rows and columns
+    cids = list(parts)
+    subs = [parts[c][2] for c in cids]
+    flat = np.concatenate([sub.ravel() for sub in subs]).astype(np.int64)
+    sizes = np.array([sub.size for sub in subs])
+    comp = np.repeat(np.arange(len(cids)), sizes)
+    pos = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    width_of = np.array([sub.shape[1] for sub in subs])[comp]
+    ys = pos // width_of + np.array([parts[c][0] for c in cids])[comp]
+    xs = pos % width_of + np.array([parts[c][1] for c in cids])[comp]
+    keep = flat > 0
+    stride = int(flat.max()) + 1
+    key = (comp * stride + flat)[keep]
+    ys, xs = ys[keep], xs[keep]
+    n_keys = len(cids) * stride
+    count = np.bincount(key, minlength=n_keys)
+    present = np.flatnonzero(count)
+    big = np.iinfo(np.int64).max
+    first, ymin, xmin = (np.full(n_keys, big) for _ in range(3))
+    ymax, xmax = np.full(n_keys, -1), np.full(n_keys, -1)
+    np.minimum.at(first, key, ys * width + xs)
+    np.minimum.at(ymin, key, ys)
+    np.maximum.at(ymax, key, ys)
+    np.minimum.at(xmin, key, xs)
+    np.maximum.at(xmax, key, xs)
+    table = np.column_stack([count, first, ymin, ymax, xmin, xmax])[present]
+    order = np.argsort(table[:, 1])  # raster order of first pixels (all distinct)
+    objects = pd.DataFrame(table[order], columns=cols, index=pd.RangeIndex(1, len(order) + 1, name="label"))
+    comp_of, part_of = np.divmod(present[order], stride)
+    final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, sub in zip(cids, subs)}
+    for label_id, (c, part) in enumerate(zip(comp_of.tolist(), part_of.tolist()), start=1):
+        final[cids[c]][part] = label_id
+    return objects, final
 
 
 def paint(block: np.ndarray, origin: tuple[int, int], parts: dict, final: dict) -> np.ndarray:
