@@ -197,6 +197,9 @@ def _watershed_parts(own: np.ndarray, dist: np.ndarray, box: tuple[slice, slice]
     return lut[sub].astype(np.uint32)
 
 
+PART_BATCH = 2**20  #: part pixels numbered in one batch (8 int64 arrays of this length at most)
+
+
 def number_parts(parts: dict, width: int) -> tuple[pd.DataFrame, dict]:
     """Number the parts of all components ``1..n`` in raster order of their first FOV pixel.
 
@@ -210,21 +213,39 @@ def number_parts(parts: dict, width: int) -> tuple[pd.DataFrame, dict]:
     if not parts:
         objects = pd.DataFrame(np.zeros((0, 6), np.int64), columns=cols, index=pd.RangeIndex(1, 1, name="label"))
         return objects, {}
-    # every part pixel of every component at once: (component, part) keys, FOV rows and columns
     cids = list(parts)
     subs = [parts[c][2] for c in cids]
+    sizes = np.array([sub.size for sub in subs])
+    # components in batches of about PART_BATCH part pixels: a few vectorized calls each, bounded memory
+    bounds = np.searchsorted(np.cumsum(sizes), np.arange(PART_BATCH, int(sizes.sum()) + PART_BATCH, PART_BATCH),
+                             side="right")
+    starts = [0, *sorted({int(b) for b in bounds if 0 < b < len(cids)})]
+    rows = [_part_table(parts, cids, a, b, width) for a, b in zip(starts, [*starts[1:], len(cids)])]
+    table = np.concatenate(rows)
+    table = table[np.argsort(table[:, 3])]  # raster order of first pixels (all distinct)
+    objects = pd.DataFrame(table[:, 2:], columns=cols, index=pd.RangeIndex(1, len(table) + 1, name="label"))
+    final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, sub in zip(cids, subs)}
+    for label_id, (c, part) in enumerate(table[:, :2].tolist(), start=1):
+        final[cids[c]][part] = label_id
+    return objects, final
+
+
+def _part_table(parts: dict, cids: list, a: int, b: int, width: int) -> np.ndarray:
+    """Rows ``(component index, part, count, first, ymin, ymax, xmin, xmax)`` of the parts of components
+    ``cids[a:b]``."""
+    subs = [parts[c][2] for c in cids[a:b]]
     flat = np.concatenate([sub.ravel() for sub in subs]).astype(np.int64)
     sizes = np.array([sub.size for sub in subs])
-    comp = np.repeat(np.arange(len(cids)), sizes)
+    comp = np.repeat(np.arange(a, b), sizes)
     pos = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    width_of = np.array([sub.shape[1] for sub in subs])[comp]
-    ys = pos // width_of + np.array([parts[c][0] for c in cids])[comp]
-    xs = pos % width_of + np.array([parts[c][1] for c in cids])[comp]
     keep = flat > 0
+    comp, pos, flat = comp[keep], pos[keep], flat[keep]
+    width_of = np.array([sub.shape[1] for sub in subs])[comp - a]
+    ys = pos // width_of + np.array([parts[c][0] for c in cids[a:b]])[comp - a]
+    xs = pos % width_of + np.array([parts[c][1] for c in cids[a:b]])[comp - a]
     stride = int(flat.max()) + 1
-    key = (comp * stride + flat)[keep]
-    ys, xs = ys[keep], xs[keep]
-    n_keys = len(cids) * stride
+    key = (comp - a) * stride + flat
+    n_keys = (b - a) * stride
     count = np.bincount(key, minlength=n_keys)
     present = np.flatnonzero(count)
     big = np.iinfo(np.int64).max
@@ -235,14 +256,9 @@ def number_parts(parts: dict, width: int) -> tuple[pd.DataFrame, dict]:
     np.maximum.at(ymax, key, ys)
     np.minimum.at(xmin, key, xs)
     np.maximum.at(xmax, key, xs)
-    table = np.column_stack([count, first, ymin, ymax, xmin, xmax])[present]
-    order = np.argsort(table[:, 1])  # raster order of first pixels (all distinct)
-    objects = pd.DataFrame(table[order], columns=cols, index=pd.RangeIndex(1, len(order) + 1, name="label"))
-    comp_of, part_of = np.divmod(present[order], stride)
-    final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, sub in zip(cids, subs)}
-    for label_id, (c, part) in enumerate(zip(comp_of.tolist(), part_of.tolist()), start=1):
-        final[cids[c]][part] = label_id
-    return objects, final
+    comp_of, part_of = np.divmod(present, stride)
+    return np.column_stack([comp_of + a, part_of, count[present], first[present], ymin[present], ymax[present],
+                            xmin[present], xmax[present]])
 
 
 def paint(block: np.ndarray, origin: tuple[int, int], parts: dict, final: dict) -> np.ndarray:
