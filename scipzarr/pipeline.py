@@ -24,7 +24,7 @@ from .features import Objects, feature_columns, measure, resolve_families
 from .fovstore import store_kind
 from .kernels import normalize as norm
 from .kernels import segment as seg
-from .kernels.batch import valid_mask
+from .kernels.batch import event_slices, valid_mask
 from .progress import run_with_progress
 from .scheduler import ClusterOptions, open_runner
 
@@ -125,8 +125,7 @@ def _smoothed(plan: Plan, images: np.ndarray, valid: np.ndarray, events: slice):
 def _sub_batches(plan: Plan, n: int) -> list[slice]:
     """Slices of ``plan.seg_batch`` events (every segmentation step is per event, so results are the same
     for any split; tested)."""
-    step = plan.seg_batch or max(n, 1)
-    return [slice(s, min(s + step, n)) for s in range(0, max(n, 1), step)]
+    return event_slices(n, plan.seg_batch)
 
 
 def _prepared(plan: Plan, block: np.ndarray, meta: dict, lohi):

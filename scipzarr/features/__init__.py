@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import backend
+from ..kernels.batch import event_slices
 from . import colocalization, granularity, intensity, radial, shape, texture
 from .column import Column
 from .objects import Objects
@@ -116,11 +117,9 @@ def _measure_on_device(runs: list, obj: Objects, images: np.ndarray, channels: l
                        batch: int | None) -> dict[str, list[np.ndarray]]:
     """The blocks of the device families ``runs`` (host results), ``batch`` events at a time on ``device``."""
     n = obj.local.shape[0]
-    step = batch or n
     parts: dict[str, list[list[np.ndarray]]] = {fam.name: [] for fam, _ in runs}
-    for start in range(0, n, step):
-        sl = slice(start, min(start + step, n))
-        sub = obj if step >= n else obj.events(sl)
+    for sl in event_slices(n, batch):
+        sub = obj if (sl.start, sl.stop) == (0, n) else obj.events(sl)
         d_obj, d_images = sub.to_device(device), backend.to_device(images[sl], device)  # one copy per batch
         for fam, p in runs:
             parts[fam.name].append([_block(fam, d_obj, d_images, target, p) for target in _targets(fam, channels)])

@@ -67,21 +67,35 @@ def unmosaic(image, m: int, h: int, w: int, gap: int):
     return image.reshape(rows, ch, cols, cw).transpose(0, 2, 1, 3).reshape(rows * cols, ch, cw)[:m, :h, :w]
 
 
-def planes_edt(planes, apart: bool = False):
+def planes_edt(planes, apart=False):
     """Euclidean distance transform (scipy's or cupyx's, exact) of each plane of a ``(m, h, w)`` bool stack on
-    its own, in one call.
+    its own, in one call per kind of plane.
 
-    Side by side in a :func:`mosaic` when every plane's nearest background is
-    in the plane itself whatever lies around it (a plane framed by background,
-    as an object's crop with its one-pixel ring). Otherwise ``apart``: as one
-    3-D transform whose planes lie a plane's diagonal apart (``sampling``),
-    in stacks of at most ``max(h, w)`` planes (cupyx pads a 3-D image to a
-    cube); a plane without background then gets distances to other planes.
+    Side by side in a :func:`mosaic` when a plane's nearest background is in
+    the plane itself whatever lies around it (a plane framed by background,
+    as an object's crop with its one-pixel ring). Otherwise ``apart`` (True,
+    or a per-plane bool array saying which planes): as one 3-D transform whose
+    planes lie a plane's diagonal apart (``sampling``), in stacks of at most
+    ``max(h, w)`` planes (cupyx pads a 3-D image to a cube); a plane without
+    background then gets distances to other planes.
     """
     xp = xp_of(planes)
     m, h, w = planes.shape
     edt = ndimage(xp).distance_transform_edt
-    if not apart:
-        return unmosaic(edt(mosaic(planes, 0, True)), m, h, w, 0)
-    step = max(h, w)
-    return xp.concatenate([edt(planes[s:s + step], sampling=(hypot(h, w) + 1, 1, 1)) for s in range(0, m, step)])
+    if isinstance(apart, bool):
+        if not apart:
+            return unmosaic(edt(mosaic(planes, 0, True)), m, h, w, 0)
+        step = max(h, w)
+        return xp.concatenate([edt(planes[s:s + step], sampling=(hypot(h, w) + 1, 1, 1))
+                               for s in range(0, m, step)])
+    dist = xp.zeros(planes.shape)
+    for group, kind in ((~apart, False), (apart, True)):
+        if bool(group.any()):
+            dist[group] = planes_edt(planes[group], kind)
+    return dist
+
+
+def event_slices(n: int, step: int | None) -> list[slice]:
+    """Consecutive slices of ``step`` events covering ``n`` (one slice of all when ``step`` is None)."""
+    step = step or max(n, 1)
+    return [slice(s, min(s + step, n)) for s in range(0, max(n, 1), step)]

@@ -158,10 +158,7 @@ def split_components(region: np.ndarray, origin: tuple[int, int], comps: pd.Data
         clipped = (boxes[members, 0] < 1) | (boxes[members, 1] + 2 > h) | (boxes[members, 2] < 1) | \
                   (boxes[members, 3] + 2 > w)
         nothing = own | ~in_crop  # outside the crop (padding) is not background: the FOV ends there
-        dist = np.zeros(own.shape)
-        for group, apart in ((~clipped, False), (clipped, True)):
-            if group.any():
-                dist[group] = batch.planes_edt(nothing[group], apart=apart)
+        dist = batch.planes_edt(nothing, apart=clipped)
         single = _one_peak(own, in_crop, dist, min_distance)
         for j, k in enumerate(members):
             ymin, ymax, xmin, xmax = (int(v) for v in boxes[k])
