@@ -14,6 +14,7 @@ Only the command line is used, so the script runs unchanged on both sides of a r
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -67,8 +68,15 @@ def make_inputs(work: Path) -> dict[str, tuple[Path, Path]]:
     return {"ifc": (work / "ifc.zarr", work / "ifc.h5ad"), "fov": (work / "fov.zarr", work / "fov.h5ad")}
 
 
+def _relative(values: np.ndarray) -> np.ndarray:
+    """Text with the run's temporary folder left out."""
+    pattern = re.escape(tempfile.gettempdir()) + r"/[^/;]+"
+    return np.array([re.sub(pattern, "", v) for v in values.astype(str)])
+
+
 def collect(store: Path, table: Path, kind: str) -> dict[str, np.ndarray]:
-    """Every value to compare: X, var and obs columns, obs/var names, each label level's pixels."""
+    """Every value to compare: X, var and obs columns, obs/var names, each label level's pixels (paths in
+    text relative to the run's temporary folder)."""
     import anndata as ad
     import zarr
 
@@ -77,9 +85,9 @@ def collect(store: Path, table: Path, kind: str) -> dict[str, np.ndarray]:
            f"{kind}/var_names": t.var_names.to_numpy().astype(str)}
     for frame, name in ((t.obs, "obs"), (t.var, "var")):
         for col in frame.columns:
-            out[f"{kind}/{name}/{col}"] = frame[col].to_numpy().astype(str if frame[col].dtype.kind in "OU" or
-                                                                       str(frame[col].dtype) == "category" else
-                                                                       frame[col].dtype)
+            text = frame[col].dtype.kind in "OU" or str(frame[col].dtype) == "category"
+            values = frame[col].to_numpy().astype(str if text else frame[col].dtype)
+            out[f"{kind}/{name}/{col}"] = _relative(values) if text else values
     for label_dir in sorted(store.rglob("labels")):
         group = zarr.open_group(str(label_dir), mode="r")
         for name in group.attrs.get("ome", {}).get("labels", []):
@@ -113,6 +121,8 @@ def main() -> int:
     problems += [f"new: {k}" for k in sorted(set(values) - set(old))]
     for k in sorted(set(old) & set(values)):
         a, b = old[k], values[k]
+        if a.dtype.kind == "U":
+            a, b = _relative(a), _relative(b)
         if a.shape != b.shape or a.dtype != b.dtype or not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
             problems.append(f"differs: {k} ({a.dtype}{a.shape} vs {b.dtype}{b.shape})")
     for line in problems:

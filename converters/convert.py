@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from scipzarr import atomic, store
-from scipzarr.fovstore import DEFAULT_CHUNK, write_fov_store
-from scipzarr._version import __version__
-from scipzarr.resume import check_manifest, config_hash, fingerprint, work_path
+from scipzarr import atomic
 from scipzarr.errors import ScipzarrError
-from scipzarr.progress import run_with_progress
+from scipzarr.progress import Bar, run_with_progress
 from scipzarr.scheduler import ClusterOptions, open_runner
+from scipzarr.store import mosaic as store
+from scipzarr.store import ngff, write_fov_store
+from scipzarr.store.fov import DEFAULT_CHUNK
+from scipzarr.work import Work, config_hash, fingerprint, work_path
 
 from .fov import discover_fovs, looks_like_fovs
 from .ifc import EventSource, discover
@@ -82,8 +84,8 @@ def convert(
     progress: bool = True,
     scheduler: str = "threads",
     cluster: ClusterOptions | None = None,
-    chunk_size: int = DEFAULT_CHUNK,
-    z_projection: str = "max",
+    chunk_size: int | None = None,
+    z_projection: str | None = None,
     channel_pattern: str | None = None,
 ) -> dict:
     """Convert IFC events or fields of view to a scipzarr OME-Zarr store.
@@ -124,12 +126,17 @@ def convert(
     if kind == "auto":
         kind = "fov" if looks_like_fovs(inputs) else "ifc"
     if kind == "fov":
-        return convert_fovs(inputs, output, channels=channels, chunk_size=chunk_size, z_projection=z_projection,
-                            overwrite=overwrite, progress=progress, scheduler=scheduler, cluster=cluster,
-                            channel_pattern=channel_pattern)
-    if channel_pattern:
-        raise ScipzarrError("--channel-pattern applies to --kind fov; IFC exports are matched by their own "
-                            "channel numbers")
+        for option, given in (("--chunk-tiles", chunk_tiles != DEFAULT_CHUNK_TILES), ("--tile-size", tile_size),
+                              ("--fit", fit != "pad"), ("--on-error skip", on_error != "fail")):
+            if given:
+                raise ScipzarrError(f"{option} applies to IFC events, not to FOV stores (--kind fov); leave it out")
+        return convert_fovs(inputs, output, channels=channels, chunk_size=chunk_size or DEFAULT_CHUNK,
+                            z_projection=z_projection or "max", overwrite=overwrite, resume=resume,
+                            progress=progress, scheduler=scheduler, cluster=cluster, channel_pattern=channel_pattern)
+    for option, given in (("--channel-pattern", channel_pattern), ("--chunk-size", chunk_size),
+                          ("--z-projection", z_projection)):
+        if given:
+            raise ScipzarrError(f"{option} applies to FOV stores (--kind fov), not to IFC events; leave it out")
     if fit not in ("pad", "crop"):
         raise ScipzarrError(f"--fit {fit}: choose pad or crop")
     inputs, output = _paths(inputs, output, overwrite)
@@ -148,7 +155,21 @@ def convert(
                        "on_error": on_error}, on_error)
 
 
-MANIFEST_NAME = ".scipzarr-convert.json"
+def _note(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+@contextmanager
+def _cleanup(work: Work):
+    """A failed convert leaves nothing behind; an interrupted one (Ctrl-C, or a kill) keeps its work for
+    ``--resume``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        work.close()
+        raise
 
 
 def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume, options,
@@ -156,7 +177,7 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
     fits = table[["valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"]].to_numpy()
     n_channels = len(source.channel_names)
 
-    rejected_dir = work_path(output) / "rejected"
+    rejected_dir = work_path(output) / "rejected"  # inside the run's work folder
     is_float = np.dtype(source.dtype).kind == "f"
 
     def read_block(events: range) -> np.ndarray:
@@ -209,25 +230,19 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
         return run_with_progress(
             collections, runner=runner, events_per_task=mosaic.per_block, n_events=mosaic.n_events,
             description="convert", prefix=layer, enabled=progress,
-            poll=lambda: store.chunks_written(work) * mosaic.per_block,
+            poll=lambda: ngff.chunks_written(work_path(output) / "output") * mosaic.per_block,
         )
 
-    identity = {"input": fingerprint(inputs), "options": config_hash(options), "scipzarr_version": __version__}
-    work = work_path(output)
-    manifest = work / MANIFEST_NAME
-    if work.exists() and resume:
-        check_manifest(manifest, identity)
-        if progress:
-            print(f"scipzarr: resuming convert: {store.chunks_written(work)} of {mosaic.n_blocks} chunks already written",
-                  file=sys.stderr)
-    else:
-        atomic.remove(work)
-        work.mkdir()
-        manifest.write_text(json.dumps(identity))
-    with atomic.atomic_path(output, work=work) as work:
-        store.write_ifc_mosaic(work, mosaic, read_block, tables, source.channel_names, source.dtype, desc,
-                               compute=compute, resume=True)
-        manifest.unlink()
+    work = Work(work_path(output), {"input": fingerprint(inputs), "options": config_hash(options)}, resume=resume,
+                say=_note if progress else None)
+    if resume and work.output.exists() and progress:
+        _note(f"scipzarr: resuming convert: {ngff.chunks_written(work.output)} of {mosaic.n_blocks} chunks already "
+              "written")
+    with _cleanup(work), atomic.atomic_path(output, work=work.output) as target:
+        store.write_ifc_mosaic(target, mosaic, read_block, tables, source.channel_names, source.dtype, desc,
+                               compute=compute, resume=True, pixel_size=source.pixel_size,
+                               acquisition=source.acquisition)
+    work.close()
     return {
         "store": str(output), "layout": source.layout, "events": mosaic.n_events,
         "channels": source.channel_names, "tile": list(tile), "chunk_tiles": chunk_tiles,
@@ -239,12 +254,13 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
 
 def convert_fovs(inputs: list[str | Path], output: str | Path, *, channels: list[str] | None = None,
                  chunk_size: int = DEFAULT_CHUNK, z_projection: str = "max", overwrite: bool = False,
-                 progress: bool = True, scheduler: str = "threads", cluster: ClusterOptions | None = None,
-                 channel_pattern: str | None = None) -> dict:
+                 resume: bool = False, progress: bool = True, scheduler: str = "threads",
+                 cluster: ClusterOptions | None = None, channel_pattern: str | None = None) -> dict:
     """Fields of view (TIFF/OME-TIFF, vendor formats via bioio) → a store with one multiscale image per FOV.
 
     Images are read lazily and written chunk by chunk (``chunk_size`` pixels
-    square), so a FOV larger than memory converts in bounded memory.
+    square), so a FOV larger than memory converts in bounded memory. With
+    ``resume``, the FOVs an interrupted convert finished are kept.
     ``channel_pattern`` joins one-file-per-channel inputs into multichannel
     FOVs (:func:`scipzarr.converters.fov.group_channel_files`).
     """
@@ -259,11 +275,23 @@ def convert_fovs(inputs: list[str | Path], output: str | Path, *, channels: list
     names = channels or fovs[0].channel_names or [f"ch{i}" for i in range(n_channels)]
     if len(names) != n_channels:
         raise ScipzarrError(f"--channels: {len(names)} names for {n_channels} channels; give one name per channel")
-    with open_runner(scheduler, cluster, quiet=not progress) as runner, atomic.atomic_path(output) as work:
-        def compute(collections, what):
-            runner.compute(collections)
+    options = {"channels": list(names), "chunk_size": chunk_size, "z_projection": z_projection,
+               "channel_pattern": channel_pattern}
+    work = Work(work_path(output), {"input": fingerprint(inputs), "options": config_hash(options)}, resume=resume,
+                say=_note if progress else None)
+    if resume and work.n_done() and progress:
+        _note(f"scipzarr: resuming convert: {work.n_done()} of {len(fovs)} FOVs already written")
+    with _cleanup(work), open_runner(scheduler, cluster, quiet=not progress) as runner, \
+            atomic.atomic_path(output, work=work.output) as target, \
+            Bar(len(fovs), description="convert", unit="FOVs", enabled=progress, runner=runner) as bar:
+        bar.set(work.n_done())
 
-        write_fov_store(work, fovs, list(names), chunk_size, compute)
+        def written(i: int) -> None:
+            work.mark(i)
+            bar.advance(1)
+
+        write_fov_store(target, fovs, list(names), chunk_size, runner.compute, done=work.done, mark_done=written)
+    work.close()
     seconds = time.perf_counter() - t0
     return {"store": str(output), "kind": "fov", "fovs": len(fovs), "channels": list(names),
             "chunk": chunk_size, "seconds": seconds,

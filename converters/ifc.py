@@ -46,6 +46,8 @@ class EventSource:
     table: pd.DataFrame  # event_id, source, class_label, height, width
     read: Callable[[int], np.ndarray]
     rejected: list[dict] = field(default_factory=list)  # event_id, source, reason, stage
+    pixel_size: tuple[float | None, float | None] = (None, None)  # micrometres (y, x), when the files say
+    acquisition: dict = field(default_factory=dict)  # facts from the files, kept in the store's attributes
 
     def __len__(self) -> int:
         return len(self.table)

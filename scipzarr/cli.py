@@ -27,7 +27,7 @@ EXAMPLES = {
   mpiexec -n 4 scipzarr process cells.zarr -o cells.h5ad --scheduler mpi
   scipzarr config > my.yml && scipzarr process cells.zarr -c my.yml -o cells-table.zarr""",
     "info": "examples:\n  scipzarr info cells.zarr\n  scipzarr info cells.h5ad",
-    "validate": "examples:\n  scipzarr validate cells.zarr",
+    "validate": "examples:\n  scipzarr validate cells.zarr\n  scipzarr validate cells.h5ad",
     "demo": "examples:\n  scipzarr demo            # in ./scipzarr-demo\n  scipzarr demo /tmp/demo --events 2000",
     "config": "examples:\n  scipzarr config > config.yml",
     "report": "examples:\n  scipzarr report cells.h5ad -o report.html\n  scipzarr report cells.h5ad --store moved/cells.zarr -o report.html",
@@ -36,6 +36,12 @@ EXAMPLES = {
   scipzarr jobscript --system slurm --ranks 34 --nodes 2 --queue batch -- process cells.zarr -o cells.h5ad > job.sh
   scipzarr jobscript --system pbs --ranks 8 --module openmpi --venv ~/envs/scipzarr -- process cells.zarr -o t.h5ad""",
 }
+
+
+def _family_names() -> list[str]:
+    from .features import FAMILIES
+
+    return list(FAMILIES)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,9 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--kind", default="ifc", choices=["ifc", "fov", "auto"],
                    help="ifc: events into a mosaic store (default); fov: fields of view, one multiscale image each; "
                         "auto: guess from the first input")
-    c.add_argument("--chunk-size", type=int, default=1024, metavar="N",
+    c.add_argument("--chunk-size", type=int, metavar="N",
                    help="FOV stores: chunks of N x N pixels (default 1024)")
-    c.add_argument("--z-projection", choices=["max", "mean"], default="max",
+    c.add_argument("--z-projection", choices=["max", "mean"],
                    help="FOV stores: how z-stacks become one plane (default max)")
     c.add_argument("--channels", metavar="NAME,...", help="channel names, comma-separated, one per channel")
     c.add_argument("--channel-pattern", metavar="REGEX",
@@ -93,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--on-error", choices=["fail", "skip"], default="fail",
                    help="fail at the first bad event (default), or skip bad events and list them in tables/rejected")
     c.add_argument("--resume", action="store_true",
-                   help="continue an interrupted convert (same inputs and options): keep the chunks already written")
+                   help="continue an interrupted convert (same inputs and options): keep the chunks (IFC) or FOVs "
+                        "already written")
 
     pr = sub.add_parser("process", parents=[common, run], formatter_class=fmt, epilog=EXAMPLES["process"],
                         help="segment and measure every event of a store",
@@ -110,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
                          "auto (a GPU when there is one, said in one line); results are the same (docs/gpu.md)")
     pr.add_argument("--features", metavar="all|FAMILY,...",
                     help="feature families to measure, overriding the config's features.families: all, or a "
-                         "comma-separated list of shape, intensity, texture, granularity, radial, colocalization")
+                         f"comma-separated list of {', '.join(_family_names())}")
     pr.add_argument("--on-error", choices=["fail", "skip"], default="fail",
                     help="events with NaN/inf pixels: fail (default) or leave them out (listed in the table)")
     pr.add_argument("--resume", action="store_true",
@@ -125,10 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("path", metavar="PATH")
 
     v = sub.add_parser("validate", parents=[common], formatter_class=fmt, epilog=EXAMPLES["validate"],
-                       help="check a store's NGFF validity and metadata",
-                       description="Check NGFF validity (ome-zarr-models) and scipzarr's own metadata; "
+                       help="check a store (NGFF validity, metadata) or a feature table (its schema)",
+                       description="Check a store's NGFF validity (ome-zarr-models) and scipzarr's own metadata, or "
+                                   "a table written by 'scipzarr process' against schemas/table.schema.json; "
                                    "exit 1 when invalid.")
-    v.add_argument("store", metavar="STORE.zarr")
+    v.add_argument("store", metavar="STORE.zarr|TABLE.h5ad|TABLE.zarr")
 
     r = sub.add_parser("report", parents=[common], formatter_class=fmt, epilog=EXAMPLES["report"],
                        help="write a self-contained HTML quality-control report",
@@ -267,19 +275,35 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .fovstore import store_kind, validate_fov_store
-    from .store import validate_store
+    from .store import validate
+    from .table import validate_table_file
 
-    fov = store_kind(args.store) == "fov"
-    problems = (validate_fov_store if fov else validate_store)(Path(args.store))
+    path = Path(args.store)
+    if path.suffix == ".h5ad" or (path.suffix == ".zarr" and _is_table(path)):
+        kind, problems = validate_table_file(path)
+        what = f"{kind.upper()} feature table (schemas/table.schema.json)"
+    else:
+        kind, problems = validate(path)
+        what = ("OME-NGFF 0.5 images of every FOV + labels, scipzarr metadata" if kind == "fov" else
+                "OME-NGFF 0.5 image + labels, scipzarr metadata, event table")
     if problems:
         for prob in problems:
             print(f"{args.store}: {prob}", file=sys.stderr)
         print(f"{args.store}: INVALID ({len(problems)} problem{'s' if len(problems) > 1 else ''})", file=sys.stderr)
         return 1
-    _say(args, f"{args.store}: valid (OME-NGFF 0.5 " + ("images of every FOV + labels, scipzarr metadata)" if fov else
-                                                      "image + labels, scipzarr metadata, event table)"))
+    _say(args, f"{args.store}: valid ({what})")
     return 0
+
+
+def _is_table(path: Path) -> bool:
+    """A ``.zarr`` folder written by anndata (an AnnData group), not a scipzarr store."""
+    import json
+
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    return meta.get("attributes", {}).get("encoding-type") == "anndata"
 
 
 def _cmd_report(args) -> int:
@@ -320,6 +344,16 @@ COMMANDS = {"convert": _cmd_convert, "process": _cmd_process, "config": _cmd_con
             "report": _cmd_report, "export": _cmd_export}
 
 
+def _closed_pipe() -> int:
+    """The reader of our output went away (``scipzarr info X | head``): end quietly, as other tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+    except OSError:
+        pass
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.debug:
@@ -347,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scipzarr: interrupted; no output was written (rerun with --resume to continue)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
     except OSError as exc:  # disk full, file too large, read-only or vanished locations
         if args.debug:
             raise

@@ -1,23 +1,22 @@
 """Processing configuration: defaults, YAML loading and JSON Schema validation.
 
-The schema lives in ``schemas/config.schema.json`` and is the single source of
-truth for which keys exist; this module only merges the user's file onto the
-defaults and turns schema violations into one readable line.
+The schema lives in ``schemas/config.schema.json``, completed from the
+feature family registry (the family choices and each family's parameters and
+defaults are declared in its module); this module merges the user's file onto
+the defaults and turns schema violations into one readable line.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from .errors import ScipzarrError
+from .features import FAMILIES
+from .schema import extend, validate_document
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "normalize": {"method": "none", "scope": "dataset", "low": 1.0, "high": 99.0},
@@ -35,22 +34,26 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "features": {
         "families": ["shape", "intensity"],
         "channels": None,
-        "shape": {"zernike_degree": 9},
-        "texture": {"distances": [3, 5], "levels": 256},
-        "granularity": {"subsample": 0.25, "background_subsample": 0.25, "element_size": 10, "spectrum_length": 16},
-        "radial": {"bins": 4},
-        "colocalization": {"threshold": 15.0},
+        **{name: copy.deepcopy(fam.defaults) for name, fam in FAMILIES.items() if fam.defaults},
     },
     "labels": {"name": "cells", "write": True},
     "fov": {"whole_max_pixels": 4194304},
 }
 
 
-@cache
-def load_schema(name: str) -> dict:
-    """Return a JSON Schema shipped in ``scipzarr.schemas`` (e.g. ``"config"``)."""
-    text = files("scipzarr.schemas").joinpath(f"{name}.schema.json").read_text()
-    return json.loads(text)
+def _with_families(schema: dict) -> dict:
+    """The shipped config schema completed from the registry: the family choices and each family's
+    parameters (``features.<family>``)."""
+    schema = copy.deepcopy(schema)
+    feats = schema["properties"]["features"]["properties"]
+    feats["families"]["items"] = {"enum": ["all", *FAMILIES]}
+    for name, fam in FAMILIES.items():
+        feats[name] = {"type": "object", "additionalProperties": False, "properties": fam.parameters,
+                       "description": fam.summary}
+    return schema
+
+
+extend("config", _with_families)
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -61,24 +64,6 @@ def _merge(base: dict, override: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def _error_line(err: jsonschema.ValidationError, source: str) -> str:
-    path = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-    if err.validator == "additionalProperties":
-        allowed = sorted(err.schema.get("properties", {}))
-        extra = sorted(set(err.instance) - set(allowed))
-        where = ".".join([*map(str, err.absolute_path), extra[0]]) if extra else path
-        return (f"{source}: unknown key '{where}'; allowed here: {', '.join(allowed)}")
-    return f"{source}: invalid value at '{path}': {err.message}"
-
-
-def validate_document(doc: Any, schema_name: str, source: str) -> None:
-    """Validate ``doc`` against a shipped schema; raise one-line ScipzarrError."""
-    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
-    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        raise ScipzarrError(_error_line(errors[0], source))
 
 
 def resolve_config(user: dict | None = None, source: str = "config") -> dict:

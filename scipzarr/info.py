@@ -36,7 +36,7 @@ def describe_store(path: Path) -> str:
 
 
 def describe_fov_store(path: Path) -> str:
-    from .fovstore import open_fov_store
+    from .store import open_fov_store
 
     st = open_fov_store(path)
     lines = [f"{path}: scipzarr FOV store (OME-NGFF {st.attrs['ome'].get('version', '?')}, bioformats2raw layout, "
@@ -95,6 +95,6 @@ def describe(path: Path) -> str:
         raise ScipzarrError(f"{path}: no such file or folder")
     if path.suffix == ".h5ad" or (path / "obs").exists():
         return describe_table(path)
-    from .fovstore import store_kind
+    from .store import store_kind
 
     return describe_fov_store(path) if store_kind(path) == "fov" else describe_store(path)

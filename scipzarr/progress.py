@@ -30,12 +30,10 @@ class _LayerCallback(Callback):
     def __init__(self, prefix: str, on_done):
         super().__init__()
         self._prefix, self._on_done = prefix, on_done
-        self._lock = threading.Lock()
 
     def _posttask(self, key, result, dsk, state, worker_id):
         if _key_name(key).startswith(self._prefix):
-            with self._lock:
-                self._on_done(1)
+            self._on_done(1)
 
 
 def _distributed(runner: Runner, collections, prefix: str, on_done, poll, set_done):
@@ -55,37 +53,68 @@ def _distributed(runner: Runner, collections, prefix: str, on_done, poll, set_do
     return tuple(client.compute(persisted, sync=True))
 
 
-def run_with_progress(collections, *, runner: Runner, n_events: int, events_per_task: int, description: str,
-                      prefix: str, enabled: bool = True, poll: Callable[[], int] | None = None):
-    """Compute ``collections`` on ``runner`` with a progress bar over one task layer."""
-    if not enabled:
-        return runner.compute(collections)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("events  {task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console, transient=True,
-    )
-    t0 = time.perf_counter()
-    done = [0]
+class Bar:
+    """A progress bar over ``total`` units (events, FOVs): advanced by hand or by the tasks of one layer."""
 
-    with progress:
-        task = progress.add_task(description, total=n_events, rate="")
+    def __init__(self, total: int, *, description: str, unit: str = "events", enabled: bool = True,
+                 runner: Runner | None = None):
+        self.total, self.description, self.unit, self.enabled, self.runner = total, description, unit, enabled, runner
+        self.done = 0
+        self._progress = None
+        self._task = None
+        self._t0 = time.perf_counter()
 
-        def set_done(events: int):
-            events = min(events, n_events)
-            rate = events / max(time.perf_counter() - t0, 1e-9)
-            progress.update(task, completed=events, rate=f"{rate:,.0f}/s")
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        if self.enabled:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn(f"{self.unit}  {{task.fields[rate]}}"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), console=console, transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.description, total=self.total, rate="")
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        if self._progress is not None:
+            self._progress.__exit__(exc_type, *rest)
+            if exc_type is None:
+                seconds = time.perf_counter() - self._t0
+                console.print(f"{self.description}: {self.total:,} {self.unit} in {seconds:.1f} s "
+                              f"({self.total / max(seconds, 1e-9):,.{0 if self.unit == 'events' else 2}f} "
+                              f"{self.unit}/s)", highlight=False)
+        return False
+
+    def set(self, done: int) -> None:
+        self.done = min(done, self.total)
+        if self._progress is not None:
+            rate = self.done / max(time.perf_counter() - self._t0, 1e-9)
+            self._progress.update(self._task, completed=self.done, rate=f"{rate:,.{0 if rate >= 10 else 2}f}/s")
+
+    def advance(self, n: int) -> None:
+        self.set(self.done + n)
+
+    def compute(self, collections, prefix: str, per_task: int = 1, poll: Callable[[], int] | None = None):
+        """Compute ``collections`` on the bar's runner, advancing ``per_task`` units per finished task whose key
+        starts with ``prefix`` (or as ``poll()`` says where no such layer is visible)."""
+        runner = self.runner
+        if not self.enabled:
+            return runner.compute(collections)
+        lock = threading.Lock()
 
         def on_done(tasks: int):
-            done[0] += tasks
-            set_done(done[0] * events_per_task)
+            with lock:
+                self.advance(tasks * per_task)
 
         if runner.distributed:
-            result = _distributed(runner, collections, prefix, on_done, poll, set_done)
-        else:
-            with _LayerCallback(prefix, on_done):
-                result = runner.compute(collections)
-    seconds = time.perf_counter() - t0
-    console.print(f"{description}: {n_events:,} events in {seconds:.1f} s ({n_events / max(seconds, 1e-9):,.0f} events/s)",
-                  highlight=False)
-    return result
+            return _distributed(runner, collections, prefix, on_done, poll, self.set)
+        with _LayerCallback(prefix, on_done):
+            return runner.compute(collections)
+
+
+def run_with_progress(collections, *, runner: Runner, n_events: int, events_per_task: int, description: str,
+                      prefix: str, enabled: bool = True, poll: Callable[[], int] | None = None,
+                      unit: str = "events"):
+    """Compute ``collections`` on ``runner`` with a progress bar over one task layer."""
+    with Bar(n_events, description=description, unit=unit, enabled=enabled, runner=runner) as bar:
+        return bar.compute(collections, prefix, events_per_task, poll)

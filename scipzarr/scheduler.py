@@ -109,11 +109,26 @@ class Runner:
         return self.client is not None
 
     def compute(self, collections):
+        """Compute dask collections; returns their results as a tuple.
+
+        On threads, a failing task stops the run only once the tasks already
+        running have ended: the caller's clean-up (removing a half-written
+        output) must not race tasks that are still writing into it.
+        """
         import dask
 
         if self.client is not None:
             return tuple(self.client.compute(list(collections), sync=True))
-        return dask.compute(*collections, scheduler=self.scheduler)
+        if self.scheduler != "threads":
+            return dask.compute(*collections, scheduler=self.scheduler)
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+        try:
+            return dask.compute(*collections, scheduler="threads", pool=pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _say(quiet: bool, text: str) -> None:

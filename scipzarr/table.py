@@ -1,8 +1,10 @@
-"""The feature table: one AnnData per run, with provenance; written atomically.
+"""The feature table: one AnnData per run, for both store kinds, with provenance; written atomically.
 
-obs: one row per object, index ``<event_id>_<object>``; X: float32 features;
-var: ``family``, ``feature``, ``channel``, ``definition``; ``uns['scipzarr']``:
-versions, the full config, the input store, timings and counts.
+X: float32 features; var: ``family``, ``feature``, ``channel``,
+``definition`` (FOV tables also ``objects``: nuclei or cells); obs: one row per
+object, index ``<event_id>_<object>`` (IFC) or ``<fov>_<label>`` (FOV);
+``uns['scipzarr']``: ``kind``, versions, the full config, the input store,
+timings and counts, checked against ``schemas/table.schema.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 
 from . import atomic
 from ._version import __version__
-from .config import validate_document
+from .schema import validate_document
 from .errors import ScipzarrError
 
 DEPENDENCIES = ["numpy", "scipy", "dask", "distributed", "zarr", "numcodecs", "ome-zarr", "dask-image",
@@ -79,23 +81,44 @@ def build_table(st, plan, rows: list[dict], var: pd.DataFrame, config: dict, *, 
     adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var.copy())
     adata.uns["rejected_events"] = rejected.astype(str)
     stats = {k: _jsonable(v) for k, v in thresholds.items()}
-    adata.uns["scipzarr"] = {
-        "format": "scipzarr-feature-table",
-        "format_version": 1,
-        "scipzarr_version": __version__,
-        "versions": versions(),
-        "config": json.dumps(config),
+    adata.uns["scipzarr"] = _provenance(st, config, seconds, "ifc") | {
         "statistics": json.dumps(stats),
-        "input_store": str(Path(st.path).resolve()),
-        "channels": list(st.channel_names),
-        "started": datetime.fromtimestamp(time.time() - seconds, timezone.utc).isoformat(timespec="seconds"),
-        "seconds": float(seconds),
         "events": int(st.mosaic.n_events),
         "events_without_objects": without,
         "events_rejected": int(len(rejected)),
         "objects": int(adata.n_obs),
         "features": int(adata.n_vars),
         "label_stride": int(plan.label_stride),
+        "labels": config["labels"]["name"] if config["labels"]["write"] else "",
+    }
+    check_table(adata)
+    return adata
+
+
+def _provenance(st, config: dict, seconds: float, kind: str) -> dict:
+    return {
+        "format": "scipzarr-feature-table",
+        "format_version": 1,
+        "kind": kind,
+        "scipzarr_version": __version__,
+        "versions": versions(),
+        "config": json.dumps(config),
+        "input_store": str(Path(st.path).resolve()),
+        "channels": list(st.channel_names),
+        "started": datetime.fromtimestamp(time.time() - seconds, timezone.utc).isoformat(timespec="seconds"),
+        "seconds": float(seconds),
+    }
+
+
+def build_fov_table(st, obs: pd.DataFrame, X: np.ndarray, var: pd.DataFrame, meta: dict, config: dict, *,
+                    seconds: float) -> ad.AnnData:
+    """Assemble the FOV pipeline's objects (in FOV and label order) into one AnnData."""
+    adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
+    adata.obsm["spatial"] = obs[["centroid_x", "centroid_y"]].to_numpy(np.float64)
+    adata.uns["scipzarr"] = _provenance(st, config, seconds, "fov") | {
+        "fovs": int(meta["fovs"]), "objects": int(adata.n_obs), "features": int(adata.n_vars),
+        "thresholds": [float(t) for t in meta["thresholds"]], "chunk_size": int(meta["chunk_size"]),
+        "objects_per_fov": dict(meta["objects_per_fov"]),
         "labels": config["labels"]["name"] if config["labels"]["write"] else "",
     }
     check_table(adata)
@@ -134,3 +157,26 @@ def read_table(path: str | Path) -> ad.AnnData:
     if not path.exists():
         raise ScipzarrError(f"{path}: no such table")
     return ad.read_h5ad(path) if path.suffix == ".h5ad" else ad.read_zarr(path)
+
+
+def validate_table_file(path: str | Path) -> tuple[str, list[str]]:
+    """The kind of a table written by ``process`` and its problems against the table schema (empty: valid)."""
+    path = Path(path)
+    try:
+        adata = read_table(path)
+    except ScipzarrError as exc:
+        return "?", [str(exc).removeprefix(f"{path}: ")]
+    except Exception as exc:  # noqa: BLE001 - h5py/zarr raise many types for damaged files
+        return "?", [f"not a readable AnnData table ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"]
+    meta = adata.uns.get("scipzarr")
+    kind = str(meta.get("kind", "ifc")) if meta is not None else "?"
+    problems = []
+    try:
+        check_table(adata, source=str(path))
+    except ScipzarrError as exc:
+        problems.append(str(exc).removeprefix(f"{path}: "))
+    if meta is not None and "objects" in meta and int(meta["objects"]) != adata.n_obs:
+        problems.append(f"uns['scipzarr'] says {meta['objects']} objects but the table has {adata.n_obs} rows")
+    if meta is not None and "features" in meta and int(meta["features"]) != adata.n_vars:
+        problems.append(f"uns['scipzarr'] says {meta['features']} features but the table has {adata.n_vars} columns")
+    return kind, problems

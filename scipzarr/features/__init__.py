@@ -12,9 +12,6 @@ pairs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -22,36 +19,15 @@ from .. import backend
 from ..kernels.batch import event_slices
 from . import colocalization, granularity, intensity, radial, shape, texture
 from .column import Column
+from .family import Family
 from .objects import Objects
 
 __all__ = ["FAMILIES", "Column", "Family", "Objects", "feature_columns", "measure", "resolve_families"]
 
 
-@dataclass(frozen=True)
-class Family:
-    name: str
-    scope: str  # "object", "channel" or "pair"
-    columns: Callable[[dict], list[Column]]
-    measure: Callable[..., dict[str, np.ndarray]]
-    summary: str
-    device: bool = False  # written for numpy and cupy: runs on the GPU with device="gpu"
-
-
-FAMILIES = {
-    "shape": Family("shape", "object", shape.columns, shape.measure,
-                    "size and shape of the mask (CellProfiler MeasureObjectSizeShape)", device=True),
-    "intensity": Family("intensity", "channel", intensity.columns, intensity.measure,
-                        "intensity statistics, edge intensities and locations (MeasureObjectIntensity)",
-                        device=True),
-    "texture": Family("texture", "channel", texture.columns, texture.measure_family,
-                      "Haralick co-occurrence features (MeasureTexture)"),
-    "granularity": Family("granularity", "channel", granularity.columns, granularity.measure,
-                          "granularity spectrum (MeasureGranularity)"),
-    "radial": Family("radial", "channel", radial.columns, radial.measure,
-                     "radial intensity distribution (MeasureObjectIntensityDistribution)"),
-    "colocalization": Family("colocalization", "pair", colocalization.columns, colocalization.measure,
-                             "colocalization of channel pairs (MeasureColocalization)"),
-}
+#: The registry, in output order: each family module declares its ``FAMILY`` once (:mod:`.family`).
+FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY
+                               for m in (shape, intensity, texture, granularity, radial, colocalization)}
 
 
 def resolve_families(spec: str | list[str]) -> list[str]:

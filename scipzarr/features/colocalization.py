@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from .column import Column
+from .family import Family
 from .objects import Objects
 
 FEATURES = [
@@ -271,3 +272,19 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, int] = (0, 1)
     c = costes(f, s, starts, counts, scale)
     names = ["correlation", "slope", "manders_1", "manders_2", "overlap", "k1", "k2", "rwc_1", "rwc_2"]
     return {**{k: res[:, i] for i, k in enumerate(names)}, "costes_1": c[:, 0], "costes_2": c[:, 1]}
+
+
+FAMILY = Family(
+    "colocalization", "pair", columns, measure,
+    "colocalization of channel pairs (MeasureColocalization)",
+    device=False,
+    defaults={"threshold": 15.0},
+    parameters={
+        "threshold": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "Manders/overlap/RWC threshold, percent of each channel's maximum in the object."
+        }
+    },
+)

@@ -23,6 +23,7 @@ from scipy import sparse
 import skimage.morphology as morph
 
 from .column import Column
+from .family import Family
 from .objects import Objects
 
 _CROSS = np.zeros((3, 3, 3), bool)
@@ -248,3 +249,36 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
             where, rows, cols, members, lab, cache = obj.cache[key]
             out[members] = spectrum(plane[where, rows, cols], lab, len(members), params, cache)
     return {str(k + 1): out[:, k] for k in range(length)}
+
+
+FAMILY = Family(
+    "granularity", "channel", columns, measure,
+    "granularity spectrum (MeasureGranularity)",
+    device=False,
+    defaults={"subsample": 0.25, "background_subsample": 0.25, "element_size": 10, "spectrum_length": 16},
+    parameters={
+        "subsample": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "description": "Subsampling factor of the image before the spectrum."
+        },
+        "background_subsample": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "description": "Further subsampling for the background (opening) estimate."
+        },
+        "element_size": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Radius of the disk that removes the background."
+        },
+        "spectrum_length": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 64,
+            "description": "Number of erosion steps (spectrum values)."
+        }
+    },
+)

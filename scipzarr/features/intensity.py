@@ -12,6 +12,7 @@ import numpy as np
 from .. import backend
 from ..backend import segment_min, segment_sum
 from .column import Column
+from .family import Family
 from .objects import Objects
 
 #: (name, definition, CellProfiler name with {ch} for the channel)
@@ -188,3 +189,12 @@ def _base(obj: Objects, images: np.ndarray, channel: int):
         "q25": quantile(srt, starts, counts, 0.25),
         "q75": quantile(srt, starts, counts, 0.75),
     }, srt, vals
+
+
+FAMILY = Family(
+    "intensity", "channel", columns, measure,
+    "intensity statistics, edge intensities and locations (MeasureObjectIntensity)",
+    device=True,
+    defaults={},
+    parameters={},
+)

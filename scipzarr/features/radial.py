@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from .column import Column
+from .family import Family
 from .distance import distance_to_edge
 from .objects import Objects
 
@@ -132,3 +133,19 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
         out[f"mean_frac_{b + 1}of{bins}"] = mean_frac[:, b]
         out[f"radial_cv_{b + 1}of{bins}"] = cv[:, b]
     return out
+
+
+FAMILY = Family(
+    "radial", "channel", columns, measure,
+    "radial intensity distribution (MeasureObjectIntensityDistribution)",
+    device=False,
+    defaults={"bins": 4},
+    parameters={
+        "bins": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 64,
+            "description": "Number of rings from the centre to the edge."
+        }
+    },
+)

@@ -7,7 +7,6 @@ file with this output).
 
 from __future__ import annotations
 
-from ..config import DEFAULT_CONFIG
 from . import FAMILIES
 
 HEADER = """# Feature reference
@@ -83,7 +82,7 @@ Events without objects have no rows (they are counted in the table's metadata).
 
 def _family_section(name: str) -> str:
     fam = FAMILIES[name]
-    params = DEFAULT_CONFIG["features"].get(name, {})
+    params = FAMILIES[name].defaults
     scope = {"object": "the mask (one set per object)", "channel": "each measured channel",
              "pair": "each pair of measured channels"}[fam.scope]
     lines = [f"## {name}", "", f"{fam.summary[0].upper()}{fam.summary[1:]}; measured on {scope}."]

@@ -22,6 +22,7 @@ from ..kernels.batch import fill_holes
 from . import zernike
 from ._convex import convex_areas, hull_geometry
 from .column import Column
+from .family import Family
 from .distance import crops, distance_to_edge
 from .intensity import quantile, sort_within_objects
 from .moments import moments
@@ -166,11 +167,9 @@ def filled_areas(obj: Objects) -> np.ndarray:
     """Area of every object with its holes filled, each object in its own crop (regionprops ``area_filled``:
     8-connected background not reaching the crop's border, other objects inside included)."""
     mine = crops(obj)[0]
-    return fill_holes(mine, _PLANE8).sum(axis=(1, 2)).astype(obj.xp.float64)
+    return fill_holes(mine, 2).sum(axis=(1, 2)).astype(obj.xp.float64)
 
 
-_PLANE8 = np.zeros((3, 3, 3), bool)
-_PLANE8[1] = True
 
 
 def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params: dict | None = None
@@ -258,3 +257,19 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
     for k, (zn, zm) in enumerate(zernike.indexes(degree)):
         out[f"zernike_{zn}_{zm}"] = zs[:, k]
     return out
+
+
+FAMILY = Family(
+    "shape", "object", columns, measure,
+    "size and shape of the mask (CellProfiler MeasureObjectSizeShape)",
+    device=True,
+    defaults={"zernike_degree": 9},
+    parameters={
+        "zernike_degree": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 20,
+            "description": "Highest degree n of the Zernike shape moments."
+        }
+    },
+)

@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from .column import Column
+from .family import Family
 from .objects import Objects
 
 NAMES = ["AngularSecondMoment", "Contrast", "Correlation", "Variance", "InverseDifferenceMoment",
@@ -243,3 +244,29 @@ def measure_family(obj: Objects, images: np.ndarray, channels: tuple[int, ...] =
             for f, name in enumerate(NAMES):
                 out[f"{_snake(name)}_{d}_{k:02d}"] = res[:, k, f]
     return out
+
+
+FAMILY = Family(
+    "texture", "channel", columns, measure_family,
+    "Haralick co-occurrence features (MeasureTexture)",
+    device=False,
+    defaults={"distances": [3, 5], "levels": 256},
+    parameters={
+        "distances": {
+            "type": "array",
+            "items": {
+                "type": "integer",
+                "minimum": 1
+            },
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "Pixel distances of the co-occurrence pairs."
+        },
+        "levels": {
+            "type": "integer",
+            "minimum": 2,
+            "maximum": 256,
+            "description": "Grey levels of the quantized image (CellProfiler: 256)."
+        }
+    },
+)

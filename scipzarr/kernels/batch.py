@@ -27,16 +27,21 @@ def valid_mask(shape_yx: tuple[int, int], y0, x0, height, width):
     return rows[:, :, None] & cols[:, None, :]
 
 
-def fill_holes(mask, structure):
-    """``scipy.ndimage.binary_fill_holes(mask, structure)`` by one labelling of the background: background
-    components (connected by ``structure``) that do not reach the border of their plane become foreground.
+def fill_holes(mask, connectivity: int = 1):
+    """``scipy.ndimage.binary_fill_holes`` by one labelling of the background: background components
+    (``connectivity`` 1: 4-connected, 2: 8-connected) that do not reach the border of their plane become
+    foreground.
 
-    For a batch ``(N, Y, X)`` with a per-plane structure (:func:`plane_structure`)
-    each event's plane is filled on its own; 2-D masks take a 2-D structure.
+    A batch ``(N, Y, X)`` is filled plane by plane (:func:`plane_structure`);
+    a 2-D mask as one image.
     Equal to scipy's (tested), which dilates from the border until nothing
     changes: 2.3x faster on a batch of 256 random 90 x 90 masks. numpy or cupy.
     """
     xp = xp_of(mask)
+    if mask.ndim == 3:
+        structure = plane_structure(connectivity)
+    else:
+        structure = np.ones((3, 3), bool) if connectivity == 2 else np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
     bg, n = ndimage(xp).label(~mask, structure=structure)
     hole = xp.ones(int(n) + 1, dtype=bool)
     hole[0] = False

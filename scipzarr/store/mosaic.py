@@ -13,14 +13,12 @@ contiguous range of event indices::
       labels/<name>/       NGFF label mosaic (y, x) with the same levels
       tables/events/       per-event table (AnnData, obs only; Fractal-style tables/ group)
 
-Nothing outside this module opens zarr groups or knows these paths.
+Only the store package (this module, :mod:`.fov` and :mod:`.ngff`) opens zarr groups or knows these paths.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,15 +29,13 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import zarr
-from zarr.codecs import BloscCodec
 
-from ._version import __version__
-from .atomic import remove as _remove
-from .errors import ScipzarrError
+from .._version import __version__
+from ..errors import ScipzarrError
+from . import ngff
 
 STORE_FORMAT = "scipzarr-ifc-mosaic"
 STORE_FORMAT_VERSION = 1
-NGFF_VERSION = "0.5"
 EVENTS_TABLE = "events"
 REJECTED_TABLE = "rejected"
 EVENT_COLUMNS = [
@@ -47,10 +43,6 @@ EVENT_COLUMNS = [
     "valid_y0", "valid_x0", "valid_height", "valid_width",
     "crop_y0", "crop_x0", "source", "class_label", "rejected",
 ]
-#: blosc lz4 + byte shuffle: ~550 MB/s write, ~2 GB/s read on IFC events
-#: (see docs/store.md); zarr v3's default zstd was slower and larger.
-COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
-MIN_PYRAMID_SIDE = 512
 MAX_CHUNK_BYTES = 2 * 2**30  # a chunk is one task's batch: refuse absurd ones before allocating anything
 
 
@@ -174,75 +166,9 @@ def fit_to_tile(shape: tuple[int, int], tile: tuple[int, int]) -> dict[str, int]
     return out
 
 
-def pyramid_levels(shape_yx: tuple[int, int], tile: tuple[int, int]) -> int:
-    """Number of pyramid levels: halve until the mosaic is small or tiles are tiny."""
-    levels, h, w, t = 1, shape_yx[0], shape_yx[1], min(tile)
-    while max(h, w) > MIN_PYRAMID_SIDE and t >= 8:
-        h, w, t = h // 2, w // 2, t // 2
-        levels += 1
-    return levels
-
-
-def _downsample(level: da.Array) -> da.Array:
-    """The next pyramid level: 2x2 mean in y and x, dtype kept (rounded for ints)."""
-    cy, cx = level.chunksize[1:]
-    # make every chunk even so coarsen never needs a rechunk of odd blocks
-    level = level.rechunk((level.shape[0], cy - cy % 2 or 2, cx - cx % 2 or 2))
-    mean = da.coarsen(np.mean, level.astype(np.float64), {1: 2, 2: 2}, trim_excess=True)
-    if np.issubdtype(level.dtype, np.integer):
-        mean = da.round(mean)
-    return mean.astype(level.dtype)
-
-
-def _label_pyramid(level0: da.Array, n_levels: int) -> list[da.Array]:
-    """Nearest-neighbour levels for labels (every second pixel)."""
-    levels = [level0]
-    for _ in range(1, n_levels):
-        prev = levels[-1]
-        levels.append(prev[: prev.shape[0] // 2 * 2 : 2, : prev.shape[1] // 2 * 2 : 2])
-    return levels
-
-
-def _storage_options(levels: list[da.Array], chunk_yx: tuple[int, int]) -> list[dict]:
-    """Same chunk size in pixels on every level (capped by the level's shape)."""
-    opts = []
-    for lvl in levels:
-        chunks = tuple(lvl.shape[:-2]) + tuple(min(c, s) for c, s in zip(chunk_yx, lvl.shape[-2:]))
-        opts.append({"chunks": chunks, "compressors": [COMPRESSOR]})
-    return opts
-
-
 # --------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------
-def _channel_colors(n: int) -> list[str]:
-    palette = ["FFFFFF", "00FF00", "FF00FF", "00FFFF", "FF0000", "0000FF", "FFFF00", "FF8000"]
-    return [palette[i % len(palette)] for i in range(n)]
-
-
-def _omero(channel_names: list[str], dtype: np.dtype, preview: np.ndarray) -> dict:
-    """omero channel metadata; display windows from the 0.1-99.9 percentiles of a small level."""
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        lo, hi = float(info.min), float(info.max)
-    else:
-        lo, hi = float(np.nanmin(preview)), float(np.nanmax(preview))
-    channels = []
-    for c, (name, color) in enumerate(zip(channel_names, _channel_colors(len(channel_names)))):
-        start, end = (float(v) for v in np.percentile(preview[c], [0.1, 99.9]))
-        channels.append({"label": name, "color": color, "active": True,
-                         "window": {"min": lo, "max": hi, "start": start, "end": max(end, start + 1e-9)}})
-    return {"channels": channels}
-
-
-AXES = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-
-
-def _chunk_file(path: Path, level: str, *index: int) -> Path:
-    """Where zarr v3 (default chunk-key encoding) keeps one chunk."""
-    return Path(path).joinpath(level, "c", *map(str, index))
-
-
 def write_ifc_mosaic(
     path: Path,
     mosaic: Mosaic,
@@ -253,6 +179,8 @@ def write_ifc_mosaic(
     source_description: str,
     compute: Callable[[list, str], None],
     resume: bool = False,
+    pixel_size: tuple[float | None, float | None] = (None, None),
+    acquisition: dict | None = None,
 ) -> None:
     """Write an IFC mosaic store at ``path``.
 
@@ -271,14 +199,13 @@ def write_ifc_mosaic(
     if resume and "s0" in root:
         s0 = root["s0"]
     else:
-        s0 = root.create_array("s0", shape=mosaic.shape, chunks=(c, cy, cx), dtype=dtype, fill_value=0,
-                               compressors=[COMPRESSOR], dimension_names=["c", "y", "x"], overwrite=True)
+        s0 = ngff.create_array(root, "s0", mosaic.shape, (c, cy, cx), dtype, ["c", "y", "x"])
 
     def write_block(_, block_id=None):
         by, bx = block_id
         block = mosaic.block_of(by, bx)
         idx = mosaic.block_events(block)
-        if len(idx) and not (resume and _chunk_file(path, "s0", 0, by, bx).exists()):
+        if len(idx) and not (resume and ngff.chunk_file(path, "s0", 0, by, bx).exists()):
             batch = np.zeros((mosaic.per_block, mosaic.n_channels, *mosaic.tile), dtype=dtype)
             batch[: len(idx)] = read_block(idx)
             s0[:, by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = mosaic.from_batch(batch)
@@ -287,29 +214,9 @@ def write_ifc_mosaic(
     layer = f"scipzarr-read-events-{uuid.uuid4().hex}"
     grid = da.zeros(mosaic.chunk_grid, chunks=1, dtype=np.int8)
     compute([grid.map_blocks(write_block, dtype=np.int8, name=layer)], layer)
-
-    n_levels = pyramid_levels(mosaic.shape[1:], mosaic.tile)
-    prev = s0
-    for i in range(1, n_levels):
-        # each level from the previous one on disk: a task holds 4 input chunks, whatever the data size
-        level = _downsample(da.from_zarr(prev))
-        chunks = _storage_options([level], (cy, cx))[0]["chunks"]
-        arr = root.create_array(f"s{i}", shape=level.shape, chunks=chunks, dtype=dtype, fill_value=0,
-                                compressors=[COMPRESSOR], dimension_names=["c", "y", "x"], overwrite=True)
-        compute([da.store(level.rechunk(chunks), arr, compute=False, lock=False)], "")
-        prev = arr
-
-    from ome_zarr.writer import write_multiscales_metadata
-
-    datasets = [{"path": f"s{i}", "coordinateTransformations": [
-        {"type": "scale", "scale": [1.0, 2.0**i, 2.0**i]},
-        {"type": "translation", "translation": [0.0, (2**i - 1) / 2, (2**i - 1) / 2]}]} for i in range(n_levels)]
-    write_multiscales_metadata(root, datasets=datasets, axes=AXES, name="events")
-    ome = dict(root.attrs["ome"])
-    last = zarr.open_array(str(path / datasets[-1]["path"]), mode="r")
-    step = max(1, int(np.sqrt(last.shape[1] * last.shape[2] / 1e6)))  # at most ~1 Mpx per channel
-    ome["omero"] = _omero(channel_names, dtype, np.asarray(last[:, ::step, ::step]))
-    root.attrs["ome"] = ome
+    n_levels = ngff.pyramid_levels(mosaic.shape[1:], mosaic.tile)
+    ngff.write_image_levels(root, n_levels, (cy, cx), lambda collections: compute(collections, ""))
+    ngff.write_image_metadata(root, n_levels, "events", channel_names, pixel_size)
     root.attrs["scipzarr"] = {
         "format": STORE_FORMAT,
         "format_version": STORE_FORMAT_VERSION,
@@ -320,6 +227,7 @@ def write_ifc_mosaic(
         "dtype": dtype.name,
         "source": source_description,
         "events_table": f"tables/{EVENTS_TABLE}",
+        **({"acquisition": acquisition} if acquisition else {}),
     }
     events, rejected = tables()
     write_events_table(root, events, rejected)
@@ -365,11 +273,7 @@ class MosaicStore:
         return da.from_zarr(arr)
 
     def label_names(self) -> list[str]:
-        p = self.path / "labels"
-        if not (p / "zarr.json").exists():
-            return []
-        g = zarr.open_group(str(p), mode="r")
-        return list(g.attrs.get("ome", {}).get("labels", []))
+        return ngff.label_names(self.path)
 
     def channel_index(self, channel: str | int) -> int:
         """Resolve a channel name or index; a clear error for unknown ones."""
@@ -405,7 +309,7 @@ def open_store(path: str | Path) -> MosaicStore:
     meta = attrs.get("scipzarr")
     if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
         raise ScipzarrError(f"{path}: not a scipzarr IFC store (no 'scipzarr' metadata); convert the data with 'scipzarr convert'")
-    from .config import validate_document
+    from ..schema import validate_document
 
     validate_document(meta, "store", f"{path} (scipzarr metadata)")
     try:
@@ -441,83 +345,31 @@ def label_block_array(store: MosaicStore, work_name: str, dtype: str, reuse: boo
     """A scratch full-resolution label array, one zarr chunk per mosaic chunk.
 
     Chunk tasks write their label block straight into it (so segmentation
-    runs once, inside the measuring task); :func:`label_writes` then builds
-    the NGFF label pyramid from it.
+    runs once, inside the measuring task); :func:`write_mosaic_labels` then
+    builds the NGFF label pyramid from it. A resumed run keeps its finished blocks.
     """
     c, cy, cx = store.mosaic.chunk_shape
-    path = store.path / "labels" / f"{work_name}-scratch"
-    if reuse and (path / "zarr.json").exists():
-        return zarr.open_array(str(path), mode="r+")  # a resumed run keeps its finished label blocks
-    return zarr.create_array(
-        str(path), shape=store.mosaic.shape[1:], chunks=(cy, cx),
-        dtype=dtype, compressors=[COMPRESSOR], fill_value=0, zarr_format=3, overwrite=True,
-    )
+    return ngff.scratch_array(store.path / "labels" / f"{work_name}-scratch", store.mosaic.shape[1:], (cy, cx),
+                              dtype, reuse=reuse)
 
 
-def label_writes(store: MosaicStore, work_name: str, scratch: zarr.Array) -> list:
-    """Delayed writes of the label pyramid (from the scratch array) into ``labels/<work_name>``.
-
-    Call :func:`commit_labels` after computing them to move the labels into
-    place and fix up the NGFF metadata.
-    """
-    from ome_zarr.writer import write_multiscale_labels
-
-    _remove(store.path / "labels" / work_name)  # a resumed run rewrites the pyramid from the scratch blocks
-    root = zarr.open_group(str(store.path), mode="r+")
-    pyramid = _label_pyramid(da.from_zarr(scratch), len(store.level_paths))
-    cy, cx = store.mosaic.chunk_shape[1:]
-    return write_multiscale_labels(
-        pyramid, root, name=work_name, axes=["y", "x"],
-        storage_options=_storage_options(pyramid, (cy, cx)), compute=False,
-        label_metadata={"source": {"image": "../../"}},
-    )
-
-
-def commit_labels(store: MosaicStore, name: str, work_name: str, properties: dict | None = None) -> None:
-    """Move written labels into place and make the ``labels`` group valid NGFF 0.5."""
-    labels_dir = store.path / "labels"
-    final = labels_dir / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(labels_dir / work_name, final)  # the scratch array stays until the run's work is closed
-    group = zarr.open_group(str(labels_dir), mode="r+")
-    names = [n for n in group.attrs.get("ome", {}).get("labels", []) if n not in (name, work_name)]
-    group.attrs["ome"] = {"version": NGFF_VERSION, "labels": [*names, name]}
-    label = zarr.open_group(str(final), mode="r+")
-    ome = dict(label.attrs["ome"])
-    for ms in ome.get("multiscales", []):
-        ms["name"] = name
-        for ds in ms["datasets"]:  # levels take every 2nd pixel: no half-pixel shift as for mean-downsampling
-            for tr in ds["coordinateTransformations"]:
-                if tr["type"] == "translation":
-                    tr["translation"] = [0.0] * len(tr["translation"])
-    if properties:
-        ome["image-label"] = dict(ome.get("image-label", {})) | properties
-    label.attrs["ome"] = ome
+def write_mosaic_labels(store: MosaicStore, name: str, labels, compute, properties: dict | None = None) -> None:
+    """Write a label mosaic (numpy, dask or a scratch zarr array) as ``labels/<name>`` with the image's levels."""
+    if isinstance(labels, zarr.Array):
+        labels = da.from_zarr(labels)
+    ngff.write_labels(store.path, name, labels, len(store.level_paths), store.mosaic.chunk_shape[1:], compute,
+                      properties)
 
 
 def discard_labels(store: MosaicStore, work_name: str | None) -> None:
-    """Remove a label work folder and its scratch array (after a failure or a commit)."""
-    if not work_name:
-        return
-    _remove(store.path / "labels" / work_name)
-    _remove(store.path / "labels" / f"{work_name}-scratch")
+    """Remove a run's scratch label array (after a failure or once its labels are written)."""
+    if work_name:
+        ngff.remove(store.path / "labels" / f"{work_name}-scratch")
 
 
 # --------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------
-def _ngff_problems(group_path: Path, what: str) -> list[str]:
-    from ome_zarr_models import open_ome_zarr
-
-    try:
-        open_ome_zarr(zarr.open_group(str(group_path), mode="r"))
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return [f"{what} is not valid OME-NGFF: {first}"]
-    return []
-
-
 def validate_store(path: Path) -> list[str]:
     """Problems found in a store (empty list: valid).
 
@@ -529,7 +381,7 @@ def validate_store(path: Path) -> list[str]:
         st = open_store(path)
     except ScipzarrError as exc:
         return [str(exc).removeprefix(f"{path}: ")]
-    problems = _ngff_problems(path, "the image")
+    problems = ngff.ngff_problems(path, "the image")
     m = st.mosaic
     prev = None
     for i, lp in enumerate(st.level_paths):
@@ -558,7 +410,7 @@ def validate_store(path: Path) -> list[str]:
             problems.append("tables/events: event ids are not unique")
     for name in st.label_names():
         lpath = path / "labels" / name
-        problems += _ngff_problems(lpath, f"labels/{name}")
+        problems += ngff.ngff_problems(lpath, f"labels/{name}")
         lg = zarr.open_group(str(lpath), mode="r")
         n_levels = len(lg.attrs.get("ome", {}).get("multiscales", [{}])[0].get("datasets", []))
         if n_levels != len(st.level_paths):
@@ -578,7 +430,3 @@ def read_chunk(level_path: str, mosaic: Mosaic, block: int) -> np.ndarray:
     return zarr.open_array(level_path, mode="r")[:, by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx]
 
 
-def chunks_written(path: Path, level: str = "s0") -> int:
-    """Number of chunk files written so far at a level (progress on any scheduler)."""
-    root = Path(path) / level / "c"
-    return sum(len(files) for _, _, files in os.walk(root)) if root.exists() else 0

@@ -1,4 +1,4 @@
-"""``scipzarr process``: builds and runs the dask graph over the store's chunks.
+"""``process`` on an IFC mosaic store: the dask graph over the store's chunks.
 
 One task per chunk: the chunk is reshaped into an ``(N, C, Y, X)`` batch of
 events, normalized, segmented, labelled and measured by the batch kernels,
@@ -10,7 +10,6 @@ exact per-chunk histograms in earlier passes.
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,15 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from . import atomic, backend, store
-from .errors import ScipzarrError
-from .features import Objects, feature_columns, measure, resolve_families
-from .fovstore import store_kind
-from .kernels import normalize as norm
-from .kernels import segment as seg
-from .kernels.batch import event_slices, valid_mask
-from .progress import run_with_progress
-from .scheduler import ClusterOptions, open_runner
+from .. import backend
+from ..errors import ScipzarrError
+from ..features import Objects, feature_columns, measure, resolve_families
+from ..kernels import normalize as norm
+from ..kernels import segment as seg
+from ..kernels import threshold as thr_k
+from ..kernels.batch import event_slices, valid_mask
+from ..progress import Bar
+from ..store import mosaic as store
 
 
 @dataclass(frozen=True)
@@ -161,11 +160,11 @@ def _chunk_seg_range(meta, block_index, plan, lohi):
 
 def _chunk_seg_hist(meta, block_index, plan, lohi, lo, hi):
     images, valid = _prepared(plan, read_block(plan, block_index), meta, lohi)
-    total = np.zeros(seg.NBINS, np.int64)
+    total = np.zeros(thr_k.NBINS, np.int64)
     for events in _sub_batches(plan, len(images)):
         smooth, on_device = _smoothed(plan, images, valid, events)
         xp, n = backend.xp_of(smooth), smooth.shape[0]
-        counts, _, _, _ = seg.event_histograms(smooth, on_device, seg.NBINS, lo=xp.full(n, lo), hi=xp.full(n, hi))
+        counts, _, _, _ = thr_k.event_histograms(smooth, on_device, thr_k.NBINS, lo=xp.full(n, lo), hi=xp.full(n, hi))
         total += backend.to_host(counts.sum(axis=0))
     return total
 
@@ -184,9 +183,9 @@ def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold
         elif thr_cfg["scope"] == "dataset":
             thresholds = np.full(n, threshold)
         elif thr_cfg["method"] == "otsu":
-            thresholds = seg.threshold_otsu(smooth, on_device)
+            thresholds = thr_k.threshold_otsu(smooth, on_device)
         else:
-            thresholds = seg.threshold_li(smooth, on_device)
+            thresholds = thr_k.threshold_li(smooth, on_device)
         part, _counts = seg.segment(smooth, on_device, thresholds, fill=cfg["fill_holes"],
                                     min_size=cfg["min_size"], keep=cfg["keep"])
         local[events] = backend.to_host(part)  # written to the store; features.measure copies it back: docs/gpu.md
@@ -242,12 +241,25 @@ def _resolve_channels(st: store.MosaicStore, config: dict) -> tuple[tuple[int, .
 
 
 def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", device: str = "cpu") -> Plan:
+    """Check the config against an IFC store and resolve channels, families, label numbering and (on a GPU)
+    batch sizes; one clear line for options that only apply to FOV stores."""
+    cfg_seg = config["segmentation"]
+    fov_only = [("segmentation.plugin.name", cfg_seg["plugin"]["name"] is not None),
+                ("segmentation.cells.expand", int(cfg_seg["cells"]["expand"]) > 0),
+                ("segmentation.split.method watershed", cfg_seg["split"]["method"] == "watershed")]
+    for option, used in fov_only:
+        if used:
+            raise ScipzarrError(f"{st.path}: {option} applies to FOV stores, not to IFC stores (one cell per "
+                                "event); remove it from the config")
     seg_ch, feat_ch = _resolve_channels(st, config)
     th, tw = st.mosaic.tile
     stride = -(-th // 2) * -(-tw // 2)  # at most one 8-connected object per 2x2 pixels
     top = (st.mosaic.n_events + 1) * stride
-    return Plan(st.mosaic, seg_ch, feat_ch, tuple(resolve_families(config["features"]["families"])), config,
+    plan = Plan(st.mosaic, seg_ch, feat_ch, tuple(resolve_families(config["features"]["families"])), config,
                 stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error, device)
+    if device == "gpu":
+        plan = dataclasses.replace(plan, seg_batch=gpu_seg_batch(st, plan), feat_batch=gpu_feat_batch(st, plan))
+    return plan
 
 
 def _dataset_normalization(plan: Plan, st: store.MosaicStore, per_chunk) -> np.ndarray | None:
@@ -285,107 +297,8 @@ def _dataset_threshold(plan: Plan, per_chunk, lohi) -> float | None:
         return float("inf")
     if hi == lo:
         return float(lo)
-    hists = per_chunk(_chunk_seg_hist, plan, lohi, lo, hi)
-    counts = np.sum(hists, axis=0)
-    step = (hi - lo) / seg.NBINS
-    edges = np.arange(seg.NBINS + 1) * step + lo
-    edges[-1] = hi
-    centers = (edges[:-1] + edges[1:]) / 2.0
-    if thr["method"] == "otsu":
-        return float(seg.otsu_from_histograms(counts[None], centers[None])[0])
-    return seg.li_from_histogram(counts, centers)
-
-
-def process(
-    store_path: str | Path,
-    config: dict,
-    output: str | Path | None = None,
-    *,
-    overwrite: bool = False,
-    resume: bool = False,
-    on_error: str = "fail",
-    progress: bool = True,
-    scheduler: str = "threads",
-    cluster: ClusterOptions | None = None,
-    chunk_size: int | None = None,
-    device: str = "cpu",
-):
-    """Segment and measure every event (IFC) or FOV of a store; return the AnnData table.
-
-    Parameters
-    ----------
-    store_path : path
-        A store written by ``scipzarr convert``.
-    config : dict
-        A resolved config (:func:`scipzarr.config.resolve_config`).
-    output : path, optional
-        ``.h5ad`` or ``.zarr`` to write the table to (atomically). With an
-        output, progress is kept per chunk in ``.<output>.scipzarr-work``.
-    resume : bool
-        Continue an interrupted run with the same config and input: only the
-        missing chunks are computed.
-    on_error : {"fail", "skip"}
-        Events with NaN/inf pixels: an error, or left out and listed in
-        ``uns["rejected_events"]`` (with the events rejected at convert).
-    scheduler : str
-        ``threads``, ``synchronous``, ``processes``, ``local``, ``mpi``, ``slurm``,
-        ``pbs`` or a scheduler address (see :mod:`scipzarr.scheduler`).
-    cluster : ClusterOptions, optional
-        Worker counts and sizes for clusters started here.
-    chunk_size : int, optional
-        FOV stores: process in chunks of this many pixels (default: the store's).
-    device : {"cpu", "gpu", "auto"}
-        Where the segmentation kernels run (:mod:`scipzarr.backend`); ``auto``
-        takes a GPU when there is one and says so in one line.
-
-    Returns
-    -------
-    anndata.AnnData
-    """
-    t0 = time.perf_counter()
-    device = backend.resolve_device(device, say=_note if progress else None)
-    if store_kind(store_path) == "fov":
-        return _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size,
-                             device)
-    if chunk_size is not None:
-        raise ScipzarrError("--chunk-size applies to FOV stores; IFC stores are processed by their own chunks")
-    st = store.open_store(store_path)
-    if on_error not in ("fail", "skip"):
-        raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
-    plan = make_plan(st, config, on_error, device)
-    output, work = _open_work(store_path, config, output, overwrite, resume, progress)
-    if device == "gpu":
-        plan = dataclasses.replace(plan, seg_batch=gpu_seg_batch(st, plan), feat_batch=gpu_feat_batch(st, plan))
-    try:
-        with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
-            return _process(st, plan, config, output, progress=progress, runner=runner, t0=t0, work=work)
-    except ScipzarrError:
-        if work is not None:  # bad input or config: nothing worth resuming
-            work.close()
-            store.discard_labels(st, _label_work_name(config, work, None))
-        raise
-
-
-def _open_work(store_path, config: dict, output, overwrite: bool, resume: bool, progress: bool, extra=None):
-    """The checked output path and the run's work folder (:class:`scipzarr.resume.Work`; None without an output).
-
-    The work folder's identity (config, input fingerprint, store and output
-    paths, and ``extra``) must match for ``resume`` to continue it.
-    """
-    from .resume import Work, config_hash, fingerprint, work_path
-    from .table import check_table_path
-
-    if output is None:
-        if resume:
-            raise ScipzarrError("--resume needs an output table (-o): progress is kept beside it")
-        return None, None
-    output = Path(output)
-    check_table_path(output)
-    # a resumed run may find its own table already written (killed while cleaning up)
-    atomic.check_output(output, overwrite or (resume and work_path(output).exists()), [Path(store_path)])
-    identity = {"config": config_hash(config), "input": fingerprint([Path(store_path)]),
-                "store": str(Path(store_path).resolve()), "output": str(output.resolve()), **(extra or {})}
-    return output, Work(work_path(output), identity, resume=resume, say=None if not progress else _note)
+    counts = np.sum(per_chunk(_chunk_seg_hist, plan, lohi, lo, hi), axis=0)
+    return thr_k.from_histogram(counts, lo, hi, thr["method"])
 
 
 def gpu_seg_batch(st: store.MosaicStore, plan: Plan) -> int | None:
@@ -417,25 +330,18 @@ def gpu_feat_batch(st: store.MosaicStore, plan: Plan) -> int | None:
     return None if n * per_event <= budget else max(budget // per_event, 1)
 
 
-def _label_work_name(config: dict, work, token: str | None) -> str | None:
-    """Label work folder inside the store: fixed per output (resumable), else per run."""
-    from .resume import config_hash
-
+def label_work_name(config: dict, work, token: str) -> str | None:
+    """The run's scratch label array inside the store: fixed per output (resumable), else per run."""
     if not config["labels"]["write"]:
         return None
-    suffix = token if work is None else config_hash(work.identity["output"])[:10]
+    suffix = token if work is None else work.key("output")
     return f".{config['labels']['name']}.scipzarr-work-{suffix}"
 
 
-def _note(text: str) -> None:
-    import sys
-
-    print(text, file=sys.stderr)
-
-
-def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progress: bool, runner, t0: float, work):
-    from .table import build_table, write_table
-
+def run(st: store.MosaicStore, plan: Plan, runner, *, progress: bool, work=None, say=None):
+    """Process every chunk: data-set statistics, then one task per chunk (segment, measure, label block), then
+    the label pyramid. Returns the chunks' rows (in chunk order), the statistics and the scratch label name
+    (to discard once the table is safe)."""
     k = st.mosaic.chunk_tiles
     slots = da.from_array(slot_table(st), chunks=(len(SLOT_FIELDS), k, k), name=False)
     token = uuid.uuid4().hex[:8]
@@ -450,60 +356,28 @@ def _process(st: store.MosaicStore, plan: Plan, config: dict, output, *, progres
 
     lohi = stat("normalization", lambda: _dataset_normalization(plan, st, per_chunk))
     threshold = stat("threshold", lambda: _dataset_threshold(plan, per_chunk, lohi))
-
     prefix = f"scipzarr-process-{token}"
-    label_cfg = config["labels"]
-    work_name = _label_work_name(config, work, token)
+    work_name = label_work_name(plan.config, work, token)
     resumed = work.n_done() if work is not None else 0
     try:
         scratch = store.label_block_array(st, work_name, plan.label_dtype, reuse=resumed > 0) if work_name else None
         results = map_chunks(slots, _chunk_process, plan, lohi, threshold, scratch, work, name=prefix)
-        if resumed and progress:
-            _note(f"scipzarr: resuming: {resumed} of {st.mosaic.n_blocks} chunks already done")
-        (grid,) = run_with_progress(
-            [results], events_per_task=st.mosaic.per_block, n_events=st.mosaic.n_events,
-            description="process", prefix=prefix, enabled=progress, runner=runner,
-        )
+        if resumed and say:
+            say(f"scipzarr: resuming: {resumed} of {st.mosaic.n_blocks} chunks already done")
+        with Bar(st.mosaic.n_events, description="process", enabled=progress, runner=runner) as bar:
+            (grid,) = bar.compute([results], prefix, per_task=st.mosaic.per_block)
         rows = [r for r in grid.ravel() if r is not None]
         if work_name:
-            compute(store.label_writes(st, work_name, scratch))
+            store.write_mosaic_labels(st, plan.config["labels"]["name"], scratch, compute,
+                                      {"scipzarr": {"label_stride": plan.label_stride,
+                                                    "label_rule": "label = event_index * label_stride + object"}})
     except BaseException:
         if work_name and work is None:
             store.discard_labels(st, work_name)
         raise
-    seconds = time.perf_counter() - t0
-    var = feature_columns(list(plan.families), [st.channel_names[c] for c in plan.feat_channels], config["features"])
-    adata = build_table(st, plan, list(rows), var, config, seconds=seconds,
-                        thresholds={"dataset": threshold, "normalize": lohi})
-    if output is not None:
-        write_table(adata, Path(output))
-    if work_name:
-        store.commit_labels(st, label_cfg["name"], work_name,
-                            {"scipzarr": {"label_stride": plan.label_stride,
-                                          "label_rule": "label = event_index * label_stride + object"}})
-    if work is not None:
-        work.close()
-    store.discard_labels(st, work_name)  # the scratch label blocks, last: a resume before this rebuilds from them
-    return adata
+    return rows, {"dataset": threshold, "normalize": lohi}, work_name
 
 
-def _process_fovs(store_path, config, output, overwrite, resume, progress, scheduler, cluster, chunk_size, device):
-    """FOV stores: :func:`scipzarr.fovpipeline.process_fovs` on the chosen scheduler, table written atomically."""
-    from .fovpipeline import process_fovs
-    from .table import write_table
-
-    output, work = _open_work(store_path, config, output, overwrite, resume, progress, {"chunk_size": chunk_size})
-    if work is not None and resume and work.n_done() and progress:
-        _note(f"scipzarr: resuming: {work.n_done()} FOVs already done")
-    try:
-        with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
-            adata = process_fovs(store_path, config, chunk_size=chunk_size, device=device, work=work,
-                                 compute=lambda collections, what="": runner.compute(collections))
-    except ScipzarrError:
-        if work is not None:  # bad input or config: nothing worth resuming
-            work.close()
-        raise
-    if output is not None:
-        write_table(adata, output)
-        work.close()
-    return adata
+def columns(st: store.MosaicStore, plan: Plan):
+    return feature_columns(list(plan.families), [st.channel_names[c] for c in plan.feat_channels],
+                           plan.config["features"])

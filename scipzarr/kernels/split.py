@@ -1,84 +1,18 @@
-"""Kernels for fields of view: pure functions on one region of a FOV (numpy in, numpy out).
+"""Splitting touching nuclei: a distance-transform watershed per component, and numbering of the parts.
 
-The chunked pipeline (:mod:`scipzarr.fovpipeline`) calls them on chunks and
-on regions read around groups of objects; FOVs small enough are processed
-whole by :func:`segment_whole` with the same functions, so both give the same
-labels and the same table (tested).
+Each component is split on its own crop, so its parts depend on its own
+pixels only, whatever the chunking; the parts of all components are then
+numbered ``1..n`` in raster order of their first pixel (:func:`number_parts`)
+and painted into label blocks (:func:`paint`). numpy arrays in and out.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage as ndi
 
-from ..backend import ndimage, xp_of
-from ..features import Objects, measure
-from ..features.moments import moments
-from . import batch, chunklabel
-from . import segment as seg
-
-EIGHT = np.ones((3, 3), bool)
-
-
-def smooth_plane(channels, sigma: float):
-    """Mean of ``(c, y, x)`` channels as float64, Gaussian-smoothed (``reflect`` at the border); numpy or cupy
-    in, the same out (scipy's or cupyx's ``gaussian_filter``)."""
-    xp = xp_of(channels)
-    plane = channels.astype(xp.float64).mean(axis=0)
-    return ndimage(xp).gaussian_filter(plane, sigma, mode="reflect") if sigma > 0 else plane
-
-
-def smoothing_radius(sigma: float) -> int:
-    """Pixels of context :func:`smooth_plane` needs around a chunk (scipy's ``truncate=4`` radius)."""
-    return int(4.0 * sigma + 0.5) if sigma > 0 else 0
-
-
-def histogram(plane: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """The 256-bin histogram over ``[lo, hi]`` (numpy's bin edges); sums over chunks equal the whole's."""
-    return np.histogram(plane, bins=seg.NBINS, range=(lo, hi))[0]
-
-
-def threshold(counts: np.ndarray, lo: float, hi: float, method: str) -> float:
-    """Otsu's or Li's threshold from a 256-bin histogram over ``[lo, hi]``."""
-    edges = np.linspace(lo, hi, seg.NBINS + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
-    if hi == lo:
-        return lo
-    if method == "otsu":
-        return float(seg.otsu_from_histograms(counts[None], centers[None])[0])
-    return float(seg.li_from_histogram(counts, centers))
-
-
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``scipy.ndimage.binary_fill_holes``: background components (4-connected) not reaching the border become
-    foreground; one labelling instead of scipy's iterated dilation (2x faster on a 1600 x 900 mask)."""
-    return batch.fill_holes(mask, ndi.generate_binary_structure(2, 1))
-
-
-def label_whole(mask: np.ndarray, min_size: int) -> tuple[np.ndarray, pd.DataFrame]:
-    """8-connected labels ``1..n`` in raster order of each object's first pixel, objects under ``min_size``
-    dropped, and the table :func:`scipzarr.kernels.chunklabel.label` gives (count, first, inclusive box)."""
-    lab, n = ndi.label(mask, structure=EIGHT)  # scipy numbers components in raster order of their first pixel
-    table = chunklabel.objects_table(lab, n).to_numpy(np.int64)
-    keep = table[:, 0] >= max(min_size, 1)
-    lut = np.zeros(n + 1, np.uint32)
-    lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-    objects = pd.DataFrame(table[keep], columns=chunklabel.COLUMNS,
-                           index=pd.RangeIndex(1, int(keep.sum()) + 1, name="label"))
-    return lut[lab], objects
-
-
-def boxes(labels: np.ndarray, origin: tuple[int, int]) -> pd.DataFrame:
-    """Inclusive bounding box (in FOV pixels) of every label present in a block starting at ``origin``,
-    indexed by label; blocks of one image combine by min/max per label."""
-    found = ndi.find_objects(labels)
-    ids = np.array([k + 1 for k, b in enumerate(found) if b is not None], dtype=np.int64)
-    sl = [b for b in found if b is not None]
-    y0, x0 = origin
-    return pd.DataFrame({"ymin": [b[0].start + y0 for b in sl], "ymax": [b[0].stop - 1 + y0 for b in sl],
-                         "xmin": [b[1].start + x0 for b in sl], "xmax": [b[1].stop - 1 + x0 for b in sl]},
-                        index=pd.Index(ids, name="label"), dtype=np.int64)
+from . import batch
+from .components import COLUMNS
 
 
 def _crops(region: np.ndarray, origin: tuple[int, int], ids: np.ndarray, boxes: np.ndarray, shape: tuple[int, int]):
@@ -125,11 +59,11 @@ def _one_peak(own: np.ndarray, in_crop: np.ndarray, dist: np.ndarray, min_distan
     return ~trivial & (few | ((span_y < min_distance) & (span_x < min_distance)))
 
 
-def split_components(region: np.ndarray, origin: tuple[int, int], comps: pd.DataFrame, shape: tuple[int, int],
-                     min_distance: int) -> list:
+def split_components(region: np.ndarray, origin: tuple[int, int], ids: np.ndarray, boxes: np.ndarray,
+                     shape: tuple[int, int], min_distance: int) -> list:
     """Split touching nuclei: distance-transform watershed on each component of ``comps`` alone.
 
-    ``region`` holds component labels (the ids of ``comps.index``) for the
+    ``region`` holds component labels (``ids``, boxes ``(ymin, ymax, xmin, xmax)``) for the
     FOV pixels starting at ``origin`` and covers each component's box plus
     one pixel (clipped at the FOV's ``shape``). Markers are the peaks of the
     distance to the background at least ``min_distance`` apart within a
@@ -147,8 +81,8 @@ def split_components(region: np.ndarray, origin: tuple[int, int], comps: pd.Data
     transformed ``apart``.
     """
     h, w = shape
-    ids = comps.index.to_numpy(np.int64)
-    boxes = comps[["ymin", "ymax", "xmin", "xmax"]].to_numpy(np.int64)
+    ids = np.asarray(ids, np.int64)
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
     out: list = [None] * len(ids)
     # size classes (powers of two of the crop's height and width): padding stays under 4x the crops' area
     size_class = np.ceil(np.log2(boxes[:, 1] - boxes[:, 0] + 3)) * 64 + np.ceil(np.log2(boxes[:, 3] - boxes[:, 2] + 3))
@@ -197,19 +131,17 @@ def _watershed_parts(own: np.ndarray, dist: np.ndarray, box: tuple[slice, slice]
 PART_BATCH = 2**20  #: part pixels numbered in one batch (8 int64 arrays of this length at most)
 
 
-def number_parts(parts: dict, width: int) -> tuple[pd.DataFrame, dict]:
+def number_parts(parts: dict, width: int) -> tuple[np.ndarray, dict]:
     """Number the parts of all components ``1..n`` in raster order of their first FOV pixel.
 
     ``parts`` maps component id to ``(ymin, xmin, sub)`` (as from
-    :func:`split_components`). Returns the objects table (``count``,
-    ``first``, inclusive box, indexed by final label) and, per component, the
+    :func:`split_components`). Returns the object table of the final labels
+    (:data:`COLUMNS`; row ``i`` is label ``i + 1``) and, per component, the
     lookup from part number to final label. All components' part pixels in a
     few vectorized calls (a loop of small calls per component held the GIL).
     """
-    cols = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
     if not parts:
-        objects = pd.DataFrame(np.zeros((0, 6), np.int64), columns=cols, index=pd.RangeIndex(1, 1, name="label"))
-        return objects, {}
+        return np.zeros((0, len(COLUMNS)), np.int64), {}
     cids = list(parts)
     subs = [parts[c][2] for c in cids]
     sizes = np.array([sub.size for sub in subs])
@@ -220,7 +152,7 @@ def number_parts(parts: dict, width: int) -> tuple[pd.DataFrame, dict]:
     rows = [_part_table(parts, cids, a, b, width) for a, b in zip(starts, [*starts[1:], len(cids)])]
     table = np.concatenate(rows)
     table = table[np.argsort(table[:, 3])]  # raster order of first pixels (all distinct)
-    objects = pd.DataFrame(table[:, 2:], columns=cols, index=pd.RangeIndex(1, len(table) + 1, name="label"))
+    objects = np.ascontiguousarray(table[:, 2:])
     final = {cid: np.zeros(int(sub.max()) + 1, dtype=np.uint32) for cid, sub in zip(cids, subs)}
     for label_id, (c, part) in enumerate(table[:, :2].tolist(), start=1):
         final[cids[c]][part] = label_id
@@ -275,42 +207,3 @@ def paint(block: np.ndarray, origin: tuple[int, int], parts: dict, final: dict) 
     return out
 
 
-def measure_objects(image: np.ndarray, labels: np.ndarray, origin: tuple[int, int], objects: pd.DataFrame,
-                    shape: tuple[int, int], families: list[str], channels: list[int], params: dict,
-                    device: str = "cpu"):
-    """Centroids ``(n, 2)`` and features of ``objects``, each measured on its own crop.
-
-    ``image`` ``(c, y, x)`` and ``labels`` cover the FOV pixels from
-    ``origin`` to past every object's box plus one pixel (clipped at the FOV's
-    ``shape``); an object's crop is its box plus one pixel, other objects
-    removed, so its values depend on its own pixels only. ``device``: where
-    the device feature families run (``features.measure``).
-    """
-    h, w = shape
-    y0, x0 = origin
-    box = objects[["ymin", "ymax", "xmin", "xmax"]].to_numpy(np.int64)
-    ch = int((box[:, 1] - box[:, 0]).max()) + 3
-    cw = int((box[:, 3] - box[:, 2]).max()) + 3
-    n = len(objects)
-    local = np.zeros((n, ch, cw), np.int32)
-    crops = np.zeros((n, image.shape[0], ch, cw), image.dtype)
-    valid = np.zeros((n, ch, cw), bool)
-    for k, (label_id, (ymin, ymax, xmin, xmax)) in enumerate(zip(objects.index, box)):  # crops; measuring: a batch
-        cy0, cx0 = ymin - 1, xmin - 1
-        ry0, rx0 = max(cy0, 0), max(cx0, 0)
-        ry1, rx1 = min(ymax + 2, h), min(xmax + 2, w)
-        oy, ox = ry0 - cy0, rx0 - cx0
-        sl = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))
-        local[k, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = labels[sl] == label_id
-        crops[k, :, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = image[(slice(None), *sl)]
-        valid[k, oy:oy + ry1 - ry0, ox:ox + rx1 - rx0] = True
-    # the crop of object k starts at FOV (ymin - 1, xmin - 1): coordinates come out in FOV pixels
-    origin_y = (1 - box[:, 0]).astype(np.int64)
-    origin_x = (1 - box[:, 2]).astype(np.int64)
-    obj = Objects(local, origin_y, origin_x, valid)
-    # centroids for obs whatever the families (the shape family's formula: box corner + mean offset)
-    raw = moments(obj)["raw"]
-    area = obj.areas.astype(np.float64)
-    centroid = np.column_stack([(obj.boxes[:, 0] - origin_y) + raw[:, 1, 0] / area,
-                                (obj.boxes[:, 1] - origin_x) + raw[:, 0, 1] / area])
-    return centroid, measure(obj, crops, families, channels, params, device=device)

@@ -1,4 +1,7 @@
-"""Resumable runs: a work folder with a manifest and one result file per finished chunk.
+"""Resumable runs, one implementation for ``convert`` and ``process`` of both store kinds.
+
+A run's work folder (``.<output>.scipzarr-work`` beside its output) holds a
+manifest and one result file per finished chunk or FOV.
 
 A run records what it is (package version, config hash, input fingerprint) in
 ``manifest.json`` and every finished chunk as its own file, written aside and
@@ -84,6 +87,10 @@ class Work:
         if not (self.path / MANIFEST).exists():
             self._write_json(self.path / MANIFEST, self.identity)
 
+    def key(self, name: str) -> str:
+        """A short stable token of one identity entry (names scratch data that belongs to this run)."""
+        return config_hash(self.identity[name])[:10]
+
     def _check(self) -> None:
         check_manifest(self.path / MANIFEST, self.identity)
 
@@ -93,11 +100,20 @@ class Work:
         tmp.write_text(json.dumps(doc, default=str))
         os.replace(tmp, path)
 
+    @property
+    def output(self) -> Path:
+        """Where a convert writes its store before moving it into place."""
+        return self.path / "output"
+
     def chunk_file(self, block: int) -> Path:
         return self.path / "chunks" / f"{block:07d}.npz"
 
     def done(self, block: int) -> bool:
         return self.chunk_file(block).exists()
+
+    def mark(self, block: int) -> None:
+        """Record chunk or FOV ``block`` as finished (no result to keep)."""
+        self.save_chunk(block, {})
 
     def save_chunk(self, block: int, arrays: dict[str, np.ndarray]) -> None:
         path = self.chunk_file(block)

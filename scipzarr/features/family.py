@@ -1,0 +1,28 @@
+"""What a feature family declares once: its name, scope, columns, measurement, defaults and parameters.
+
+The registry (:data:`scipzarr.features.FAMILIES`), the config's defaults and
+JSON Schema (``features.<family>`` and the ``features.families`` choices) and
+the command line's help are all made from these declarations: adding a
+family is adding one module (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .column import Column
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    scope: str  # "object", "channel" or "pair"
+    columns: Callable[[dict], list[Column]]
+    measure: Callable[..., dict[str, np.ndarray]]
+    summary: str
+    device: bool = False  # written for numpy and cupy: runs on the GPU with device="gpu"
+    defaults: dict = field(default_factory=dict)  # the config's features.<name>
+    parameters: dict = field(default_factory=dict)  # JSON Schema properties of features.<name>
