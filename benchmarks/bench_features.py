@@ -21,13 +21,14 @@ import numpy as np
 
 def _events(n: int):
     from scipzarr.kernels import segment as seg
+    from scipzarr.kernels import threshold as thr_k
     from scipzarr.synthetic import make_events
 
     ev, _ = make_events(n, channels=6, size=90, seed=0, noise=20.0)
     images = np.stack(ev)
     valid = np.ones((n, 90, 90), bool)
     smooth = seg.smooth(images[:, 0].astype(np.float64), valid, 1.0)
-    local, _ = seg.segment(smooth, valid, seg.threshold_otsu(smooth, valid), min_size=10)
+    local, _ = seg.segment(smooth, valid, thr_k.threshold_otsu(smooth, valid), min_size=10)
     return images, local, valid
 
 

@@ -32,6 +32,7 @@ object and the problem.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -96,19 +97,21 @@ class _Reader:
 
     def __init__(self, path: Path):
         self.path = path
-        self.f = open(path, "rb")
-        self.f.seek(0, 2)
-        self.size = self.f.tell()
+        self.fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
 
     def read(self, offset: int, n: int, what: str) -> bytes:
+        """``n`` bytes at ``offset`` (positioned reads: threads may share one reader)."""
         if offset < 0 or n < 0 or offset + n > self.size:
             raise CifError(f"{self.path}: {what} lies outside the file ({offset} + {n} > {self.size} bytes); "
                            "the file is truncated or damaged, export it again from IDEAS")
-        self.f.seek(offset)
-        return self.f.read(n)
+        data = os.pread(self.fd, n, offset)
+        if len(data) != n:
+            raise CifError(f"{self.path}: {what}: the file ended early; it is truncated, export it again")
+        return data
 
     def close(self) -> None:
-        self.f.close()
+        os.close(self.fd)
 
 
 def _entries(r: _Reader, bo: str, offset: int) -> tuple[dict[int, tuple[int, int, bytes, int]], int]:
@@ -204,9 +207,15 @@ def _scan(r: _Reader) -> CifIndex:
     last = None
     while offset:
         if offset in seen:
-            raise CifError(f"{path}: the directory chain loops back to byte {offset}; the file is damaged")
+            damaged.append((-1, f"the directory chain loops back to byte {offset}"))
+            break
         seen.add(offset)
-        tags, offset = _entries(r, bo, offset)
+        try:
+            tags, offset = _entries(r, bo, offset)
+        except CifError as exc:  # a cut or damaged directory: the objects before it are still readable
+            after = f" after object {objects[-1]}" if objects else ""
+            damaged.append((-1, f"a directory{after} is unreadable ({str(exc).split(': ', 1)[-1].split(';')[0]})"))
+            break
         kind = _values(r, bo, tags[_KIND_TAG], "the page kind")[0] if _KIND_TAG in tags else None
         if kind not in (IMAGE_KIND, MASK_KIND):
             continue
@@ -237,7 +246,7 @@ def _scan(r: _Reader) -> CifIndex:
             if problem:
                 damaged.append((int(obj), problem))
             last = obj
-        elif objects and obj == objects[-1]:
+        elif objects and obj == objects[-1] and not (damaged and damaged[-1][0] == obj):
             ok = (compression == BITMASK and width == widths[-1] * len(channels) and height == heights[-1]
                   and len(offs) == len(counts) and not (offs < 0).any() and not (offs + counts > r.size).any())
             masks[-1] = (offs, counts) if ok else None

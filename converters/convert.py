@@ -180,12 +180,16 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
     rejected_dir = work_path(output) / "rejected"  # inside the run's work folder
     is_float = np.dtype(source.dtype).kind == "f"
 
-    def read_block(events: range) -> np.ndarray:
+    masks = source.read_masks is not None
+
+    def read_block(events: range):
         out = np.zeros((len(events), n_channels, *tile), dtype=source.dtype)
+        out_masks = np.zeros((len(events), n_channels, *tile), np.uint8) if masks else None
         bad = {}
         for j, i in enumerate(events):
             try:
                 img = source.read(i)
+                mask = source.read_masks(i) if masks else None
                 if img.shape[0] != n_channels or img.dtype != source.dtype:
                     raise ScipzarrError(
                         f"{table['source'].iat[i]}: pixel data is {img.shape[0]} x {img.dtype} but the header said "
@@ -201,10 +205,12 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
                 continue
             vy, vx, vh, vw, cy, cx = fits[i]
             out[j, :, vy:vy + vh, vx:vx + vw] = img[:, cy:cy + vh, cx:cx + vw]
+            if masks:
+                out_masks[j, :, vy:vy + vh, vx:vx + vw] = mask[:, cy:cy + vh, cx:cx + vw]
         if bad:
             rejected_dir.mkdir(exist_ok=True)
             (rejected_dir / f"{events.start:09d}.json").write_text(json.dumps(bad))
-        return out
+        return (out, out_masks) if masks else out
 
     def tables():
         bad = {}
@@ -241,7 +247,8 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
     with _cleanup(work), atomic.atomic_path(output, work=work.output) as target:
         store.write_ifc_mosaic(target, mosaic, read_block, tables, source.channel_names, source.dtype, desc,
                                compute=compute, resume=True, pixel_size=source.pixel_size,
-                               acquisition=source.acquisition)
+                               acquisition=source.acquisition,
+                               mask_labels=[f"ideas-{c}" for c in source.channel_names] if masks else None)
     work.close()
     return {
         "store": str(output), "layout": source.layout, "events": mosaic.n_events,

@@ -1,7 +1,10 @@
-"""Imaging flow cytometry readers: four input layouts → one list of events.
+"""Imaging flow cytometry readers: five input layouts → one list of events.
 
 Layouts (auto-detected from the inputs):
 
+* **cif**: Amnis ``.cif`` files (IDEAS), read by our own decoder
+  (:mod:`.cif`) with their masks, channel names, pixel size and acquisition
+  facts; several files (or folders of them) in natural order.
 * **ideas**: one TIFF per channel per object, ``<object>_Ch<k>[.ome].tif``
   (IDEAS exports; e.g. ``G1/00001_Ch3.tif``). Grouped by object, channels
   ordered by their number.
@@ -31,6 +34,8 @@ import tifffile
 
 from scipzarr.errors import ScipzarrError
 
+from .cif import CIF_SUFFIXES, RIF_SUFFIXES, CifFile, CifIndex, is_cif, read_index
+
 TIFF_SUFFIXES = (".tif", ".tiff")
 _CHANNEL_RE = re.compile(r"^(?P<obj>.+?)[_-]Ch(?P<ch>\d+)(?P<rest>.*?)(\.ome)?\.tiff?$", re.IGNORECASE)
 SUPPORTED_DTYPES = {"uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64"}
@@ -48,6 +53,7 @@ class EventSource:
     rejected: list[dict] = field(default_factory=list)  # event_id, source, reason, stage
     pixel_size: tuple[float | None, float | None] = (None, None)  # micrometres (y, x), when the files say
     acquisition: dict = field(default_factory=dict)  # facts from the files, kept in the store's attributes
+    read_masks: Callable[[int], np.ndarray | None] | None = None  # the instrument's own masks (C, h, w), if any
 
     def __len__(self) -> int:
         return len(self.table)
@@ -153,17 +159,27 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
         source = _from_npy(inputs[0])
     else:
         files = _collect_files(inputs)
+        cifs = [(p, r) for p, r in files if p.suffix.lower() in CIF_SUFFIXES + RIF_SUFFIXES]
         tiffs = [(p, r) for p, r in files if p.suffix.lower() in TIFF_SUFFIXES]
-        if not tiffs:
+        if cifs and tiffs:
+            raise ScipzarrError(f"{cifs[0][0]} and {tiffs[0][0]}: the input mixes .cif files and TIFF exports; "
+                                "convert them into separate stores")
+        if not tiffs and not cifs:
             where = ", ".join(map(str, inputs))
-            raise ScipzarrError(f"{where}: no TIFF files found (.tif/.tiff); check the input folder")
-        if tile_size is not None and _looks_like_montages(tiffs, tile_size):
+            raise ScipzarrError(f"{where}: no event files found (.cif, .tif/.tiff); check the input folder")
+    if len(inputs) != 1 or inputs[0].suffix != ".npy":
+        if cifs:
+            source = _from_cifs(cifs, reject)
+        elif tile_size is not None and _looks_like_montages(tiffs, tile_size):
             source = _from_montages(tiffs, tile_size)
         elif all(_CHANNEL_RE.match(p.name) for p, _ in tiffs):
             source = _from_ideas(tiffs, reject)
         else:
             source = _from_event_tiffs(tiffs, reject)
     source.rejected = reject.rows
+    if channel_names is not None and len(channel_names) < len(source.channel_names) and \
+            set(channel_names) <= set(source.channel_names) and len(set(channel_names)) == len(channel_names):
+        return _select_channels(source, [source.channel_names.index(c) for c in channel_names])
     if channel_names is not None:
         if len(channel_names) != len(source.channel_names):
             raise ScipzarrError(
@@ -174,6 +190,79 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
             raise ScipzarrError(f"--channels has duplicate names: {','.join(channel_names)}; give unique names")
         source.channel_names = list(channel_names)
     return source
+
+
+def _select_channels(source: EventSource, keep: list[int]) -> EventSource:
+    """The source reading only the channels ``keep`` (in that order)."""
+    read, masks = source.read, source.read_masks
+    source.channel_names = [source.channel_names[k] for k in keep]
+    source.read = lambda i: read(i)[keep]
+    if masks is not None:
+        source.read_masks = lambda i: masks(i)[keep]
+    source.acquisition = dict(source.acquisition) | {"channels_selected": list(source.channel_names)}
+    return source
+
+
+def _from_cifs(cifs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
+    """Events of one or more Amnis .cif files (:mod:`.cif`), in file order (files in natural order)."""
+    indexes = []
+    for path, root in cifs:
+        if not is_cif(path) and path.suffix.lower() in CIF_SUFFIXES:
+            raise ScipzarrError(f"{path}: not a CIF (no TIFF header); give a .cif file written by IDEAS")
+        index = read_index(path)
+        indexes.append((index, root))
+    first = indexes[0][0]
+    for index, _ in indexes[1:]:
+        if index.channels != first.channels:
+            raise ScipzarrError(f"{index.path}: channels {index.channel_names} differ from {first.path}'s "
+                                f"{first.channel_names}; convert files of one acquisition setup together")
+    many = len(indexes) > 1
+    rows, where = [], []
+    for f, (index, root) in enumerate(indexes):
+        stem = _event_name(index.path, root, index.path.stem)
+        bad = {obj: problem for obj, problem in index.damaged}
+        if -1 in bad:
+            reject(f"{stem}:*", index.path, f"{index.path}: {bad[-1]}; the file is truncated or damaged")
+        for i, obj in enumerate(index.objects.tolist()):
+            event_id = f"{stem}:{obj}" if many else str(obj)
+            if obj in bad:
+                reject(event_id, index.path, f"{index.path}: object {obj}: {bad[obj]}; the file is damaged")
+                continue
+            rows.append({"event_id": event_id, "source": str(index.path), "class_label": _class_label(index.path, root),
+                         "height": int(index.height[i]), "width": int(index.width[i])})
+            where.append((f, i))
+    if not rows:
+        raise ScipzarrError("every event was rejected; run with --on-error fail to see the first problem")
+    files = [index for index, _ in indexes]
+
+    def read(i: int) -> np.ndarray:
+        f, k = where[i]
+        return _cif_file(files[f]).image(k)
+
+    def read_masks(i: int) -> np.ndarray | None:
+        f, k = where[i]
+        return _cif_file(files[f]).masks(k)
+
+    px = first.pixel_size_um
+    facts = {"format": "Amnis CIF", "files": [str(ix.path) for ix in files],
+             "magnification": first.magnification, "pixel_size_um": px,
+             "brightfield_channels": [f"Ch{k}" for k in first.brightfield], **first.facts}
+    has_masks = all(m is not None for ix in files for m in ix.mask_strips)
+    return EventSource("cif", list(first.channel_names), np.dtype(np.uint16), _unique_ids(pd.DataFrame(rows)), read,
+                       pixel_size=(px, px), acquisition={k: v for k, v in facts.items() if v not in (None, [], "")},
+                       read_masks=read_masks if has_masks else None)
+
+
+_CIF_FILES: dict[Path, CifFile] = {}
+_CIF_LOCK = threading.Lock()
+
+
+def _cif_file(index: CifIndex) -> CifFile:
+    """One open reader per file and process (positioned reads: threads share it)."""
+    with _CIF_LOCK:
+        if index.path not in _CIF_FILES:
+            _CIF_FILES[index.path] = CifFile(index)
+        return _CIF_FILES[index.path]
 
 
 def _from_npy(path: Path) -> EventSource:

@@ -11,21 +11,19 @@ from .errors import ScipzarrError
 
 
 def describe_store(path: Path) -> str:
-    import zarr
-
-    from .store import open_store
+    from .store import ngff, open_store
 
     st = open_store(path)
     m = st.mosaic
-    arr = zarr.open_array(str(path / st.level_paths[0]), mode="r")
+    shape, chunks, dtype = ngff.array_info(path / st.level_paths[0])
     classes = st.events["class_label"].value_counts().sort_index()
     class_text = ", ".join(f"{k} {v}" for k, v in classes.items() if k) or "none"
     lines = [
         f"{path}: scipzarr IFC mosaic store (OME-NGFF {st.attrs['ome'].get('version', '?')}, zarr v3)",
-        f"  events     {m.n_events}   tile {m.tile[0]}x{m.tile[1]} px   dtype {arr.dtype}",
+        f"  events     {m.n_events}   tile {m.tile[0]}x{m.tile[1]} px   dtype {dtype}",
         f"  channels   {', '.join(st.channel_names)}",
         f"  mosaic     {m.shape[1]}x{m.shape[2]} px, {m.n_blocks} chunks of {m.chunk_tiles}x{m.chunk_tiles} events "
-        f"(chunk {tuple(arr.chunks)}, {arr.nbytes / m.n_blocks / 2**20 if m.n_blocks else 0:.1f} MiB raw per chunk)",
+        f"(chunk {chunks}, {int(np.prod(shape)) * dtype.itemsize / m.n_blocks / 2**20 if m.n_blocks else 0:.1f} MiB raw per chunk)",
         f"  levels     {', '.join(st.level_paths)}",
         f"  classes    {class_text}",
         f"  labels     {', '.join(st.label_names()) or 'none (run scipzarr process)'}",

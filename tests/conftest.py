@@ -52,3 +52,66 @@ def flat_events(n: int, size: int = 40, channels: int = 2, seed: int = 0):
         events.append(img)
         masks.append(m)
     return np.stack(events), np.stack(masks)
+
+
+CIF = SHARED_DATA / "ifc_cif_flowsight" / "example.cif"
+CIF_REFERENCE = SHARED_DATA / "ifc_cif_flowsight" / "example_cif_reference.npz"
+
+
+@pytest.fixture
+def cif() -> Path:
+    need(CIF_REFERENCE)
+    return need(CIF)
+
+
+def write_cif(path: Path, source: Path, repeat: int = 1, objects: list[int] | None = None) -> Path:
+    """A CIF built from a real one's pages: IFD 0 (acquisition tags) as is, then the image and mask pages of
+    ``objects`` (default: all), ``repeat`` times, renumbered 0, 1, ... in the new file (little-endian)."""
+    import struct
+
+    from scipzarr.converters import cif as cifmod
+
+    index = cifmod.read_index(source)
+    raw = source.read_bytes()
+    first = struct.unpack("<I", raw[4:8])[0]
+    n0 = struct.unpack("<H", raw[first:first + 2])[0]
+    ifd0_end = first + 2 + 12 * n0 + 4
+    # IFD 0 and everything it points to lie before the first object's directory: copy that prefix whole
+    head = bytearray(raw[:_first_object_ifd(raw, first)])
+    struct.pack_into("<I", head, ifd0_end - 4, 0)
+    out = bytearray(head)
+    prev_next = ifd0_end - 4
+    chosen = range(len(index)) if objects is None else objects
+    number = 0
+    for _ in range(repeat):
+        for i in chosen:
+            for kind, strips in ((2, index.image_strips[i]), (3, index.mask_strips[i])):
+                data = b"".join(raw[o:o + c] for o, c in zip(*strips))
+                w = int(index.width[i]) * len(index.channels)
+                tags = [(256, 4, w), (257, 4, int(index.height[i])), (259, 3, 30817 if kind == 2 else 30818),
+                        (273, 4, 0), (279, 4, len(data)), (33002, 3, kind), (33003, 4, number)]
+                ifd_at = len(out)
+                struct.pack_into("<I", out, prev_next, ifd_at)
+                data_at = ifd_at + 2 + 12 * len(tags) + 4
+                entries = bytearray(struct.pack("<H", len(tags)))
+                for tag, typ, value in tags:
+                    value = data_at if tag == 273 else value
+                    entries += struct.pack("<HHI", tag, typ, 1) + (struct.pack("<HH", value, 0) if typ == 3 else
+                                                                  struct.pack("<I", value))
+                entries += b"\0\0\0\0"
+                out += entries + data
+                prev_next = ifd_at + 2 + 12 * len(tags)
+            number += 1
+    for e in range(n0):  # the object count (tag 33018) of IFD 0
+        at = first + 2 + 12 * e
+        if struct.unpack("<H", out[at:at + 2])[0] == 33018:
+            struct.pack_into("<I", out, at + 8, number)
+    Path(path).write_bytes(bytes(out))
+    return Path(path)
+
+
+def _first_object_ifd(raw: bytes, first: int) -> int:
+    import struct
+
+    n0 = struct.unpack("<H", raw[first:first + 2])[0]
+    return struct.unpack("<I", raw[first + 2 + 12 * n0:first + 6 + 12 * n0])[0]

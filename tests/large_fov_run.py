@@ -20,7 +20,7 @@ from skimage.draw import disk
 import scipzarr
 from scipzarr.config import resolve_config
 from scipzarr.converters.fov import Fov
-from scipzarr.fovstore import write_fov_store
+from scipzarr.store import write_fov_store
 
 PER_CHUNK = 8  # nuclei per 1024 x 1024 chunk, each inside its chunk: the expected count is exact
 

@@ -122,13 +122,14 @@ def test_all_families_equal_cp_measure_on_real_nuclei(monkeypatch):
     import tifffile
 
     from scipzarr.kernels import segment as seg
+    from scipzarr.kernels import threshold as thr_k
 
     folder = need(SHARED_DATA / "cellprofiler_examplehuman")
     dna = tifffile.imread(folder / "AS_09125_050116030001_D03f00d0.tif")[:256, :256] / 255
     ph3 = tifffile.imread(folder / "AS_09125_050116030001_D03f00d1.tif")[:256, :256] / 255
     valid = np.ones((1, 256, 256), bool)
     smooth = seg.smooth(dna[None], valid, 1.0)
-    local, _counts = seg.segment(smooth, valid, seg.threshold_otsu(smooth, valid), min_size=10)
+    local, _counts = seg.segment(smooth, valid, thr_k.threshold_otsu(smooth, valid), min_size=10)
     _inclusive_circle(monkeypatch)
     assert _compare(local, np.stack([dna, ph3])[None], min_objects=40) > 9_000
 
@@ -137,6 +138,7 @@ def test_all_families_equal_cp_measure_on_real_ifc_cells(jurkat, monkeypatch):
     import tifffile
 
     from scipzarr.kernels import segment as seg
+    from scipzarr.kernels import threshold as thr_k
 
     files = sorted((jurkat / "single_cells" / "G2").glob("*_Ch4.tif"))[:8]
     dna = np.stack([tifffile.imread(f) for f in files]).astype(np.float64)
@@ -144,7 +146,7 @@ def test_all_families_equal_cp_measure_on_real_ifc_cells(jurkat, monkeypatch):
     img = np.stack([dna / dna.max(), other / other.max()], axis=1)
     valid = np.ones(dna.shape, bool)
     smooth = seg.smooth(img[:, 0], valid, 1.0)
-    local, _counts = seg.segment(smooth, valid, seg.threshold_otsu(smooth, valid), keep="largest")
+    local, _counts = seg.segment(smooth, valid, thr_k.threshold_otsu(smooth, valid), keep="largest")
     _inclusive_circle(monkeypatch)
     assert _compare(local, img, min_objects=8) > 1_600
 

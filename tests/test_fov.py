@@ -15,7 +15,7 @@ from skimage.draw import disk
 
 import scipzarr
 from scipzarr.config import resolve_config
-from scipzarr.fovstore import open_fov_store, validate_fov_store
+from scipzarr.store import open_fov_store, validate_fov_store
 from scipzarr.quality import match
 
 from .conftest import SHARED_DATA, need

@@ -20,6 +20,7 @@ import scipzarr
 from scipzarr import backend
 from scipzarr.errors import ScipzarrError
 from scipzarr.kernels import segment as seg
+from scipzarr.kernels import threshold as thr_k
 
 from .test_cli import run
 
@@ -48,9 +49,9 @@ def _fov_store(tmp_path):
 
 # --------------------------------------------------------------------------- dispatch (every machine)
 def test_cpu_kernels_stay_on_numpy_and_import_no_cupy(tmp_path):
-    code = ("import sys, numpy as np; from scipzarr.kernels import segment as seg; from scipzarr import backend;"
+    code = ("import sys, numpy as np; from scipzarr.kernels import segment as seg; from scipzarr.kernels import threshold as thr_k; from scipzarr import backend;"
             "img = np.random.default_rng(0).random((3, 20, 20)); v = np.ones(img.shape, bool);"
-            "lab, n = seg.segment(seg.smooth(img, v, 1.0), v, seg.threshold_otsu(seg.smooth(img, v, 1.0), v));"
+            "lab, n = seg.segment(seg.smooth(img, v, 1.0), v, thr_k.threshold_otsu(seg.smooth(img, v, 1.0), v));"
             "assert type(lab) is np.ndarray and backend.xp_of(lab) is np;"
             "print('cupy' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
@@ -101,9 +102,9 @@ def test_segmentation_kernels_on_gpu_equal_cpu():
     valid[::3, :, 33:] = False  # padded events
     for xp_batch, xp_valid in ((batch, valid), (cupy.asarray(batch), cupy.asarray(valid))):
         img = seg.smooth(seg.combine_channels(xp_batch, [0]), xp_valid, 1.5)
-        out = [backend.to_host(img), backend.to_host(seg.threshold_otsu(img, xp_valid)),
-               backend.to_host(seg.threshold_li(img, xp_valid))]
-        lab, counts = seg.segment(img, xp_valid, seg.threshold_otsu(img, xp_valid), min_size=5, keep="all")
+        out = [backend.to_host(img), backend.to_host(thr_k.threshold_otsu(img, xp_valid)),
+               backend.to_host(thr_k.threshold_li(img, xp_valid))]
+        lab, counts = seg.segment(img, xp_valid, thr_k.threshold_otsu(img, xp_valid), min_size=5, keep="all")
         out += [backend.to_host(lab), backend.to_host(counts)]
         if xp_batch is batch:
             ref = out
@@ -209,12 +210,11 @@ def test_device_kernels_call_no_numpy_function_directly():
     import inspect
 
     from scipzarr.kernels import batch
-    from scipzarr.kernels import fov as kfov
 
-    device_kernels = [seg.combine_channels, seg.smooth, seg._event_range, seg.event_histograms,
-                      seg.otsu_from_histograms, seg.label_events,
-                      seg.fill_holes, seg.event_of_label, seg.local_labels, seg.segment, batch.fill_holes,
-                      kfov.smooth_plane]
+    device_kernels = [seg.combine_channels, seg.smooth, thr_k._event_range, thr_k.event_histograms,
+                      thr_k.otsu_from_histograms, seg.label_events,
+                      seg.event_of_label, seg.local_labels, seg.segment, batch.fill_holes,
+                      seg.smooth_plane]
     allowed = {"errstate", "ndarray"}
     for fn in device_kernels:
         tree = ast.parse(inspect.getsource(fn).lstrip())
@@ -268,7 +268,7 @@ def _segmented_events(n=48, size=40):
     valid[::4, :, 31:] = False  # padded events: coordinates relative to the event
     valid[1::4, :6] = False
     smooth = seg.smooth(images[:, 0].astype(np.float64), valid, 1.0)
-    local, _ = seg.segment(smooth, valid, seg.threshold_otsu(smooth, valid), min_size=5, keep="all")
+    local, _ = seg.segment(smooth, valid, thr_k.threshold_otsu(smooth, valid), min_size=5, keep="all")
     y0 = np.where(np.arange(n) % 4 == 1, 6, 0)
     return images, local, valid, y0
 

@@ -6,6 +6,7 @@ from skimage.filters import threshold_li, threshold_otsu
 
 from scipzarr.kernels import normalize as norm
 from scipzarr.kernels import segment as seg
+from scipzarr.kernels import threshold as thr_k
 from scipzarr.kernels.batch import valid_mask
 
 
@@ -20,7 +21,7 @@ def test_otsu_equals_skimage_per_event():
     img = _images()
     valid = np.ones(img.shape, bool)
     valid[3, :, 25:] = False  # one event smaller than its tile
-    t = seg.threshold_otsu(img, valid)
+    t = thr_k.threshold_otsu(img, valid)
     for e in range(img.shape[0]):
         assert t[e] == threshold_otsu(img[e][valid[e]])
 
@@ -29,14 +30,14 @@ def test_otsu_constant_and_empty_events():
     img = np.full((2, 5, 5), 7.0)
     valid = np.ones(img.shape, bool)
     valid[1] = False
-    t = seg.threshold_otsu(img, valid)
+    t = thr_k.threshold_otsu(img, valid)
     assert t[0] == 7.0 and np.isinf(t[1])
 
 
 def test_li_equals_skimage_per_event():
     img = _images(seed=1)
     valid = np.ones(img.shape, bool)
-    t = seg.threshold_li(img, valid)
+    t = thr_k.threshold_li(img, valid)
     for e in range(img.shape[0]):
         assert t[e] == pytest.approx(threshold_li(img[e]), rel=1e-9)
 
@@ -45,9 +46,9 @@ def test_dataset_otsu_from_histogram_equals_skimage_on_all_pixels():
     img = _images(seed=2)
     valid = np.ones(img.shape, bool)
     lo, hi = img.min(), img.max()
-    counts, edges, _, _ = seg.event_histograms(img, valid, lo=np.full(len(img), lo), hi=np.full(len(img), hi))
+    counts, edges, _, _ = thr_k.event_histograms(img, valid, lo=np.full(len(img), lo), hi=np.full(len(img), hi))
     centers = (edges[0, :-1] + edges[0, 1:]) / 2
-    t = seg.otsu_from_histograms(counts.sum(axis=0)[None], centers[None])[0]
+    t = thr_k.otsu_from_histograms(counts.sum(axis=0)[None], centers[None])[0]
     assert t == threshold_otsu(img)
 
 
@@ -77,8 +78,8 @@ def test_padding_never_changes_segmentation():
     a = seg.smooth(img, ones, 1.5)
     b = seg.smooth(padded, valid, 1.5)
     np.testing.assert_array_equal(a, b[:, 4:34, 9:39])
-    np.testing.assert_array_equal(seg.threshold_otsu(a, ones), seg.threshold_otsu(b, valid))
-    np.testing.assert_array_equal(seg.threshold_li(a, ones), seg.threshold_li(b, valid))
+    np.testing.assert_array_equal(thr_k.threshold_otsu(a, ones), thr_k.threshold_otsu(b, valid))
+    np.testing.assert_array_equal(thr_k.threshold_li(a, ones), thr_k.threshold_li(b, valid))
 
 
 def test_percentile_from_exact_histogram_equals_numpy():

@@ -47,13 +47,14 @@ def test_equal_to_cp_measure_on_real_jurkat_cells(jurkat):
     import tifffile
 
     from scipzarr.kernels import segment as seg
+    from scipzarr.kernels import threshold as thr_k
 
     files = sorted((jurkat / "single_cells" / "G2").glob("*_Ch4.tif"))[:12]
     dna = np.stack([tifffile.imread(f) for f in files]).astype(np.float64)
     img = dna / dna.max()
     valid = np.ones(img.shape, bool)
     sm = seg.smooth(img, valid, 1.0)
-    local, counts = seg.segment(sm, valid, seg.threshold_otsu(sm, valid), keep="largest")
+    local, counts = seg.segment(sm, valid, thr_k.threshold_otsu(sm, valid), keep="largest")
     assert counts.tolist() == [1] * 12
     obj = Objects(local, np.zeros(12, int), np.zeros(12, int))
     ours = texture.measure(obj, img_as_ubyte(img), 3)

@@ -181,6 +181,7 @@ def write_ifc_mosaic(
     resume: bool = False,
     pixel_size: tuple[float | None, float | None] = (None, None),
     acquisition: dict | None = None,
+    mask_labels: list[str] | None = None,
 ) -> None:
     """Write an IFC mosaic store at ``path``.
 
@@ -191,7 +192,10 @@ def write_ifc_mosaic(
     levels are then computed from level 0. ``compute(collections, layer)``
     runs dask collections (the caller chooses scheduler and progress).
     ``tables()``, called once level 0 is written, returns the per-event table
-    and the rejected-events table.
+    and the rejected-events table. With ``mask_labels`` (one label image name
+    per channel, e.g. the instrument's masks), ``read_block`` returns
+    ``(pixels, masks)``; masks become label mosaics ``labels/<name>`` whose
+    value is the event's index + 1 where the mask is set.
     """
     dtype = np.dtype(dtype)
     c, cy, cx = mosaic.chunk_shape
@@ -201,14 +205,30 @@ def write_ifc_mosaic(
     else:
         s0 = ngff.create_array(root, "s0", mosaic.shape, (c, cy, cx), dtype, ["c", "y", "x"])
 
+    label_dtype = np.uint32 if mosaic.n_events < 2**32 - 1 else np.uint64
+    scratch = [ngff.scratch_array(path / "labels" / f".{name}-scratch", mosaic.shape[1:], (cy, cx), label_dtype,
+                                  reuse=resume) for name in (mask_labels or [])]
+
     def write_block(_, block_id=None):
         by, bx = block_id
         block = mosaic.block_of(by, bx)
         idx = mosaic.block_events(block)
         if len(idx) and not (resume and ngff.chunk_file(path, "s0", 0, by, bx).exists()):
             batch = np.zeros((mosaic.per_block, mosaic.n_channels, *mosaic.tile), dtype=dtype)
-            batch[: len(idx)] = read_block(idx)
-            s0[:, by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = mosaic.from_batch(batch)
+            where = (slice(by * cy, (by + 1) * cy), slice(bx * cx, (bx + 1) * cx))
+            if scratch:
+                pixels, masks = read_block(idx)
+                ids = np.zeros(mosaic.per_block, label_dtype)
+                ids[: len(idx)] = np.arange(idx.start, idx.stop) + 1
+                lab = np.zeros((mosaic.per_block, len(scratch), *mosaic.tile), label_dtype)
+                lab[: len(idx)] = masks
+                lab *= ids[:, None, None, None]
+                for k, arr in enumerate(scratch):  # before s0: a present s0 chunk means a whole chunk
+                    arr[where] = mosaic.from_batch(lab[:, k])
+            else:
+                pixels = read_block(idx)
+            batch[: len(idx)] = pixels
+            s0[(slice(None), *where)] = mosaic.from_batch(batch)
         return np.ones((1, 1), dtype=np.int8)
 
     layer = f"scipzarr-read-events-{uuid.uuid4().hex}"
@@ -228,9 +248,17 @@ def write_ifc_mosaic(
         "source": source_description,
         "events_table": f"tables/{EVENTS_TABLE}",
         **({"acquisition": acquisition} if acquisition else {}),
+        **({"instrument_masks": list(mask_labels)} if mask_labels else {}),
     }
     events, rejected = tables()
     write_events_table(root, events, rejected)
+    if scratch:
+        st = open_store(path)
+        for name, arr in zip(mask_labels, scratch):
+            write_mosaic_labels(st, name, arr, lambda collections: compute(collections, ""),
+                                {"scipzarr": {"label_rule": "label = event_index + 1 where the mask is set",
+                                              "source": "instrument masks"}})
+            ngff.remove(path / "labels" / f".{name}-scratch")
 
 
 REJECTED_COLUMNS = ["event_id", "source", "reason", "stage"]

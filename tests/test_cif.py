@@ -1,0 +1,193 @@
+"""Amnis .cif input: our decoder against Bio-Formats' decode of a real FlowSight file, the store it gives,
+many files, streaming memory and damaged files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+from .conftest import CIF_REFERENCE, write_cif
+
+from scipzarr.converters import cif as cifmod
+
+
+def _reference():
+    with np.load(CIF_REFERENCE) as ref:
+        return {k: ref[k] for k in ref.files}
+
+
+def test_every_event_channel_and_pixel_equals_bioformats(cif):
+    ref = _reference()
+    index = cifmod.read_index(cif)
+    assert len(index) == 111 and index.channel_names == [f"Ch{k}" for k in range(1, 7)]
+    assert index.magnification == 40.0 and index.pixel_size_um == 0.5 and index.brightfield == [5]
+    assert index.objects.tolist() == list(range(111)) and index.damaged == []
+    with cifmod.CifFile(index) as f:
+        for i in range(111):
+            np.testing.assert_array_equal(f.image(i), ref[f"image_{i:03d}"])
+            np.testing.assert_array_equal(f.masks(i), ref[f"mask_{i:03d}"])
+    sizes = {ref[f"image_{i:03d}"].shape[1:] for i in range(111)}
+    assert len(sizes) > 5  # ragged events
+
+
+def test_convert_writes_the_mosaic_with_instrument_masks_and_metadata(cif, tmp_path):
+    from scipzarr.store import ngff, open_store, validate_store
+
+    out = tmp_path / "cif.zarr"
+    r = subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(cif), "-o", str(out), "--chunk-tiles", "4",
+                        "-q"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert validate_store(out) == []
+    st = open_store(out)
+    ref = _reference()
+    ev = st.events
+    assert ev["event_id"].tolist() == [str(i) for i in range(111)]
+    assert set(ev["source"]) == {str(cif)}
+    assert st.label_names() == [f"ideas-Ch{k}" for k in range(1, 7)]
+    image = st.image().compute()
+    masks = [st.labels(f"ideas-Ch{k}").compute() for k in range(1, 7)]
+    th, tw = st.mosaic.tile
+    rows, cols = st.mosaic.tile_position(np.arange(111))
+    for i in range(111):
+        e = ev.iloc[i]
+        h, w = ref[f"image_{i:03d}"].shape[1:]
+        assert (e["height"], e["width"]) == (h, w)
+        vy, vx, vh, vw = e["valid_y0"], e["valid_x0"], e["valid_height"], e["valid_width"]
+        cy, cx = e["crop_y0"], e["crop_x0"]
+        tile = image[:, rows[i] * th:(rows[i] + 1) * th, cols[i] * tw:(cols[i] + 1) * tw]
+        np.testing.assert_array_equal(tile[:, vy:vy + vh, vx:vx + vw], ref[f"image_{i:03d}"][:, cy:cy + vh, cx:cx + vw])
+        assert tile.sum(dtype=np.int64) == tile[:, vy:vy + vh, vx:vx + vw].sum(dtype=np.int64)  # padding is zero
+        for k in range(6):
+            lab = masks[k][rows[i] * th:(rows[i] + 1) * th, cols[i] * tw:(cols[i] + 1) * tw]
+            np.testing.assert_array_equal(lab[vy:vy + vh, vx:vx + vw],
+                                          ref[f"mask_{i:03d}"][k, cy:cy + vh, cx:cx + vw] * (i + 1))
+    attrs = st.attrs["scipzarr"]
+    assert attrs["acquisition"]["magnification"] == 40.0 and attrs["acquisition"]["instrument"] == "IS100-Lab"
+    assert attrs["acquisition"]["brightfield_channels"] == ["Ch5"]
+    scale = st.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == [1.0, 0.5, 0.5]
+    assert [a.get("unit") for a in st.attrs["ome"]["multiscales"][0]["axes"][1:]] == ["micrometer"] * 2
+    assert ngff.ngff_problems(out / "labels" / "ideas-Ch5", "labels") == []
+
+
+def test_channels_select_and_rename(cif, tmp_path):
+    from scipzarr.converters import convert
+    from scipzarr.store import open_store
+
+    convert([cif], tmp_path / "a.zarr", channels=["Ch5", "Ch3"], progress=False)
+    st = open_store(tmp_path / "a.zarr")
+    assert st.channel_names == ["Ch5", "Ch3"] and st.label_names() == ["ideas-Ch5", "ideas-Ch3"]
+    ref = _reference()["image_000"]
+    e = st.events.iloc[0]
+    th, tw = st.mosaic.tile
+    tile = st.image().compute()[:, :th, :tw][:, e["valid_y0"]:e["valid_y0"] + e["valid_height"],
+                                            e["valid_x0"]:e["valid_x0"] + e["valid_width"]]
+    np.testing.assert_array_equal(tile, ref[[4, 2]])
+    convert([cif], tmp_path / "b.zarr", channels=["SSC", "x", "GFP", "y", "BF", "z"], progress=False)
+    assert open_store(tmp_path / "b.zarr").channel_names == ["SSC", "x", "GFP", "y", "BF", "z"]
+
+
+def test_many_files_and_folders_go_into_one_store_in_a_fixed_order(cif, tmp_path):
+    from scipzarr.converters import convert
+    from scipzarr.store import open_store
+
+    (tmp_path / "in" / "treated").mkdir(parents=True)
+    (tmp_path / "in" / "control").mkdir()
+    write_cif(tmp_path / "in" / "treated" / "run2.cif", cif, objects=[3, 4, 5])
+    write_cif(tmp_path / "in" / "control" / "run10.cif", cif, objects=[7, 8])
+    write_cif(tmp_path / "in" / "control" / "run9.cif", cif, objects=[0])
+    res = convert([tmp_path / "in"], tmp_path / "s.zarr", progress=False)
+    assert res["events"] == 6
+    ev = open_store(tmp_path / "s.zarr").events
+    assert ev["event_id"].tolist() == ["control/run9:0", "control/run10:0", "control/run10:1",
+                                       "treated/run2:0", "treated/run2:1", "treated/run2:2"]
+    assert ev["class_label"].tolist() == ["control"] * 3 + ["treated"] * 3
+    assert ev["source"].str.endswith(".cif").all()
+    assert ev["height"].tolist() == [_reference()[f"image_{i:03d}"].shape[1] for i in (0, 7, 8, 3, 4, 5)]
+
+
+def test_decoding_streams_memory_does_not_grow_with_the_file(cif, tmp_path):
+    small = write_cif(tmp_path / "small.cif", cif, repeat=1)
+    big = write_cif(tmp_path / "big.cif", cif, repeat=20)
+    peaks = []
+    for path in (small, big):
+        index = cifmod.read_index(path)
+        with cifmod.CifFile(index) as f:
+            f.image(0)
+            tracemalloc.start()
+            for i in range(len(index)):
+                f.image(i)
+                f.masks(i)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+    assert len(cifmod.read_index(big)) == 2220
+    assert peaks[1] < 2 * peaks[0] + 200_000, peaks  # a few events' buffers, whatever the file size
+
+
+def test_a_truncated_file_is_one_line_and_nothing_is_left(cif, tmp_path):
+    data = cif.read_bytes()
+    cut = tmp_path / "cut.cif"
+    cut.write_bytes(data[: int(len(data) * 0.8)])
+    out = tmp_path / "o.zarr"
+    r = subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(cut), "-o", str(out), "-q"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(cut) in lines[0] and ("truncated" in lines[0] or "damaged" in lines[0]), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.cif"]
+    r = subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(cut), "-o", str(out), "-q",
+                        "--on-error", "skip"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    from scipzarr.store import open_store
+
+    st = open_store(out)
+    rejected = st.rejected()
+    assert 30 < st.mosaic.n_events < 111 and len(rejected) >= 1  # the objects before the cut are kept
+    assert rejected["source"].str.endswith("cut.cif").all()
+
+
+def test_rif_files_are_refused_in_one_line(cif, tmp_path):
+    rif = tmp_path / "raw.rif"
+    rif.write_bytes(cif.read_bytes()[:4096])
+    r = subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(rif), "-o", str(tmp_path / "o.zarr")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and ".rif" in r.stderr
+
+
+hypothesis = pytest.importorskip("hypothesis")
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(hypothesis.strategies.data())
+def test_damaged_bytes_never_crash_hang_or_overallocate(tmp_path_factory, data):
+    from .conftest import CIF
+
+    if not CIF.exists():
+        pytest.skip(f"shared data not present: {CIF}")
+    raw = bytearray(CIF.read_bytes())
+    for _ in range(data.draw(hypothesis.strategies.integers(1, 8))):
+        at = data.draw(hypothesis.strategies.integers(0, len(raw) - 1))
+        raw[at] ^= data.draw(hypothesis.strategies.integers(1, 255))
+    if data.draw(hypothesis.strategies.booleans()):
+        raw = raw[: data.draw(hypothesis.strategies.integers(8, len(raw)))]
+    path = tmp_path_factory.mktemp("fuzz") / "f.cif"
+    path.write_bytes(bytes(raw))
+    tracemalloc.start()
+    try:
+        index = cifmod.read_index(path)
+        with cifmod.CifFile(index) as f:
+            for i in range(len(index)):
+                for read in (f.image, f.masks):
+                    try:
+                        read(i)
+                    except cifmod.CifError as exc:
+                        assert str(path) in str(exc) and "\n" not in str(exc)
+    except cifmod.CifError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 64 * len(raw) + 2**22  # nothing larger than the file could hold
