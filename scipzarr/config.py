@@ -21,6 +21,7 @@ from .schema import extend, validate_document
 DEFAULT_CONFIG: dict[str, Any] = {
     "normalize": {"method": "none", "scope": "dataset", "low": 1.0, "high": 99.0},
     "segmentation": {
+        "source": "threshold",
         "channels": [0],
         "smoothing_sigma": 1.0,
         "threshold": {"method": "otsu", "scope": "event", "value": None},

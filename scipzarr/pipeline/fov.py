@@ -74,6 +74,9 @@ def make_plan(st: FovStore, config: dict, chunk_size: int | None = None, device:
     if config["normalize"]["method"] != "none":
         raise ScipzarrError(f"{st.path}: normalize.method {config['normalize']['method']} does not apply to FOV "
                             "stores; use none")
+    if cfg_seg["source"] != "threshold":
+        raise ScipzarrError(f"{st.path}: segmentation.source {cfg_seg['source']} applies to IFC stores converted "
+                            "from .cif files; FOV stores are segmented by scipzarr: use threshold")
     if cfg_seg["keep"] != "all":
         raise ScipzarrError(f"{st.path}: segmentation.keep {cfg_seg['keep']} applies to IFC events (one cell per "
                             "event); FOV stores keep all objects: use all")

@@ -43,6 +43,7 @@ class Plan:
     on_error: str = "fail"
     device: str = "cpu"
     seg_batch: int | None = None  # events segmented at once (GPU memory); None: the whole chunk
+    mask_path: str | None = None  # segmentation.source ideas: the level-0 label mosaic of the instrument's masks
     feat_batch: int | None = None  # events measured at once by the device families (GPU memory); None: all
 
 
@@ -213,7 +214,11 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
     block = read_block(plan, block_index)
     bad = _non_finite_events(plan, block, meta)
     images, valid = _prepared(plan, block, meta, lohi)
-    local = _segment_events(plan, images, valid, threshold)
+    if plan.mask_path is None:
+        local = _segment_events(plan, images, valid, threshold)
+    else:  # the instrument's mask of each event is its one object
+        masks = plan.mosaic.to_batch(store.read_chunk(plan.mask_path, plan.mosaic, block_index)[None])[:, 0]
+        local = ((masks > 0) & valid).astype(np.int32)
     obj = Objects(local, meta["valid_y0"], meta["valid_x0"], valid)
     values = measure(obj, images, list(plan.families), list(plan.feat_channels), plan.config["features"],
                      device=plan.device, batch=plan.feat_batch)
@@ -252,11 +257,19 @@ def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", devic
             raise ScipzarrError(f"{st.path}: {option} applies to FOV stores, not to IFC stores (one cell per "
                                 "event); remove it from the config")
     seg_ch, feat_ch = _resolve_channels(st, config)
+    mask_path = None
+    if cfg_seg["source"] == "ideas":
+        name = f"ideas-{st.channel_names[seg_ch[0]]}"
+        if name not in st.label_names():
+            raise ScipzarrError(f"{st.path}: segmentation.source ideas needs the instrument's masks ({name}); the "
+                                "store has none for that channel: convert a .cif, or use source threshold")
+        mask_path = str(st.path / "labels" / name / st.level_paths[0])
     th, tw = st.mosaic.tile
     stride = -(-th // 2) * -(-tw // 2)  # at most one 8-connected object per 2x2 pixels
     top = (st.mosaic.n_events + 1) * stride
     plan = Plan(st.mosaic, seg_ch, feat_ch, tuple(resolve_families(config["features"]["families"])), config,
-                stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error, device)
+                stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error, device,
+                mask_path=mask_path)
     if device == "gpu":
         plan = dataclasses.replace(plan, seg_batch=gpu_seg_batch(st, plan), feat_batch=gpu_feat_batch(st, plan))
     return plan

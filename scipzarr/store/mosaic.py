@@ -452,9 +452,10 @@ def validate_store(path: Path) -> list[str]:
 
 
 def read_chunk(level_path: str, mosaic: Mosaic, block: int) -> np.ndarray:
-    """The pixels of one mosaic chunk ``(C, K*th, K*tw)`` from a level-0 array path."""
+    """The pixels of one mosaic chunk ``(C, K*th, K*tw)`` (or ``(K*th, K*tw)`` of a label mosaic) from a
+    level-0 array path."""
     by, bx = divmod(block, mosaic.chunk_grid[1])
     _, cy, cx = mosaic.chunk_shape
-    return zarr.open_array(level_path, mode="r")[:, by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx]
+    return zarr.open_array(level_path, mode="r")[..., by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx]
 
 
