@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from scipzarr.cli import _parser
-from scipzarr.config import load_schema
+from scipzarr.config import DEFAULT_CONFIG  # noqa: F401 - completes the config schema
+from scipzarr.schema import load_schema
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

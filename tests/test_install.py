@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: subprocesses, clusters, installs
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_editable_install_maps_top_level_folders():
     import scipzarr.converters
     import scipzarr.schemas
-    from scipzarr.config import load_schema
+    from scipzarr.schema import load_schema
 
     assert Path(scipzarr.converters.__file__).parent == REPO / "converters"
     assert Path(scipzarr.schemas.__file__).parent == REPO / "schemas"

@@ -1,9 +1,12 @@
 """A FOV larger than the memory it may use is processed to completion (bounded memory per task)."""
 
+import pytest
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # end to end: subprocesses, clusters, installs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,8 @@ from scipzarr import store
 
 from .conftest import tree_digest
 
+pytestmark = pytest.mark.slow  # end to end: subprocesses, clusters, installs
+
 
 def _cli(*args):
     return [sys.executable, "-m", "scipzarr", *map(str, args)]

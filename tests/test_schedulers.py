@@ -18,6 +18,8 @@ import scipzarr
 from scipzarr.errors import ScipzarrError
 from scipzarr.scheduler import ClusterOptions
 
+pytestmark = pytest.mark.slow  # end to end: subprocesses, clusters, installs
+
 CFG = {"normalize": {"method": "percentile", "scope": "dataset"}}
 
 

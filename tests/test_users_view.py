@@ -12,6 +12,8 @@ import scipzarr
 
 from .test_cli import run
 
+pytestmark = pytest.mark.slow  # end to end: subprocesses, clusters, installs
+
 
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory):
