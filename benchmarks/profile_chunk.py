@@ -38,7 +38,8 @@ def _sync(device: str) -> None:
 
 def profile(path: Path, device: str, families: list[str], repeat: int) -> dict[str, float]:
     """Seconds per chunk for each stage (best over ``repeat`` passes over all chunks, after one warm-up pass)."""
-    from scipzarr import pipeline, store
+    from scipzarr import store
+    from scipzarr.pipeline import ifc as pipeline
     from scipzarr.config import resolve_config
     from scipzarr.features import Objects, measure
 

@@ -230,7 +230,8 @@ def test_segmenting_a_chunk_in_sub_batches_gives_the_same_rows(tmp_path, scope, 
     on the CPU with 1, 7 and all events at a time."""
     import dataclasses
 
-    from scipzarr import pipeline, store
+    from scipzarr import store
+    from scipzarr.pipeline import ifc as pipeline
     from scipzarr.config import resolve_config
 
     path = _ifc_store(tmp_path, n=50, k=4)
@@ -383,7 +384,8 @@ def test_ifc_process_in_gpu_sized_batches_on_the_emulated_device_equals_cpu(tmp_
     (``gpu_seg_batch``, ``gpu_feat_batch``); the table and labels are the CPU's."""
     import os
 
-    from scipzarr import pipeline, store
+    from scipzarr import store
+    from scipzarr.pipeline import ifc as pipeline
     from scipzarr.config import resolve_config
 
     from .emulated_device import emulated_gpu

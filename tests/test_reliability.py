@@ -96,7 +96,7 @@ def test_convert_killed_after_k_chunks_resumes_to_the_same_store(tmp_path, k):
     ref = tmp_path / "ref.zarr"
     scipzarr.convert([tmp_path / "e.npy"], ref, chunk_tiles=2, progress=False)
     out = tmp_path / "s.zarr"
-    written = tmp_path / ".s.zarr.scipzarr-work" / "s0" / "c"
+    written = tmp_path / ".s.zarr.scipzarr-work" / "output" / "s0" / "c"
     killed = _kill_when(_cli("convert", tmp_path / "e.npy", "-o", out, "--chunk-tiles", "2", "--scheduler", "synchronous"),
                         lambda: written.exists() and sum(len(f) for _, _, f in os.walk(written)) >= k)
     assert killed and not out.exists()
@@ -112,7 +112,7 @@ def test_convert_killed_after_k_chunks_resumes_to_the_same_store(tmp_path, k):
     # a changed input refuses to resume
     assert _kill_when(_cli("convert", tmp_path / "e.npy", "-o", tmp_path / "x.zarr", "--chunk-tiles", "2",
                            "--scheduler", "synchronous"),
-                      lambda: (tmp_path / ".x.zarr.scipzarr-work" / "s0" / "c").exists())
+                      lambda: (tmp_path / ".x.zarr.scipzarr-work" / "output" / "s0" / "c").exists())
     np.save(tmp_path / "e.npy", rng.integers(0, 4000, (1200, 4, 40, 40), dtype=np.uint16))
     before = tree_digest(tmp_path / "e.npy")
     r = subprocess.run(_cli("convert", tmp_path / "e.npy", "-o", tmp_path / "x.zarr", "--chunk-tiles", "2", "--resume"),
