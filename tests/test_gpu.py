@@ -393,10 +393,10 @@ def test_ifc_process_in_gpu_sized_batches_on_the_emulated_device_equals_cpu(tmp_
     path = _ifc_store(tmp_path, n=40, k=4)
     cfg = {"features": {"families": ["shape", "intensity"]}}
     st = store.open_store(path)
-    plan = pipeline.make_plan(st, resolve_config(cfg), device="gpu")
     # room for 3 events per task: 3 x 40 x 40 px x (160 + 8 x 3) bytes, for every task that may run at once
     budget = 3 * 40 * 40 * (160 + 8 * 3) * (os.cpu_count() or 1)
     with emulated_gpu(pixel_budget=budget):
+        plan = pipeline.make_plan(st, resolve_config(cfg), device="gpu")
         assert pipeline.gpu_feat_batch(st, plan) == 3 and pipeline.gpu_seg_batch(st, plan) < 16
         gpu = scipzarr.process(path, cfg | {"labels": {"name": "gpu"}}, None, progress=False, device="gpu")
     cpu = scipzarr.process(path, cfg | {"labels": {"name": "cpu"}}, None, progress=False)
