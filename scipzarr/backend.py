@@ -24,13 +24,65 @@ from .errors import ScipzarrError
 
 DEVICES = ("cpu", "gpu", "auto")
 
-#: A device emulated on the CPU (tests only; see tests/emulated_device.py): an object with ``array_type``,
-#: ``xp``, ``ndimage``, ``to_device``, ``to_host`` and ``gpu_pixel_budget``. ``None`` in every real run.
-EMULATED = None
+
+class CupyDevice:
+    """GPU 0 through CuPy, imported on first use: what ``--device gpu`` runs on.
+
+    Everything the package asks of a device goes through these few methods
+    (its array module and ``ndimage``, copies both ways, free memory), so any
+    object with the same methods can stand in for it as :data:`GPU`.
+    """
+
+    name = "cupy"
+
+    @staticmethod
+    def owns(array) -> bool:
+        return type(array).__module__.startswith("cupy")
+
+    @staticmethod
+    def xp() -> types.ModuleType:
+        import cupy
+
+        return cupy
+
+    @staticmethod
+    def ndimage() -> types.ModuleType:
+        from cupyx.scipy import ndimage as cndi
+
+        return cndi
+
+    @staticmethod
+    def to_device(array):
+        import cupy
+
+        return cupy.asarray(array)
+
+    @staticmethod
+    def to_host(array):
+        return array.get()
+
+    @staticmethod
+    def free_memory() -> int:
+        import cupy
+
+        return int(cupy.cuda.runtime.memGetInfo()[0])
+
+    @staticmethod
+    def status() -> tuple[bool, str]:
+        return _cupy_status()
+
+
+#: The device of ``--device gpu``.
+GPU = CupyDevice()
+
+
+def gpu_status() -> tuple[bool, str]:
+    """``(usable, description)`` of the GPU device; never raises."""
+    return GPU.status()
 
 
 @functools.cache
-def gpu_status() -> tuple[bool, str]:
+def _cupy_status() -> tuple[bool, str]:
     """``(usable, description)`` of GPU 0 through CuPy; never raises.
 
     The description names the card and its memory, or says why there is no
@@ -74,13 +126,9 @@ def resolve_device(requested: str, say=None) -> str:
 
 def xp_of(array) -> types.ModuleType:
     """numpy, or cupy for a cupy array (without importing cupy for numpy arrays)."""
-    if type(array).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    if EMULATED is not None and isinstance(array, EMULATED.array_type):
-        return EMULATED.xp
-    return np
+    if isinstance(array, np.ndarray | np.generic) or not GPU.owns(array):
+        return np
+    return GPU.xp()
 
 
 def ndimage(xp: types.ModuleType) -> types.ModuleType:
@@ -89,32 +137,19 @@ def ndimage(xp: types.ModuleType) -> types.ModuleType:
         from scipy import ndimage as ndi
 
         return ndi
-    if EMULATED is not None and xp is EMULATED.xp:
-        return EMULATED.ndimage
-    from cupyx.scipy import ndimage as cndi
-
-    return cndi
+    return GPU.ndimage()
 
 
 def to_device(array, device: str):
     """``array`` on the device (a cupy array for ``"gpu"``; unchanged for ``"cpu"``)."""
     if device == "cpu":
         return array
-    if EMULATED is not None:
-        return EMULATED.to_device(array)
-    import cupy
-
-    return cupy.asarray(array)
+    return GPU.to_device(array)
 
 
 def to_host(array):
     """A numpy array (copied from the GPU when it is a cupy array)."""
-    xp = xp_of(array)
-    if xp is np:
-        return array
-    if EMULATED is not None and xp is EMULATED.xp:
-        return EMULATED.to_host(array)
-    return array.get()
+    return array if xp_of(array) is np else GPU.to_host(array)
 
 
 def segment_sum(values, lab, starts, n: int):
@@ -160,9 +195,4 @@ def scalar(value) -> float:
 def gpu_pixel_budget(bytes_per_pixel: int = 64, workers: int = 1, share: float = 0.5) -> int:
     """Pixels of one FOV a GPU task may hold at once: ``share`` of the free memory of GPU 0 split between
     ``workers``, at ``bytes_per_pixel`` (float64 planes and temporaries of the segmentation kernels)."""
-    if EMULATED is not None:
-        return EMULATED.gpu_pixel_budget(bytes_per_pixel, workers, share)
-    import cupy
-
-    free, _total = cupy.cuda.runtime.memGetInfo()
-    return int(free * share / max(workers, 1) / bytes_per_pixel)
+    return int(GPU.free_memory() * share / max(workers, 1) / bytes_per_pixel)

@@ -209,14 +209,30 @@ NDIMAGE = _Module("emulated_cupyx_ndimage", _ndi, record=False, host_kwargs=("st
 
 
 class _Device:
-    array_type = DeviceArray
-    xp = XP
-    ndimage = NDIMAGE
+    """A stand-in for :class:`scipzarr.backend.CupyDevice` (the same methods)."""
+
+    name = "emulated"
     pixel_budget = 10**9
 
+    @staticmethod
+    def owns(array) -> bool:
+        return isinstance(array, DeviceArray)
+
+    @staticmethod
+    def xp():
+        return XP
+
+    @staticmethod
+    def ndimage():
+        return NDIMAGE
+
     @classmethod
-    def gpu_pixel_budget(cls, bytes_per_pixel: int = 64, workers: int = 1, share: float = 0.5) -> int:
-        return int(cls.pixel_budget / max(workers, 1) / bytes_per_pixel)
+    def free_memory(cls) -> int:
+        return int(cls.pixel_budget)
+
+    @staticmethod
+    def status():
+        return True, "emulated GPU (numpy, tests only)"
 
     @staticmethod
     def to_device(array):
@@ -231,12 +247,10 @@ class _Device:
 def emulated_gpu(pixel_budget: int = 10**9):
     """Within: ``--device gpu`` runs on the emulated device (``backend.gpu_status`` says so), whose free memory
     holds ``pixel_budget`` pixels of one byte (``backend.gpu_pixel_budget``)."""
-    saved_status = backend.gpu_status
-    _Device.pixel_budget = pixel_budget
-    backend.EMULATED = _Device
-    backend.gpu_status = lambda: (True, "emulated GPU (numpy, tests only)")
+    saved = backend.GPU
+    _Device.pixel_budget = 2 * pixel_budget  # free memory: the package plans with half of it
+    backend.GPU = _Device()
     try:
         yield XP
     finally:
-        backend.EMULATED = None
-        backend.gpu_status = saved_status
+        backend.GPU = saved

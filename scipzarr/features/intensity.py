@@ -160,13 +160,6 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
     return out
 
 
-def measure_channel(obj: Objects, images: np.ndarray, channel: int = 0) -> dict[str, np.ndarray]:
-    """The eight basic statistics of one channel of ``images`` ``(N, C, Y, X)`` inside every object."""
-    if obj.n == 0:
-        return {name: obj.xp.zeros(0) for name in NAMES[:8]}
-    return _base(obj, images, channel)[0]
-
-
 def _base(obj: Objects, images: np.ndarray, channel: int):
     _, lab, starts = obj.pixels
     counts = obj.areas

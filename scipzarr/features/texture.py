@@ -213,12 +213,6 @@ def haralick(obj: Objects, q: np.ndarray, distance: int) -> np.ndarray:
     return out
 
 
-def measure(obj: Objects, q: np.ndarray, distance: int = 3) -> dict[str, np.ndarray]:
-    """All directions at one distance: ``{f"{Feature}_{distance}_{dir:02d}": values}``."""
-    res = haralick(obj, q, distance)
-    return {f"{name}_{distance}_{d:02d}": res[:, d, k] for d in range(4) for k, name in enumerate(NAMES)}
-
-
 def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 

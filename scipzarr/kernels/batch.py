@@ -38,10 +38,7 @@ def fill_holes(mask, connectivity: int = 1):
     changes: 2.3x faster on a batch of 256 random 90 x 90 masks. numpy or cupy.
     """
     xp = xp_of(mask)
-    if mask.ndim == 3:
-        structure = plane_structure(connectivity)
-    else:
-        structure = np.ones((3, 3), bool) if connectivity == 2 else np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+    structure = plane_structure(connectivity) if mask.ndim == 3 else plane_structure(connectivity)[1]
     bg, n = ndimage(xp).label(~mask, structure=structure)
     hole = xp.ones(int(n) + 1, dtype=bool)
     hole[0] = False
