@@ -130,7 +130,7 @@ def test_ideas_object_missing_a_channel(tmp_path):
 def test_empty_input(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run("convert", tmp_path / "empty", "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "empty", "no TIFF files")
+    _assert_one_line_error(r, "empty", "no event files found (.cif, .tif/.tiff)")
     _no_output(tmp_path, "o.zarr")
 
 

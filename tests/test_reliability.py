@@ -214,7 +214,7 @@ def test_fov_process_killed_after_k_fovs_resumes_to_the_same_table(tmp_path, chu
     r = subprocess.run(_cli("process", tmp_path / "s.zarr", "-o", out, "--resume", *extra), capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
-    assert f"resuming: {done} FOVs already done" in r.stderr
+    assert f"resuming: {done} of 8 FOVs already done" in r.stderr
     t = ad.read_h5ad(out)
     assert t.n_obs == ref.n_obs > 60
     pd.testing.assert_frame_equal(t.obs, ad.read_h5ad(tmp_path / "ref.h5ad").obs)

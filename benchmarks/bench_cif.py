@@ -1,0 +1,78 @@
+"""CIF benchmark: decoding and ``convert`` of many copies of the real FlowSight file, against reading the
+files' bytes in the same run.
+
+    python benchmarks/bench_cif.py [--copies 60] [--threads 2] [--out bench-cif]
+
+Phases (one run, the same files):
+  * read      every file's bytes (the baseline: what the disk and page cache give),
+  * decode    every event's image and masks with our decoder (``converters/cif.py``), on ``--threads``
+              threads (the numba kernel releases the GIL),
+  * convert   ``scipzarr convert`` of all copies into one store (threads scheduler), IDEAS masks included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ifc_cif_flowsight" / "example.cif"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--copies", type=int, default=60)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="bench-cif")
+    p.add_argument("--source", default=str(SOURCE))
+    args = p.parse_args()
+    from scipzarr.converters import cif
+
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "in").mkdir(parents=True)
+    files = []
+    for k in range(args.copies):
+        files.append(out / "in" / f"run{k:03d}.cif")
+        shutil.copyfile(args.source, files[-1])
+    cif.CifFile(cif.read_index(files[0])).image(0)  # compile outside the timings
+
+    t0 = time.perf_counter()
+    nbytes = sum(len(f.read_bytes()) for f in files)
+    read_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    indexes = [cif.read_index(f) for f in files]
+    index_s = time.perf_counter() - t0
+    n = sum(len(ix) for ix in indexes)
+
+    def decode(ix):
+        with cif.CifFile(ix) as f:
+            for i in range(len(ix)):
+                f.image(i)
+                f.masks(i)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(args.threads) as pool:
+        list(pool.map(decode, indexes))
+    decode_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(out / "s.zarr"), "-q"],
+                   check=True)
+    convert_s = time.perf_counter() - t0
+    print(f"{args.copies} copies, {n:,} events, {nbytes / 2**20:,.0f} MiB")
+    print(f"read bytes   {read_s:7.2f} s  {n / read_s:10,.0f} events/s  (baseline)")
+    print(f"index        {index_s:7.2f} s  {n / index_s:10,.0f} events/s")
+    print(f"decode       {decode_s:7.2f} s  {n / decode_s:10,.0f} events/s  (images + masks, {args.threads} threads; "
+          f"{decode_s / read_s:.1f}x the read)")
+    print(f"convert      {convert_s:7.2f} s  {n / convert_s:10,.0f} events/s  (process start-up included; "
+          f"{convert_s / read_s:.1f}x the read)")
+
+
+if __name__ == "__main__":
+    main()
