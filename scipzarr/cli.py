@@ -32,7 +32,9 @@ EXAMPLES = {
     "config": "examples:\n  scipzarr config > config.yml",
     "report": "examples:\n  scipzarr report cells.h5ad -o report.html\n  scipzarr report cells.h5ad --store moved/cells.zarr -o report.html",
     "export": "examples:\n  scipzarr export cells.h5ad -o cells.csv\n  scipzarr export cells.h5ad -o cells.parquet --names scipzarr",
+    "merge": "examples:\n  scipzarr merge part-*.h5ad -o cells.h5ad",
     "jobscript": """examples:
+  scipzarr jobscript --system slurm --array 8 --venv ~/envs/scipzarr -- process cells.zarr -o cells.h5ad > job.sh
   scipzarr jobscript --system slurm --ranks 34 --nodes 2 --queue batch -- process cells.zarr -o cells.h5ad > job.sh
   scipzarr jobscript --system pbs --ranks 8 --module openmpi --venv ~/envs/scipzarr -- process cells.zarr -o t.h5ad""",
 }
@@ -122,6 +124,19 @@ def _parser() -> argparse.ArgumentParser:
                     help="events with NaN/inf pixels: fail (default) or leave them out (listed in the table)")
     pr.add_argument("--resume", action="store_true",
                     help="continue an interrupted run (same config and input): compute only the missing chunks")
+    pr.add_argument("--shard", metavar="I/N",
+                    help="process every N-th chunk or FOV from the I-th (0-based) into a partial table, e.g. a job "
+                         "array's task; 'scipzarr merge' joins the N parts (docs/scaling.md)")
+
+    mg = sub.add_parser("merge", parents=[common], formatter_class=fmt, epilog=EXAMPLES["merge"],
+                        help="join the partial tables of 'process --shard I/N' into one table",
+                        description="Join the partial tables of one 'process --shard I/N' job into the table of a "
+                                    "single run (and, for IFC stores, write the label image); refuses parts of "
+                                    "different stores, configs or shard counts and names missing shards.")
+    mg.add_argument("parts", nargs="+", metavar="PART", help="partial tables (.h5ad or .zarr)")
+    mg.add_argument("-o", "--output", required=True, metavar="TABLE.h5ad|TABLE.zarr")
+    mg.add_argument("--store", metavar="STORE.zarr", help="the store (default: the one recorded in the parts)")
+    mg.add_argument("--overwrite", action="store_true")
 
     cf = sub.add_parser("config", parents=[common], formatter_class=fmt, epilog=EXAMPLES["config"],
                         help="print the default config as YAML", description="Print the default processing config.")
@@ -165,6 +180,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "under mpiexec (rank 0: dask scheduler, rank 1: client, others: workers).")
     j.add_argument("--system", required=True, choices=["slurm", "pbs"])
     j.add_argument("--ranks", type=int, default=4, metavar="N", help="MPI ranks (>= 3; N - 2 workers; default 4)")
+    j.add_argument("--array", type=int, metavar="N",
+                   help="slurm: a job array of N single-node tasks without MPI, each 'process --shard I/N' on "
+                        "--cpus threads, then a merge job that waits for them (afterok)")
+    j.add_argument("--cpus", type=int, default=2, metavar="N", help="--array: cores per array task (default 2)")
+    j.add_argument("--resubmit", action="store_true",
+                   help="--array: a task that hits its time limit is requeued and continues with --resume")
     j.add_argument("--nodes", type=int, default=1, metavar="N", help="nodes (default 1)")
     j.add_argument("--walltime", default="01:00:00", metavar="HH:MM:SS")
     j.add_argument("--queue", metavar="NAME", help="partition (slurm) or queue (pbs)")
@@ -247,8 +268,12 @@ def _cmd_process(args) -> int:
                     on_error=args.on_error,
                     progress=not args.quiet,
                     scheduler=args.scheduler, cluster=_cluster(args), chunk_size=args.chunk_size,
-                    device=args.device)
+                    device=args.device, shard=args.shard)
     meta = adata.uns["scipzarr"]
+    if args.shard:
+        _say(args, f"{args.output}: shard {args.shard}: {meta['objects']} objects x {meta['features']} features, "
+                   f"{meta['seconds']:.1f} s; join the parts with 'scipzarr merge'")
+        return 0
     if meta.get("kind") == "fov":
         _say(args, f"{args.output}: {meta['fovs']} FOVs, {meta['objects']} objects x {meta['features']} features, "
                    f"{meta['seconds']:.1f} s ({meta['seconds'] / max(meta['fovs'], 1):.2f} s per FOV)")
@@ -257,6 +282,14 @@ def _cmd_process(args) -> int:
                f"({meta['events_without_objects']} events without objects, {meta['events_rejected']} rejected), "
                f"{meta['features']} features, "
                f"{meta['seconds']:.1f} s ({meta['events'] / max(meta['seconds'], 1e-9):,.0f} events/s)")
+    return 0
+
+
+def _cmd_merge(args) -> int:
+    from .pipeline.merge import merge
+
+    adata = merge(args.parts, args.output, overwrite=args.overwrite, store=args.store)
+    _say(args, f"{args.output}: {len(args.parts)} parts merged, {adata.n_obs} objects x {adata.n_vars} features")
     return 0
 
 
@@ -326,6 +359,13 @@ def _cmd_export(args) -> int:
 def _cmd_jobscript(args) -> int:
     from .jobscript import jobscript
 
+    if args.array:
+        from .jobscript import array_jobscript
+
+        print(array_jobscript(args.system, args.args, tasks=args.array, cpus=args.cpus, walltime=args.walltime,
+                              queue=args.queue, account=args.account, job_name=args.job_name,
+                              modules=args.module, venv=args.venv, requeue=args.resubmit), end="")
+        return 0
     print(jobscript(args.system, args.args, ranks=args.ranks, nodes=args.nodes, walltime=args.walltime,
                     queue=args.queue, account=args.account, job_name=args.job_name, modules=args.module,
                     venv=args.venv), end="")
@@ -339,7 +379,7 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"convert": _cmd_convert, "process": _cmd_process, "config": _cmd_config, "info": _cmd_info,
+COMMANDS = {"convert": _cmd_convert, "process": _cmd_process, "merge": _cmd_merge, "config": _cmd_config, "info": _cmd_info,
             "validate": _cmd_validate, "demo": _cmd_demo, "jobscript": _cmd_jobscript,
             "report": _cmd_report, "export": _cmd_export}
 

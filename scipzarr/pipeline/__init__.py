@@ -49,6 +49,19 @@ def open_work(store_path, config: dict, output, overwrite: bool, resume: bool, p
     return output, Work(work_path(output), identity, resume=resume, say=_note if progress else None)
 
 
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` as ``(I, N)``, checked; None stays None."""
+    if shard is None:
+        return None
+    try:
+        i, n = (int(v) for v in str(shard).split("/"))
+    except ValueError:
+        raise ScipzarrError(f"--shard {shard}: give I/N, e.g. 0/4 for the first of 4 shards") from None
+    if n < 1 or not 0 <= i < n:
+        raise ScipzarrError(f"--shard {shard}: I must be 0..N-1 (shards are numbered from 0), e.g. 0/{max(n, 1)}")
+    return i, n
+
+
 def process(
     store_path: str | Path,
     config: dict,
@@ -62,6 +75,7 @@ def process(
     cluster: ClusterOptions | None = None,
     chunk_size: int | None = None,
     device: str = "cpu",
+    shard: str | None = None,
 ):
     """Segment and measure every event (IFC) or FOV of a store; return the AnnData table.
 
@@ -90,6 +104,10 @@ def process(
     device : {"cpu", "gpu", "auto"}
         Where the kernels run (:mod:`scipzarr.backend`); ``auto`` takes a GPU
         when there is one and says so in one line. Results are the same.
+    shard : "I/N", optional
+        Process every N-th chunk (IFC) or FOV from the I-th (0-based) into a
+        partial table; ``scipzarr merge`` joins the N parts into the table of
+        one run (job arrays without MPI: docs/scaling.md).
 
     Returns
     -------
@@ -99,6 +117,7 @@ def process(
     if on_error not in ("fail", "skip"):
         raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
     kind = require_kind(store_path)
+    parts = parse_shard(shard)
     device = backend.resolve_device(device, say=_note if progress else None)
     if kind == "ifc":
         if chunk_size is not None:
@@ -113,28 +132,33 @@ def process(
         st = open_fov_store(store_path)
         plan = fov.make_plan(st, config, chunk_size, device)
         extra = {"chunk_size": chunk_size}
+    if parts is not None:
+        extra = (extra or {}) | {"shard": shard}
     output, work = open_work(store_path, config, output, overwrite, resume, progress, extra)
     label_work = None
     try:
         with open_runner(scheduler, cluster, quiet=not progress, device=device) as runner:
             if kind == "ifc":
                 rows, stats, label_work = ifc.run(st, plan, runner, progress=progress, work=work,
-                                                  say=_note if progress else None)
+                                                  say=_note if progress else None, shard=parts)
                 adata = build_table(st, plan, rows, ifc.columns(st, plan), config,
                                     seconds=time.perf_counter() - t0, thresholds=stats)
             else:
                 if work is not None and resume and work.n_done() and progress:
                     _note(f"scipzarr: resuming: {work.n_done()} of {len(st.fovs)} FOVs already done")
-                with Bar(len(st.fovs), description="process", unit="FOVs", enabled=progress, runner=runner) as bar:
-                    results = fov.run(st, plan, runner.compute, bar, work)
+                mine = sum(1 for i in range(len(st.fovs)) if ifc.owns(parts, i))
+                with Bar(mine, description="process", unit="FOVs", enabled=progress, runner=runner) as bar:
+                    results = fov.run(st, plan, runner.compute, bar, work, parts)
                 obs, X, var, meta = fov.build_obs_x(st, plan, results)
                 adata = build_fov_table(st, obs, X, var, meta, config, seconds=time.perf_counter() - t0)
     except ScipzarrError:
         if work is not None:  # bad input or config: nothing worth resuming
             work.close()
-        if kind == "ifc" and work is not None:
+        if kind == "ifc" and work is not None and parts is None:  # a shard's scratch belongs to all shards
             mosaic_store.discard_labels(st, ifc.label_work_name(config, work, ""))
         raise
+    if parts is not None:
+        adata.uns["scipzarr"]["shard"] = {"index": parts[0], "count": parts[1]}
     if output is not None:
         write_table(adata, output)
     if work is not None:

@@ -321,10 +321,11 @@ def chunked_fov(st: FovStore, i: int, plan: FovPlan, thr: float, compute, work=N
 # ----------------------------------------------------------------------------
 # thresholds, resume, the run
 # ----------------------------------------------------------------------------
-def thresholds(st: FovStore, plan: FovPlan, whole: list[bool], compute) -> list[float | None]:
+def thresholds(st: FovStore, plan: FovPlan, whole: list[bool], compute, mine=None) -> list[float | None]:
     """Each FOV's threshold (None: a whole FOV finds its own in its task): fixed, per FOV from its own
-    histogram, or one over the data set from the histograms of all FOVs."""
+    histogram (FOVs ``mine`` only, default all), or one over the data set from the histograms of all FOVs."""
     n = len(st.fovs)
+    mine = set(range(n)) if mine is None else set(mine)
     thr_cfg = plan.config["segmentation"]["threshold"]
     if plan.config["segmentation"]["plugin"]["name"]:
         return [float("nan")] * n
@@ -335,6 +336,8 @@ def thresholds(st: FovStore, plan: FovPlan, whole: list[bool], compute) -> list[
     out: list[float | None] = [None] * n
     if thr_cfg["scope"] != "dataset":
         for i, s in smoothed.items():
+            if i not in mine:
+                continue
             lo, hi = chunked.value_range(s, compute)
             out[i] = thr_k.from_histogram(chunked.histogram(s, lo, hi, compute), lo, hi, thr_cfg["method"])
         return out
@@ -364,19 +367,20 @@ def _load(work, i: int):
             d["X"] if d["has_X"][0] else None)
 
 
-def run(st: FovStore, plan: FovPlan, compute, bar, work=None) -> dict:
-    """Every FOV's result ``{index: (threshold, objects, centroids, X)}``: whole FOVs one task each (progress
-    per task), then the chunked ones one after the other (progress per FOV)."""
+def run(st: FovStore, plan: FovPlan, compute, bar, work=None, shard: tuple[int, int] | None = None) -> dict:
+    """Every FOV's result ``{index: (threshold, objects, centroids, X)}`` (of the shard's FOVs: every n-th
+    from i): whole FOVs one task each (progress per task), then the chunked ones one after the other."""
+    mine = [i for i in range(len(st.fovs)) if shard is None or i % shard[1] == shard[0]]
     whole = [f["shape"][1] * f["shape"][2] <= plan.whole_max_pixels for f in st.fovs]
-    thr = thresholds(st, plan, whole, compute)
-    whole_ids = [i for i in range(len(st.fovs)) if whole[i]]
+    thr = thresholds(st, plan, whole, compute, mine)
+    whole_ids = [i for i in mine if whole[i]]
     results = {}
     if whole_ids:
         prefix = f"scipzarr-fov-{os.getpid()}-{id(plan)}"
         tasks = [dask.delayed(whole_fov)(st, i, plan, thr[i], work, dask_key_name=f"{prefix}-{i}")
                  for i in whole_ids]
         results = dict(zip(whole_ids, bar.compute(tasks, prefix, per_task=1)))
-    for i in range(len(st.fovs)):
+    for i in mine:
         if not whole[i]:
             results[i] = chunked_fov(st, i, plan, thr[i], compute, work)
             bar.advance(1)
@@ -394,6 +398,9 @@ def build_obs_x(st: FovStore, plan: FovPlan, results: dict):
         var = pd.concat([var, cells])
     frames, rows, thresholds_used = [], [], []
     for i, fov in enumerate(st.fovs):
+        if i not in results:  # another shard's FOV
+            thresholds_used.append(float("nan"))
+            continue
         thr, objects, centroids, X = results[i]
         thresholds_used.append(float(thr))
         if X is not None:

@@ -343,18 +343,38 @@ def gpu_feat_batch(st: store.MosaicStore, plan: Plan) -> int | None:
     return None if n * per_event <= budget else max(budget // per_event, 1)
 
 
-def label_work_name(config: dict, work, token: str) -> str | None:
-    """The run's scratch label array inside the store: fixed per output (resumable), else per run."""
+def label_work_name(config: dict, work, token: str, shard: tuple[int, int] | None = None) -> str | None:
+    """The run's scratch label array inside the store: fixed per output (resumable), else per run; shards of
+    one job share one (their chunks are disjoint) that ``scipzarr merge`` turns into the label image."""
     if not config["labels"]["write"]:
         return None
+    if shard is not None:
+        return shard_labels_name(config, shard[1])
     suffix = token if work is None else work.key("output")
     return f".{config['labels']['name']}.scipzarr-work-{suffix}"
 
 
-def run(st: store.MosaicStore, plan: Plan, runner, *, progress: bool, work=None, say=None):
-    """Process every chunk: data-set statistics, then one task per chunk (segment, measure, label block), then
-    the label pyramid. Returns the chunks' rows (in chunk order), the statistics and the scratch label name
-    (to discard once the table is safe)."""
+def shard_labels_name(config: dict, count: int) -> str:
+    from ..work import config_hash
+
+    return f".{config['labels']['name']}.scipzarr-shards-{count}-{config_hash(config)[:10]}"
+
+
+def owns(shard: tuple[int, int] | None, index: int) -> bool:
+    """Whether shard ``(i, n)`` processes chunk or FOV ``index``: every n-th from i (None: all)."""
+    return shard is None or index % shard[1] == shard[0]
+
+
+def _shard_chunk(meta, block_index: int, shard, *args):
+    return _chunk_process(meta, block_index, *args) if owns(shard, block_index) else None
+
+
+def run(st: store.MosaicStore, plan: Plan, runner, *, progress: bool, work=None, say=None,
+        shard: tuple[int, int] | None = None):
+    """Process every chunk (of the shard): data-set statistics (over all chunks, so every shard has the same),
+    then one task per chunk (segment, measure, label block), then the label pyramid (not for a shard:
+    ``scipzarr merge`` writes it). Returns the chunks' rows (in chunk order), the statistics and the scratch
+    label name (to discard once the table is safe; None for a shard, whose scratch the merge needs)."""
     k = st.mosaic.chunk_tiles
     slots = da.from_array(slot_table(st), chunks=(len(SLOT_FIELDS), k, k), name=False)
     token = uuid.uuid4().hex[:8]
@@ -370,22 +390,29 @@ def run(st: store.MosaicStore, plan: Plan, runner, *, progress: bool, work=None,
     lohi = stat("normalization", lambda: _dataset_normalization(plan, st, per_chunk))
     threshold = stat("threshold", lambda: _dataset_threshold(plan, per_chunk, lohi))
     prefix = f"scipzarr-process-{token}"
-    work_name = label_work_name(plan.config, work, token)
+    work_name = label_work_name(plan.config, work, token, shard)
     resumed = work.n_done() if work is not None else 0
+    owned = [b for b in range(st.mosaic.n_blocks) if owns(shard, b)]
     try:
-        scratch = store.label_block_array(st, work_name, plan.label_dtype, reuse=resumed > 0) if work_name else None
-        results = map_chunks(slots, _chunk_process, plan, lohi, threshold, scratch, work, name=prefix)
+        scratch = None
+        if work_name:
+            scratch = store.label_block_array(st, work_name, plan.label_dtype,
+                                              reuse=resumed > 0 or shard is not None)
+        results = map_chunks(slots, _shard_chunk, shard, plan, lohi, threshold, scratch, work, name=prefix)
         if resumed and say:
-            say(f"scipzarr: resuming: {resumed} of {st.mosaic.n_blocks} chunks already done")
-        with Bar(st.mosaic.n_events, description="process", enabled=progress, runner=runner) as bar:
+            say(f"scipzarr: resuming: {resumed} of {len(owned)} chunks already done")
+        n_events = sum(len(st.mosaic.block_events(b)) for b in owned)
+        with Bar(n_events, description="process", enabled=progress, runner=runner) as bar:
             (grid,) = bar.compute([results], prefix, per_task=st.mosaic.per_block)
         rows = [r for r in grid.ravel() if r is not None]
+        if shard is not None:
+            return rows, {"dataset": threshold, "normalize": lohi}, None
         if work_name:
             store.write_mosaic_labels(st, plan.config["labels"]["name"], scratch, compute,
                                       {"scipzarr": {"label_stride": plan.label_stride,
                                                     "label_rule": "label = event_index * label_stride + object"}})
     except BaseException:
-        if work_name and work is None:
+        if work_name and work is None and shard is None:
             store.discard_labels(st, work_name)
         raise
     return rows, {"dataset": threshold, "normalize": lohi}, work_name

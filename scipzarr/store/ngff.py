@@ -186,9 +186,17 @@ def label_names(image: Path) -> list[str]:
 # scratch arrays, regions, checks
 # --------------------------------------------------------------------------
 def scratch_array(path: Path, shape, chunks, dtype, reuse: bool = False) -> zarr.Array:
-    """A plain zarr array for intermediate results (a resumed run may reuse the one it left)."""
-    if reuse and (Path(path) / "zarr.json").exists():
-        return zarr.open_array(str(path), mode="r+")
+    """A plain zarr array for intermediate results. ``reuse``: open the one a resumed run (or another shard of
+    the same job, writing other chunks) left; created without overwriting, so shards starting together cannot
+    delete each other's chunks."""
+    if reuse:
+        if (Path(path) / "zarr.json").exists():
+            return zarr.open_array(str(path), mode="r+")
+        try:
+            return zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, compressors=[COMPRESSOR],
+                                     fill_value=0, zarr_format=3, overwrite=False)
+        except Exception:  # noqa: BLE001 - created meanwhile by another shard (zarr's ContainsArrayError)
+            return zarr.open_array(str(path), mode="r+")
     return zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, compressors=[COMPRESSOR],
                              fill_value=0, zarr_format=3, overwrite=True)
 
