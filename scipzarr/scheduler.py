@@ -98,6 +98,42 @@ def jobqueue_cluster(spec: str, options: ClusterOptions):
     return cls(**kwargs)
 
 
+def _queued_jobs(spec: str, ids: list[str]) -> set[str] | None:
+    """The job ids among ``ids`` the batch system still holds (pending or running); None when it cannot say."""
+    import subprocess
+
+    cmd = (["squeue", "-h", "-o", "%i", "-j", ",".join(ids)] if spec == "slurm" else ["qstat", *ids])
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if spec == "slurm":
+        return {line.strip() for line in r.stdout.splitlines() if line.strip()} if r.returncode == 0 else None
+    return {i for i in ids if i.split(".")[0] in r.stdout}
+
+
+def _replace_lost_jobs(cluster, spec: str, jobs: int, stop, quiet: bool) -> None:
+    """Keep ``jobs`` worker jobs: a job that left the queue (cancelled, killed at its time limit, node lost) is
+    dropped from the cluster's plan and a new one submitted; its tasks run again elsewhere, so the results are
+    the same. dask-jobqueue does not resubmit lost jobs itself when scaled to a fixed size."""
+    while not stop.wait(3.0):
+        ids = {name: str(job.job_id) for name, job in list(cluster.workers.items())
+               if getattr(job, "job_id", None)}
+        if not ids:
+            continue
+        alive = _queued_jobs(spec, sorted(set(ids.values())))
+        if alive is None:
+            continue
+        lost = [name for name, jid in ids.items() if jid not in alive]
+        for name in lost:
+            cluster.worker_spec.pop(name, None)
+            cluster.workers.pop(name, None)
+        if lost and not stop.is_set():
+            _say(quiet, f"scipzarr: {len(lost)} worker job(s) left the queue ({', '.join(ids[n] for n in lost)}); "
+                        "submitting replacements")
+            cluster.scale(jobs=jobs)
+
+
 class Runner:
     """Computes dask collections on the chosen scheduler; ``client`` when distributed."""
 
@@ -208,14 +244,22 @@ def open_runner(spec: str = "threads", options: ClusterOptions | None = None, qu
             yield Runner(client=client)
         return
     if spec in ("slurm", "pbs"):
+        import threading
+
         with jobqueue_cluster(spec, options) as cluster:
+            stop = threading.Event()
             if options.adapt:
                 cluster.adapt(minimum_jobs=options.adapt[0], maximum_jobs=options.adapt[1])
             else:
                 cluster.scale(jobs=options.workers or 1)
-            with Client(cluster) as client:
-                _say(quiet, f"scipzarr: {spec} cluster, dashboard {client.dashboard_link}")
-                yield Runner(client=client)
+                threading.Thread(target=_replace_lost_jobs, args=(cluster, spec, options.workers or 1, stop, quiet),
+                                 daemon=True).start()
+            try:
+                with Client(cluster) as client:
+                    _say(quiet, f"scipzarr: {spec} cluster, dashboard {client.dashboard_link}")
+                    yield Runner(client=client)
+            finally:
+                stop.set()
         return
     try:
         client = Client(spec, timeout="20s")

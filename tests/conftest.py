@@ -115,3 +115,122 @@ def _first_object_ifd(raw: bytes, first: int) -> int:
 
     n0 = struct.unpack("<H", raw[first:first + 2])[0]
     return struct.unpack("<I", raw[first + 2 + 12 * n0:first + 6 + 12 * n0])[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A one-node SLURM cluster (Debian's slurm-wlm and munge, installed by .ci/run), started once per session
+# --------------------------------------------------------------------------------------------------------------
+SLURM_CONF = """\
+ClusterName=scipzarr-test
+SlurmctldHost={host}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket={dir}/munge.socket
+CredType=cred/munge
+StateSaveLocation={dir}/state
+SlurmdSpoolDir={dir}/spool
+SlurmctldPidFile={dir}/slurmctld.pid
+SlurmdPidFile={dir}/slurmd.pid
+SlurmctldLogFile={dir}/slurmctld.log
+SlurmdLogFile={dir}/slurmd.log
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+SlurmdParameters=config_overrides
+MpiDefault=none
+KillWait=5
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+NodeName={host} CPUs=8 RealMemory=16000 State=UNKNOWN
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A running one-node SLURM cluster: the environment (``SLURM_CONF``) for subprocesses that use it.
+
+    Writes its config, a munge key and state folders to a temporary folder,
+    starts ``munged``, ``slurmctld`` and ``slurmd``, waits until the node is
+    idle and stops the daemons by their process ids at the end. Skips (one
+    line) where it cannot start: not root, or the packages are missing.
+    """
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scancel")
+               if shutil.which(b) is None]
+    if missing:
+        pytest.skip(f"no SLURM here ({', '.join(missing)} missing; .ci/run installs slurm-wlm and munge)")
+    if os.geteuid() != 0:
+        pytest.skip("the test SLURM cluster runs its daemons as root")
+    d = tmp_path_factory.mktemp("slurm")
+    for sub in ("state", "spool"):
+        (d / sub).mkdir()
+    key = d / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    host = socket.gethostname().split(".")[0]
+    conf = d / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=host, dir=d, ctld_port=_free_port(), d_port=_free_port()))
+    env = dict(os.environ, SLURM_CONF=str(conf))
+    pids = []
+    try:
+        subprocess.run(["munged", "--force", f"--key-file={key}", f"--socket={d}/munge.socket",
+                        f"--pid-file={d}/munged.pid", f"--log-file={d}/munged.log", f"--seed-file={d}/munge.seed"],
+                       check=True, env=env, timeout=30)
+        pids.append(d / "munged.pid")
+        for daemon in ("slurmctld", "slurmd"):
+            subprocess.run([daemon, "-f", str(conf)], check=True, env=env, timeout=30)
+            pids.append(d / f"{daemon}.pid")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=env)
+            if r.stdout.strip() == "idle":
+                break
+            time.sleep(0.5)
+        else:
+            pytest.skip(f"the test SLURM node did not become idle (sinfo: {r.stdout.strip() or r.stderr.strip()})")
+        yield env
+    finally:
+        import signal
+
+        for pid_file in reversed(pids):
+            try:
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+
+
+def wait_for_job(env: dict, job: str, timeout: float = 600) -> str:
+    """Wait until a SLURM job (or every task of an array job) has left the queue; its final state."""
+    import subprocess
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, env=env)
+        if not r.stdout.strip():
+            break
+        time.sleep(1)
+    else:
+        raise TimeoutError(f"SLURM job {job} still queued after {timeout} s")
+    r = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, env=env)
+    states = [w.split("=", 1)[1] for w in r.stdout.split() if w.startswith("JobState=")]
+    return states[-1] if states else "GONE"

@@ -1,0 +1,147 @@
+"""Real batch jobs on a one-node SLURM cluster (the ``slurm`` fixture): MPI job scripts, dask-jobqueue workers,
+job arrays with a merge job, and a cancelled job resubmitted with --resume all give the threads table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+import scipzarr
+
+from .conftest import flat_events, wait_for_job
+
+pytestmark = pytest.mark.slow  # real batch jobs
+
+VENV = sys.prefix
+SCIPZARR = [sys.executable, "-m", "scipzarr"]
+
+
+@pytest.fixture(scope="module")
+def ifc_store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("slurm-ifc")
+    events, _ = flat_events(300, size=32, channels=2, seed=11)
+    np.save(d / "e.npy", events)
+    scipzarr.convert([d / "e.npy"], d / "s.zarr", chunk_tiles=4, progress=False)
+    subprocess.run([*SCIPZARR, "process", str(d / "s.zarr"), "-o", str(d / "threads.h5ad"), "-q"], check=True)
+    labels = zarr.open_array(str(d / "s.zarr" / "labels" / "cells" / "s0"))[:]
+    return d / "s.zarr", ad.read_h5ad(d / "threads.h5ad"), labels
+
+
+def _same(table: Path, ref: ad.AnnData) -> None:
+    t = ad.read_h5ad(table)
+    pd.testing.assert_frame_equal(t.obs, ref.obs)
+    np.testing.assert_array_equal(t.X, ref.X)
+    assert list(t.var_names) == list(ref.var_names)
+
+
+def _sbatch(env, script: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sbatch", *extra, str(script)], capture_output=True, text=True, env=env, timeout=900,
+                          cwd=script.parent)
+
+
+def test_mpi_jobscript_runs_under_sbatch_and_gives_the_threads_table(slurm, ifc_store, tmp_path):
+    store, ref, _ = ifc_store
+    out = tmp_path / "mpi.h5ad"
+    script = tmp_path / "job.sh"
+    script.write_text(subprocess.run([*SCIPZARR, "jobscript", "--system", "slurm", "--ranks", "4", "--venv", VENV,
+                                      "--", "process", str(store), "-o", str(out)],
+                                     capture_output=True, text=True, check=True).stdout)
+    r = _sbatch(slurm, script, "--wait")
+    assert r.returncode == 0, r.stderr + "".join(p.read_text() for p in tmp_path.glob("*.out"))
+    _same(out, ref)
+
+
+def test_mpi_jobscript_on_a_fov_store(slurm, tmp_path):
+    import tifffile
+
+    from .test_fov import _nuclei
+
+    for f in range(3):
+        tifffile.imwrite(tmp_path / f"f{f}.tif", _nuclei((220, 200), 10, seed=f, touching=0))
+    scipzarr.convert(sorted(tmp_path.glob("f*.tif")), tmp_path / "s.zarr", kind="fov", chunk_size=64, progress=False)
+    subprocess.run([*SCIPZARR, "process", str(tmp_path / "s.zarr"), "-o", str(tmp_path / "t.h5ad"), "-q"], check=True)
+    ref = ad.read_h5ad(tmp_path / "t.h5ad")
+    script = tmp_path / "job.sh"
+    script.write_text(subprocess.run([*SCIPZARR, "jobscript", "--system", "slurm", "--ranks", "3", "--venv", VENV,
+                                      "--", "process", str(tmp_path / "s.zarr"), "-o", str(tmp_path / "mpi.h5ad")],
+                                     capture_output=True, text=True, check=True).stdout)
+    r = _sbatch(slurm, script, "--wait")
+    assert r.returncode == 0, r.stderr + "".join(p.read_text() for p in tmp_path.glob("*.out"))
+    _same(tmp_path / "mpi.h5ad", ref)
+
+
+def test_jobqueue_workers_are_slurm_jobs_and_a_cancelled_one_is_replaced(slurm, ifc_store, tmp_path):
+    store, ref, _ = ifc_store
+    out = tmp_path / "jq.h5ad"
+    run = subprocess.Popen([*SCIPZARR, "process", str(store), "-o", str(out), "--scheduler", "slurm", "--workers",
+                            "2", "--job-memory", "2GiB"], env=slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=tmp_path)
+    cancelled = None
+    deadline = time.time() + 240
+    while time.time() < deadline and run.poll() is None:
+        running = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], capture_output=True, text=True,
+                                 env=slurm).stdout.split()
+        if len(running) >= 2:
+            time.sleep(2)
+            cancelled = running[0]
+            subprocess.run(["scancel", cancelled], env=slurm, check=True)
+            break
+        time.sleep(0.5)
+    stdout, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stderr
+    _same(out, ref)
+    if cancelled is not None and "left the queue" not in stderr:
+        pytest.fail(f"job {cancelled} was cancelled but no replacement was submitted: {stderr}")
+    assert cancelled is not None, "the run ended before two worker jobs ran"
+
+
+def test_array_job_without_mpi_and_its_merge_job_give_the_threads_table(slurm, ifc_store, tmp_path):
+    store, ref, ref_labels = ifc_store
+    out = tmp_path / "array.h5ad"
+    driver = tmp_path / "submit.sh"
+    driver.write_text(subprocess.run([*SCIPZARR, "jobscript", "--system", "slurm", "--array", "3", "--cpus", "1",
+                                      "--venv", VENV, "--", "process", str(store), "-o", str(out)],
+                                     capture_output=True, text=True, check=True).stdout)
+    r = subprocess.run(["bash", str(driver)], capture_output=True, text=True, env=slurm, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    merge_job = r.stdout.split("merge job ")[1].split()[0]
+    state = wait_for_job(slurm, merge_job)
+    assert state == "COMPLETED", state + "".join(p.read_text() for p in tmp_path.glob("*.out"))
+    _same(out, ref)
+    np.testing.assert_array_equal(zarr.open_array(str(store / "labels" / "cells" / "s0"))[:], ref_labels)
+    assert not list(tmp_path.glob("array.part-*"))
+
+
+def test_a_job_cancelled_mid_run_and_resubmitted_with_resume_gives_the_same_table(slurm, ifc_store, tmp_path):
+    store, ref, _ = ifc_store
+    out = tmp_path / "t.h5ad"
+    script = tmp_path / "job.sh"
+    script.write_text("\n".join([
+        "#!/bin/bash", "#SBATCH --ntasks=1", "#SBATCH --cpus-per-task=1", f"#SBATCH --output={tmp_path}/%j.out",
+        f"source {VENV}/bin/activate",
+        f"python -m scipzarr process {store} -o {out} --resume --scheduler synchronous --features "
+        "shape,intensity,texture -q", ""]))
+    ref_t = tmp_path / "ref.h5ad"
+    subprocess.run([*SCIPZARR, "process", str(store), "-o", str(ref_t), "--features", "shape,intensity,texture", "-q"],
+                   check=True)
+    job = _sbatch(slurm, script, "--parsable").stdout.strip()
+    chunks = tmp_path / ".t.h5ad.scipzarr-work" / "chunks"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (chunks.exists() and len(list(chunks.glob("*[0-9].npz"))) >= 2):
+        time.sleep(0.2)
+    subprocess.run(["scancel", job], env=slurm, check=True)
+    wait_for_job(slurm, job)
+    done = len(list(chunks.glob("*[0-9].npz")))
+    assert not out.exists() and 2 <= done < 19, done
+    r = _sbatch(slurm, script, "--wait")
+    assert r.returncode == 0, r.stderr
+    _same(out, ad.read_h5ad(ref_t))
+    assert not (tmp_path / ".t.h5ad.scipzarr-work").exists()
