@@ -160,14 +160,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def slurm(tmp_path_factory):
-    """A running one-node SLURM cluster: the environment (``SLURM_CONF``) for subprocesses that use it.
+def start_slurm(d: Path) -> tuple[dict | None, list[Path], str]:
+    """Start a one-node SLURM cluster with its config, munge key and state in folder ``d``.
 
-    Writes its config, a munge key and state folders to a temporary folder,
-    starts ``munged``, ``slurmctld`` and ``slurmd``, waits until the node is
-    idle and stops the daemons by their process ids at the end. Skips (one
-    line) where it cannot start: not root, or the packages are missing.
+    Returns the environment for its clients (``SLURM_CONF``; None when it
+    cannot start), the daemons' pid files (for :func:`stop_slurm`) and why
+    not, in one line.
     """
     import shutil
     import socket
@@ -177,12 +175,12 @@ def slurm(tmp_path_factory):
     missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scancel")
                if shutil.which(b) is None]
     if missing:
-        pytest.skip(f"no SLURM here ({', '.join(missing)} missing; .ci/run installs slurm-wlm and munge)")
+        return None, [], f"no SLURM here ({', '.join(missing)} missing; .ci/run installs slurm-wlm and munge)"
     if os.geteuid() != 0:
-        pytest.skip("the test SLURM cluster runs its daemons as root")
-    d = tmp_path_factory.mktemp("slurm")
+        return None, [], "the test SLURM cluster runs its daemons as root"
+    d = Path(d)
     for sub in ("state", "spool"):
-        (d / sub).mkdir()
+        (d / sub).mkdir(parents=True, exist_ok=True)
     key = d / "munge.key"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
@@ -191,31 +189,45 @@ def slurm(tmp_path_factory):
     conf.write_text(SLURM_CONF.format(host=host, dir=d, ctld_port=_free_port(), d_port=_free_port()))
     env = dict(os.environ, SLURM_CONF=str(conf))
     pids = []
+    subprocess.run(["munged", "--force", f"--key-file={key}", f"--socket={d}/munge.socket",
+                    f"--pid-file={d}/munged.pid", f"--log-file={d}/munged.log", f"--seed-file={d}/munge.seed"],
+                   check=True, env=env, timeout=30)
+    pids.append(d / "munged.pid")
+    for daemon in ("slurmctld", "slurmd"):
+        subprocess.run([daemon, "-f", str(conf)], check=True, env=env, timeout=30)
+        pids.append(d / f"{daemon}.pid")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=env)
+        if r.stdout.strip() == "idle":
+            return env, pids, ""
+        time.sleep(0.5)
+    stop_slurm(pids)
+    return None, [], f"the test SLURM node did not become idle (sinfo: {r.stdout.strip() or r.stderr.strip()})"
+
+
+def stop_slurm(pids: list[Path]) -> None:
+    """Stop the daemons of :func:`start_slurm` by their process ids."""
+    import signal
+
+    for pid_file in reversed(pids):
+        try:
+            os.kill(int(Path(pid_file).read_text().split()[0]), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A running one-node SLURM cluster (:func:`start_slurm`) for the session: the environment (``SLURM_CONF``)
+    for subprocesses that use it; skips in one line where it cannot start."""
+    env, pids, why = start_slurm(tmp_path_factory.mktemp("slurm"))
+    if env is None:
+        pytest.skip(why)
     try:
-        subprocess.run(["munged", "--force", f"--key-file={key}", f"--socket={d}/munge.socket",
-                        f"--pid-file={d}/munged.pid", f"--log-file={d}/munged.log", f"--seed-file={d}/munge.seed"],
-                       check=True, env=env, timeout=30)
-        pids.append(d / "munged.pid")
-        for daemon in ("slurmctld", "slurmd"):
-            subprocess.run([daemon, "-f", str(conf)], check=True, env=env, timeout=30)
-            pids.append(d / f"{daemon}.pid")
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=env)
-            if r.stdout.strip() == "idle":
-                break
-            time.sleep(0.5)
-        else:
-            pytest.skip(f"the test SLURM node did not become idle (sinfo: {r.stdout.strip() or r.stderr.strip()})")
         yield env
     finally:
-        import signal
-
-        for pid_file in reversed(pids):
-            try:
-                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
+        stop_slurm(pids)
 
 
 def wait_for_job(env: dict, job: str, timeout: float = 600) -> str:
