@@ -220,6 +220,7 @@ def _from_cifs(cifs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
     rows, where = [], []
     for f, (index, root) in enumerate(indexes):
         stem = _event_name(index.path, root, index.path.stem)
+        label = _class_label(index.path, root)
         bad = {obj: problem for obj, problem in index.damaged}
         if -1 in bad:
             reject(f"{stem}:*", index.path, f"{index.path}: {bad[-1]}; the file is truncated or damaged")
@@ -228,7 +229,7 @@ def _from_cifs(cifs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
             if obj in bad:
                 reject(event_id, index.path, f"{index.path}: object {obj}: {bad[obj]}; the file is damaged")
                 continue
-            rows.append({"event_id": event_id, "source": str(index.path), "class_label": _class_label(index.path, root),
+            rows.append({"event_id": event_id, "source": str(index.path), "class_label": label,
                          "height": int(index.height[i]), "width": int(index.width[i])})
             where.append((f, i))
     if not rows:

@@ -220,3 +220,19 @@ def test_process_measures_in_the_ideas_masks_when_asked(cif, tmp_path):
 
         shutil.rmtree(tmp_path / "n.zarr" / "labels")
         process(tmp_path / "n.zarr", bad, progress=False)
+
+
+def test_labels_written_by_process_share_the_images_pixel_size(cif, tmp_path):
+    from scipzarr.config import resolve_config
+    from scipzarr.converters import convert
+    from scipzarr.pipeline import process
+    from scipzarr.store import ngff, open_store, validate_store
+
+    convert([cif], tmp_path / "s.zarr", progress=False)
+    process(tmp_path / "s.zarr", resolve_config({"segmentation": {"channels": ["Ch3"]}}), progress=False)
+    st = open_store(tmp_path / "s.zarr")
+    assert st.pixel_size == (0.5, 0.5) and validate_store(tmp_path / "s.zarr") == []
+    for name in ("cells", "ideas-Ch3"):
+        ms = ngff.group_attrs(tmp_path / "s.zarr" / "labels" / name)["ome"]["multiscales"][0]
+        assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 1.0]
+        assert [a["unit"] for a in ms["axes"]] == ["micrometer"] * 2

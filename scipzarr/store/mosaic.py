@@ -206,8 +206,11 @@ def write_ifc_mosaic(
         s0 = ngff.create_array(root, "s0", mosaic.shape, (c, cy, cx), dtype, ["c", "y", "x"])
 
     label_dtype = np.uint32 if mosaic.n_events < 2**32 - 1 else np.uint64
-    scratch = [ngff.scratch_array(path / "labels" / f".{name}-scratch", mosaic.shape[1:], (cy, cx), label_dtype,
-                                  reuse=resume) for name in (mask_labels or [])]
+    # the instrument's masks go straight into their label images (the whole store is written aside anyway)
+    scratch = [(zarr.open_array(str(path / "labels" / name / "s0"), mode="r+")
+                if resume and (path / "labels" / name / "s0" / "zarr.json").exists()
+                else ngff.create_labels(path, name, mosaic.shape[1:], (cy, cx), label_dtype))
+               for name in (mask_labels or [])]
 
     def write_block(_, block_id=None):
         by, bx = block_id
@@ -252,13 +255,10 @@ def write_ifc_mosaic(
     }
     events, rejected = tables()
     write_events_table(root, events, rejected)
-    if scratch:
-        st = open_store(path)
-        for name, arr in zip(mask_labels, scratch):
-            write_mosaic_labels(st, name, arr, lambda collections: compute(collections, ""),
-                                {"scipzarr": {"label_rule": "label = event_index + 1 where the mask is set",
-                                              "source": "instrument masks"}})
-            ngff.remove(path / "labels" / f".{name}-scratch")
+    for name in mask_labels or []:
+        ngff.finish_labels(path, name, n_levels, (cy, cx), lambda collections: compute(collections, ""),
+                           {"scipzarr": {"label_rule": "label = event_index + 1 where the mask is set",
+                                         "source": "instrument masks"}}, pixel_size)
 
 
 REJECTED_COLUMNS = ["event_id", "source", "reason", "stage"]
@@ -302,6 +302,15 @@ class MosaicStore:
 
     def label_names(self) -> list[str]:
         return ngff.label_names(self.path)
+
+    @property
+    def pixel_size(self) -> tuple[float | None, float | None]:
+        """Micrometres per pixel (y, x) when the input stated it (e.g. a CIF), else (None, None)."""
+        ms = self.attrs["ome"]["multiscales"][0]
+        if not all(a.get("unit") for a in ms["axes"][1:]):
+            return None, None
+        scale = next(t["scale"] for t in ms["datasets"][0]["coordinateTransformations"] if t["type"] == "scale")
+        return float(scale[1]), float(scale[2])
 
     def channel_index(self, channel: str | int) -> int:
         """Resolve a channel name or index; a clear error for unknown ones."""
@@ -386,7 +395,7 @@ def write_mosaic_labels(store: MosaicStore, name: str, labels, compute, properti
     if isinstance(labels, zarr.Array):
         labels = da.from_zarr(labels)
     ngff.write_labels(store.path, name, labels, len(store.level_paths), store.mosaic.chunk_shape[1:], compute,
-                      properties)
+                      properties, store.pixel_size)
 
 
 def discard_labels(store: MosaicStore, work_name: str | None) -> None:

@@ -139,39 +139,61 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
     size. Written under a temporary name and moved into place, so a failure
     leaves no half-written labels; the ``labels`` group lists it once.
     """
-    from ome_zarr.writer import write_multiscales_metadata
-
     labels_dir = Path(image) / "labels"
     work = f".{name}-writing"
     shutil.rmtree(labels_dir / work, ignore_errors=True)
-    group = zarr.open_group(str(labels_dir), mode="a", zarr_format=3)
-    sub = group.create_group(work)
-    in_memory = isinstance(labels, np.ndarray)
-    prev = None
-    for lv in range(n_levels):
-        if prev is None:
-            level = labels
-        else:
-            level = every_second(prev if in_memory else da.from_zarr(prev))
-        chunks = level_chunks(level.shape, chunk_yx)
-        arr = create_array(sub, f"s{lv}", level.shape, chunks, level.dtype, ["y", "x"])
-        if in_memory:
-            arr[...] = level
-            prev = level
-        else:
+    s0 = create_labels(image, work, labels.shape, chunk_yx, labels.dtype)
+    if isinstance(labels, np.ndarray):
+        s0[...] = labels
+        sub = zarr.open_group(str(labels_dir / work), mode="r+")
+        prev = labels
+        for lv in range(1, n_levels):
+            prev = every_second(prev)
+            create_array(sub, f"s{lv}", prev.shape, level_chunks(prev.shape, chunk_yx), prev.dtype, ["y", "x"])[...] = prev
+    else:
+        compute([da.store(labels.rechunk(s0.chunks), s0, compute=False, lock=False)])
+    finish_labels(image, work, n_levels, chunk_yx, compute, properties, pixel_size, levels_written=isinstance(
+        labels, np.ndarray), final_name=name)
+
+
+def create_labels(image: Path, name: str, shape, chunk_yx: tuple[int, int], dtype) -> zarr.Array:
+    """Level 0 of a new label image ``<image>/labels/<name>`` (filled by the caller, then :func:`finish_labels`)."""
+    group = zarr.open_group(str(Path(image) / "labels"), mode="a", zarr_format=3)
+    sub = group.create_group(name, overwrite=True)
+    return create_array(sub, "s0", shape, level_chunks(shape, chunk_yx), dtype, ["y", "x"])
+
+
+def finish_labels(image: Path, name: str, n_levels: int, chunk_yx: tuple[int, int], compute,
+                  properties: dict | None = None, pixel_size=(None, None), levels_written: bool = False,
+                  final_name: str | None = None) -> None:
+    """Complete a label image whose level 0 is written: the other levels (each from the one before it as
+    stored, every second pixel), the NGFF metadata, the move to ``final_name`` and the ``labels`` listing."""
+    from ome_zarr.writer import write_multiscales_metadata
+
+    labels_dir = Path(image) / "labels"
+    final_name = final_name or name
+    sub = zarr.open_group(str(labels_dir / name), mode="r+")
+    if not levels_written:
+        prev = sub["s0"]
+        for lv in range(1, n_levels):
+            level = every_second(da.from_zarr(prev))
+            chunks = level_chunks(level.shape, chunk_yx)
+            arr = create_array(sub, f"s{lv}", level.shape, chunks, prev.dtype, ["y", "x"])
             compute([da.store(level.rechunk(chunks), arr, compute=False, lock=False)])
             prev = arr
     write_multiscales_metadata(sub, datasets=image_datasets(n_levels, pixel_size, labels=True),
-                               axes=axes(pixel_size, channel=False), name=name)
+                               axes=axes(pixel_size, channel=False), name=final_name)
     ome = dict(sub.attrs["ome"])
     ome["image-label"] = {"version": NGFF_VERSION, "source": {"image": "../../"}} | (properties or {})
     sub.attrs["ome"] = ome
-    final = labels_dir / name
-    if final.exists():
-        shutil.rmtree(final)
-    (labels_dir / work).rename(final)
-    names = [n for n in group.attrs.get("ome", {}).get("labels", []) if n not in (name, work)]
-    group.attrs["ome"] = {"version": NGFF_VERSION, "labels": [*names, name]}
+    if final_name != name:
+        final = labels_dir / final_name
+        if final.exists():
+            shutil.rmtree(final)
+        (labels_dir / name).rename(final)
+    group = zarr.open_group(str(labels_dir), mode="r+")
+    names = [n for n in group.attrs.get("ome", {}).get("labels", []) if n not in (final_name, name)]
+    group.attrs["ome"] = {"version": NGFF_VERSION, "labels": [*names, final_name]}
 
 
 def label_names(image: Path) -> list[str]:
