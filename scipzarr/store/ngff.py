@@ -63,17 +63,55 @@ def create_array(group: zarr.Group, name: str, shape, chunks, dtype, dims: list[
                               compressors=[COMPRESSOR], dimension_names=dims, overwrite=True)
 
 
-def write_image_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], compute) -> zarr.Array:
-    """Write levels ``s1 .. s<n-1>`` of a ``(c, y, x)`` image whose ``s0`` is on disk, each from the level before
-    it as stored (a task holds 4 input chunks, whatever the image size); returns the last level."""
+def halve(block: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """The next pyramid level of a block with even sides in y and x (the last two axes): every second pixel
+    (labels), or the 2x2 mean, rounded half to even for integers, in the block's dtype (:func:`downsample`
+    exactly, without going through float64 for integers)."""
+    if nearest:
+        return block[..., ::2, ::2]
+    if block.dtype.kind in "iu":
+        s = (block[..., ::2, ::2].astype(np.int64) + block[..., 1::2, ::2] + block[..., ::2, 1::2]
+             + block[..., 1::2, 1::2])
+        q, r = s >> 2, s & 3
+        return (q + (r > 2) + ((r == 2) & (q & 1).astype(bool))).astype(block.dtype)
+    mean = (block[..., ::2, ::2].astype(np.float64) + block[..., 1::2, ::2] + block[..., ::2, 1::2]
+            + block[..., 1::2, 1::2]) / 4.0
+    return mean.astype(block.dtype)
+
+
+def _halve_region(src: str, dst: str, y0: int, y1: int, x0: int, x1: int, nearest: bool) -> None:
+    arr = zarr.open_array(dst, mode="r+")
+    arr[..., y0:y1, x0:x1] = halve(zarr.open_array(src, mode="r")[..., 2 * y0:2 * y1, 2 * x0:2 * x1], nearest)
+
+
+def write_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], compute, nearest: bool = False,
+                 dims: tuple[str, ...] = ("c", "y", "x")) -> zarr.Array:
+    """Write levels ``s1 .. s<n-1>`` of an image or label image whose ``s0`` is on disk, each from the level
+    before it as stored: one task per output chunk reads the 2x2 chunks under it (bounded memory whatever the
+    image size); returns the last level."""
+    import dask
+
     prev = group["s0"]
     for i in range(1, n_levels):
-        level = downsample(da.from_zarr(prev))
-        chunks = level_chunks(level.shape, chunk_yx)
-        arr = create_array(group, f"s{i}", level.shape, chunks, prev.dtype, ["c", "y", "x"])
-        compute([da.store(level.rechunk(chunks), arr, compute=False, lock=False)])
+        shape = (*prev.shape[:-2], prev.shape[-2] // 2, prev.shape[-1] // 2)
+        chunks = level_chunks(shape, chunk_yx)
+        arr = create_array(group, f"s{i}", shape, chunks, prev.dtype, list(dims))
+        cy, cx = chunks[-2:]
+        src, dst = _array_path(group, prev), _array_path(group, arr)
+        tasks = [dask.delayed(_halve_region)(src, dst, y, min(y + cy, shape[-2]), x, min(x + cx, shape[-1]), nearest)
+                 for y in range(0, shape[-2], cy) for x in range(0, shape[-1], cx)]
+        compute(tasks)
         prev = arr
     return prev
+
+
+def _array_path(group: zarr.Group, arr: zarr.Array) -> str:
+    return str(Path(str(group.store.root)) / arr.path)
+
+
+def write_image_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], compute) -> zarr.Array:
+    """Levels ``s1 ..`` of a ``(c, y, x)`` image whose ``s0`` is on disk (2x2 means): :func:`write_levels`."""
+    return write_levels(group, n_levels, chunk_yx, compute)
 
 
 def image_datasets(n_levels: int, pixel_size=(None, None), labels: bool = False) -> list[dict]:
@@ -174,13 +212,7 @@ def finish_labels(image: Path, name: str, n_levels: int, chunk_yx: tuple[int, in
     final_name = final_name or name
     sub = zarr.open_group(str(labels_dir / name), mode="r+")
     if not levels_written:
-        prev = sub["s0"]
-        for lv in range(1, n_levels):
-            level = every_second(da.from_zarr(prev))
-            chunks = level_chunks(level.shape, chunk_yx)
-            arr = create_array(sub, f"s{lv}", level.shape, chunks, prev.dtype, ["y", "x"])
-            compute([da.store(level.rechunk(chunks), arr, compute=False, lock=False)])
-            prev = arr
+        write_levels(sub, n_levels, chunk_yx, compute, nearest=True, dims=("y", "x"))
     write_multiscales_metadata(sub, datasets=image_datasets(n_levels, pixel_size, labels=True),
                                axes=axes(pixel_size, channel=False), name=final_name)
     ome = dict(sub.attrs["ome"])
