@@ -24,7 +24,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "source": "threshold",
         "channels": [0],
         "smoothing_sigma": 1.0,
-        "threshold": {"method": "otsu", "scope": "event", "value": None},
+        "threshold": {"method": "otsu", "scope": "event", "value": None, "k": 5.0, "direction": "auto"},
         "fill_holes": True,
         "min_size": 10,
         "keep": "all",

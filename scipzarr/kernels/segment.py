@@ -132,6 +132,13 @@ def segment(
     """
     xp = xp_of(image)
     mask = (image > xp.asarray(thresholds)[:, None, None]) & valid
+    return segment_mask(mask, valid, fill=fill, min_size=min_size, keep=keep)
+
+
+def segment_mask(mask, valid, *, fill: bool = True, min_size: int = 10, keep: str = "all"):
+    """Per-event labels and object counts of a foreground mask ``(N, Y, X)`` (as :func:`segment` after its
+    threshold): holes filled, objects under ``min_size`` dropped, all or the largest kept."""
+    xp = xp_of(mask)
     if fill:
         mask = fill_holes(mask, 1) & valid
     labels, n_labels = label_events(mask)

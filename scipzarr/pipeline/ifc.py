@@ -44,6 +44,7 @@ class Plan:
     device: str = "cpu"
     seg_batch: int | None = None  # events segmented at once (GPU memory); None: the whole chunk
     mask_path: str | None = None  # segmentation.source ideas: the level-0 label mosaic of the instrument's masks
+    direction: str = "up"  # threshold.method background: "up" or "both" (brightfield)
     feat_batch: int | None = None  # events measured at once by the device families (GPU memory); None: all
 
 
@@ -177,6 +178,10 @@ def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold
     thr_cfg = cfg["threshold"]
     local = np.zeros(valid.shape, np.int32)
     for events in _sub_batches(plan, len(images)):
+        if thr_cfg["method"] == "background":
+            part = _background_segment(plan, images, valid, events)
+            local[events] = backend.to_host(part)
+            continue
         smooth, on_device = _smoothed(plan, images, valid, events)
         n = smooth.shape[0]
         if thr_cfg["method"] == "fixed":
@@ -191,6 +196,24 @@ def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold
                                     min_size=cfg["min_size"], keep=cfg["keep"])
         local[events] = backend.to_host(part)  # written to the store; features.measure copies it back: docs/gpu.md
     return local
+
+
+def _background_segment(plan: Plan, images: np.ndarray, valid: np.ndarray, events: slice):
+    """Labels of ``events`` where the smoothed segmentation image departs from each event's own background by
+    more than ``k`` noise units (:func:`kernels.threshold.background_deviation`), upward or both ways."""
+    cfg = plan.config["segmentation"]
+    seg_images = backend.to_device(images[events][:, list(plan.seg_channels)], plan.device)
+    on_device = backend.to_device(valid[events], plan.device)
+    combined = seg.combine_channels(seg_images, list(range(len(plan.seg_channels))))
+    sigma = float(cfg["smoothing_sigma"])
+    smooth = seg.smooth(combined, on_device, sigma)
+    dev, _bg, _noise = thr_k.background_deviation(combined, smooth, on_device, sigma)
+    k = float(cfg["threshold"]["k"])
+    xp = backend.xp_of(dev)
+    mask = (xp.abs(dev) > k if plan.direction == "both" else dev > k) & on_device
+    part, _counts = seg.segment_mask(mask, on_device, fill=cfg["fill_holes"], min_size=cfg["min_size"],
+                                     keep=cfg["keep"])
+    return part
 
 
 def _non_finite_events(plan: Plan, block: np.ndarray, meta: dict) -> np.ndarray:
@@ -257,6 +280,15 @@ def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", devic
             raise ScipzarrError(f"{st.path}: {option} applies to FOV stores, not to IFC stores (one cell per "
                                 "event); remove it from the config")
     seg_ch, feat_ch = _resolve_channels(st, config)
+    thr_cfg = cfg_seg["threshold"]
+    direction = thr_cfg.get("direction", "auto")
+    if thr_cfg["method"] == "background":
+        if thr_cfg["scope"] == "dataset":
+            raise ScipzarrError(f"{st.path}: segmentation.threshold.method background refers every event to its own "
+                                "background; use scope event")
+        if direction == "auto":
+            bright = set(st.attrs["scipzarr"].get("acquisition", {}).get("brightfield_channels", []))
+            direction = "both" if bright and {st.channel_names[c] for c in seg_ch} <= bright else "up"
     mask_path = None
     if cfg_seg["source"] == "ideas":
         name = f"ideas-{st.channel_names[seg_ch[0]]}"
@@ -269,7 +301,7 @@ def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", devic
     top = (st.mosaic.n_events + 1) * stride
     plan = Plan(st.mosaic, seg_ch, feat_ch, tuple(resolve_families(config["features"]["families"])), config,
                 stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error, device,
-                mask_path=mask_path)
+                mask_path=mask_path, direction=direction if direction in ("up", "both") else "up")
     if device == "gpu":
         plan = dataclasses.replace(plan, seg_batch=gpu_seg_batch(st, plan), feat_batch=gpu_feat_batch(st, plan))
     return plan
