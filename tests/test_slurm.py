@@ -79,18 +79,22 @@ def test_mpi_jobscript_on_a_fov_store(slurm, tmp_path):
 
 
 def test_jobqueue_workers_are_slurm_jobs_and_a_cancelled_one_is_replaced(slurm, ifc_store, tmp_path):
-    store, ref, _ = ifc_store
+    store, _, _ = ifc_store
     out = tmp_path / "jq.h5ad"
+    # all six families: long enough a run to cancel a worker job in the middle of it
+    subprocess.run([*SCIPZARR, "process", str(store), "-o", str(tmp_path / "ref.h5ad"), "--features", "all", "-q"],
+                   check=True)
+    ref = ad.read_h5ad(tmp_path / "ref.h5ad")
     run = subprocess.Popen([*SCIPZARR, "process", str(store), "-o", str(out), "--scheduler", "slurm", "--workers",
-                            "2", "--job-memory", "2GiB"], env=slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, cwd=tmp_path)
+                            "2", "--job-memory", "2GiB", "--features", "all"], env=slurm, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     cancelled = None
     deadline = time.time() + 240
     while time.time() < deadline and run.poll() is None:
         running = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], capture_output=True, text=True,
                                  env=slurm).stdout.split()
         if len(running) >= 2:
-            time.sleep(2)
+            time.sleep(1)
             cancelled = running[0]
             subprocess.run(["scancel", cancelled], env=slurm, check=True)
             break
