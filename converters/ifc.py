@@ -102,6 +102,102 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+_TIFF_DTYPES = {(1, 8): "u1", (1, 16): "u2", (1, 32): "u4", (2, 8): "i1", (2, 16): "i2", (2, 32): "i4",
+                (3, 32): "f4", (3, 64): "f8"}
+
+
+def plain_tiff(data: bytes) -> tuple[tuple[int, int], np.dtype, int] | None:
+    """Shape, dtype and pixel offset of a plain TIFF (classic, one uncompressed 2-D image in contiguous
+    strips, as IDEAS and tifffile write event images), parsed from its bytes; None for anything else (the
+    general path, tifffile, reads those)."""
+    import struct
+
+    if len(data) < 8 or data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    bo = "<" if data[:2] == b"II" else ">"
+    (off,) = struct.unpack_from(bo + "I", data, 4)
+    if off + 2 > len(data):
+        return None
+    (n,) = struct.unpack_from(bo + "H", data, off)
+    end = off + 2 + 12 * n
+    if n == 0 or end + 4 > len(data) or struct.unpack_from(bo + "I", data, end)[0] != 0:
+        return None  # not exactly one image
+    tags = {}
+    for k in range(n):
+        tag, typ, count = struct.unpack_from(bo + "HHI", data, off + 2 + 12 * k)
+        if typ not in (3, 4):
+            continue
+        size = 2 if typ == 3 else 4
+        at = off + 2 + 12 * k + 8
+        if count * size > 4:
+            (at,) = struct.unpack_from(bo + "I", data, at)
+            if at + count * size > len(data):
+                return None
+        tags[tag] = struct.unpack_from(bo + ("H" if typ == 3 else "I") * count, data, at)
+    get = lambda t, d=None: tags.get(t, (d,))  # noqa: E731
+    width, height = get(256)[0], get(257)[0]
+    bits, fmt = get(258, 1)[0], get(339, 1)[0]
+    if (width is None or height is None or get(259, 1)[0] != 1 or get(277, 1)[0] != 1 or 273 not in tags
+            or 279 not in tags or (fmt, bits) not in _TIFF_DTYPES):
+        return None
+    offsets, counts = np.array(tags[273], np.int64), np.array(tags[279], np.int64)
+    dtype = np.dtype(bo + _TIFF_DTYPES[(fmt, bits)])
+    nbytes = int(width) * int(height) * dtype.itemsize
+    if len(offsets) != len(counts) or int(counts.sum()) != nbytes or int(offsets[0]) + nbytes > len(data) \
+            or not np.array_equal(offsets[1:], offsets[:-1] + counts[:-1]):
+        return None
+    return (int(height), int(width)), dtype, int(offsets[0])
+
+
+_KNOWN_HEADERS: dict[bytes, tuple] = {}
+
+
+def _plain_tiff_cached(data: bytes):
+    """:func:`plain_tiff`, remembered by the bytes of the file's header and directory (the files of one export
+    share them, so most files are not parsed again)."""
+    if len(data) < 8:
+        return None
+    off = int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")
+    n_raw = data[off:off + 2]
+    if len(n_raw) < 2:
+        return None
+    n = int.from_bytes(n_raw, "little" if data[:2] == b"II" else "big")
+    key = data[:8] + data[off:off + 6 + 12 * n]
+    if key not in _KNOWN_HEADERS:
+        if len(_KNOWN_HEADERS) > 64:
+            _KNOWN_HEADERS.clear()
+        _KNOWN_HEADERS[key] = plain_tiff(data)
+    found = _KNOWN_HEADERS[key]
+    if found is not None and found[2] + found[0][0] * found[0][1] * found[1].itemsize > len(data):
+        return None
+    return found
+
+
+def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=None) -> np.ndarray:
+    """One channel image, each file read once: the plain-TIFF fast path (:func:`plain_tiff`), else tifffile on
+    the same bytes. ``shape``/``dtype``: what discovery assumed (checked; one clear line if not)."""
+    import io
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ScipzarrError(f"{path}: cannot read ({exc.strerror}); check the file") from None
+    plain = _plain_tiff_cached(data)
+    if plain is not None:
+        (h, w), dt, at = plain
+        img = np.frombuffer(data, dt, count=h * w, offset=at).reshape(h, w).astype(dt.newbyteorder("="), copy=False)
+    else:
+        try:
+            img = tifffile.imread(io.BytesIO(data))
+        except Exception as exc:
+            raise ScipzarrError(f"{path}: cannot read pixel data ({_reason(exc)}); the file is corrupt or truncated, "
+                                "re-export it") from None
+    if shape is not None and (img.shape != tuple(shape) or (dtype is not None and img.dtype != dtype)):
+        raise ScipzarrError(f"{path}: the image is {'x'.join(map(str, img.shape))} {img.dtype} but the export's other "
+                            f"files of this channel are {'x'.join(map(str, shape))} {dtype}; re-export the object")
+    return img
+
+
 def _read_tiff(path: Path) -> np.ndarray:
     try:
         return tifffile.imread(path)
@@ -332,6 +428,22 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         chans[ch] = path
         roots[key] = root
     channels = sorted(set().union(*objects.values()))
+    # headers without opening every file: files of a channel as large as a plain sample of that channel are
+    # taken to hold its geometry (checked when they are read: each file is read once, by convert)
+    samples: dict[int, tuple] = {}
+    for ch in channels:
+        path = next(chans[ch] for chans in objects.values() if ch in chans)
+        head = plain_tiff(path.read_bytes()) if path.stat().st_size <= 1 << 24 else None
+        if head is not None:
+            samples[ch] = (path.stat().st_size, head)
+
+    def info_of(path: Path, ch: int):
+        sample = samples.get(ch)
+        if sample is not None and path.stat().st_size == sample[0]:
+            (h, w), dt, _ = sample[1]
+            return (h, w), "YX", dt.newbyteorder("=")
+        return _tiff_info(path)
+
     info: dict[tuple, tuple] = {}
     for (parent, obj), chans in objects.items():
         event_id = _event_name(chans[min(chans)], roots[(parent, obj)], obj)
@@ -342,7 +454,7 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
                                            "export every channel for every object")
             continue
         try:
-            metas = [_tiff_info(chans[ch]) for ch in channels]
+            metas = [info_of(chans[ch], ch) for ch in channels]
             for ch, (shape, _, _) in zip(channels, metas):
                 if len(shape) != 2:
                     raise ScipzarrError(f"{chans[ch]}: expected one 2-D plane per channel file, got shape {shape}")
@@ -370,8 +482,10 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
     if not rows:
         raise ScipzarrError("every event was rejected; see the reasons above or run with --on-error fail")
 
+    shapes = [(r["height"], r["width"]) for r in rows]
+
     def read(i: int) -> np.ndarray:
-        return np.stack([_read_tiff(p) for p in paths[i]])
+        return np.stack([_read_event_file(p, shapes[i], dtype) for p in paths[i]])
 
     return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(pd.DataFrame(rows)), read)
 

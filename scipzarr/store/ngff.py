@@ -70,7 +70,8 @@ def halve(block: np.ndarray, nearest: bool = False) -> np.ndarray:
     if nearest:
         return block[..., ::2, ::2]
     if block.dtype.kind in "iu":
-        s = (block[..., ::2, ::2].astype(np.int64) + block[..., 1::2, ::2] + block[..., ::2, 1::2]
+        acc = np.int32 if block.dtype.itemsize <= 2 else np.int64  # 4 values of 16 bits fit 32
+        s = (block[..., ::2, ::2].astype(acc) + block[..., 1::2, ::2] + block[..., ::2, 1::2]
              + block[..., 1::2, 1::2])
         q, r = s >> 2, s & 3
         return (q + (r > 2) + ((r == 2) & (q & 1).astype(bool))).astype(block.dtype)

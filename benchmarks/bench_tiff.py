@@ -1,0 +1,67 @@
+"""IDEAS-style TIFF export benchmark: ``convert`` of one TIFF per event and channel, against reading the files'
+bytes in the same run.
+
+    python benchmarks/bench_tiff.py [--events 3000] [--channels 6] [--size 90] [--out bench-tiff]
+
+Phases (one run, the same files):
+  * read      every file's bytes (the baseline),
+  * convert   ``scipzarr convert`` of the export (threads scheduler, in this process: no start-up),
+  * check     the store's pixels equal the files' (every event).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=3000)
+    p.add_argument("--channels", type=int, default=6)
+    p.add_argument("--size", type=int, default=90)
+    p.add_argument("--out", default="bench-tiff")
+    args = p.parse_args()
+    import tifffile
+
+    from scipzarr.converters import convert
+    from scipzarr.store import open_store
+    from scipzarr.synthetic import make_events
+
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "in").mkdir(parents=True)
+    events, _ = make_events(args.events, channels=args.channels, size=args.size, seed=0, noise=20.0)
+    for i, ev in enumerate(events):
+        for c in range(args.channels):
+            tifffile.imwrite(out / "in" / f"{i:06d}_Ch{c + 1}.ome.tif", ev[c], photometric="minisblack")
+    files = sorted((out / "in").iterdir())
+    convert([out / "in"], out / "warm.zarr", progress=False)  # imports and compilation outside the timings
+
+    t0 = time.perf_counter()
+    nbytes = sum(len(f.read_bytes()) for f in files)
+    read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    convert([out / "in"], out / "s.zarr", progress=False)
+    convert_s = time.perf_counter() - t0
+    st = open_store(out / "s.zarr")
+    image = st.image().compute()
+    th, tw = st.mosaic.tile
+    rows, cols = st.mosaic.tile_position(np.arange(args.events))
+    ids = st.events["event_id"].tolist()
+    same = all(np.array_equal(image[:, rows[i] * th:(rows[i] + 1) * th, cols[i] * tw:(cols[i] + 1) * tw],
+                              events[int(ids[i])]) for i in range(args.events))
+    n = args.events
+    print(f"{n:,} events x {args.channels} channels of {args.size} x {args.size} ({len(files):,} files, "
+          f"{nbytes / 2**20:,.0f} MiB)")
+    print(f"read bytes  {read_s:7.2f} s  {n / read_s:9,.0f} events/s  (baseline)")
+    print(f"convert     {convert_s:7.2f} s  {n / convert_s:9,.0f} events/s  ({convert_s / read_s:.1f}x the read)")
+    print(f"pixels unchanged: {same}")
+
+
+if __name__ == "__main__":
+    main()
