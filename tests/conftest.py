@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +248,43 @@ def wait_for_job(env: dict, job: str, timeout: float = 600) -> str:
     r = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, env=env)
     states = [w.split("=", 1)[1] for w in r.stdout.split() if w.startswith("JobState=")]
     return states[-1] if states else "GONE"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# shared helpers of the test modules
+# --------------------------------------------------------------------------------------------------------------
+def run(*args, cwd=None):
+    env = dict(os.environ, COLUMNS="120")
+    return subprocess.run([sys.executable, "-m", "scipzarr", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+def assert_one_line_error(r, *needles):
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("scipzarr: error: ")
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def nuclei(shape=(1100, 1000), n=70, seed=0, touching=3):
+    """A FOV of two channels: bright disks (DNA) with a ramp in channel 2; some pairs touch; noise on top."""
+    from skimage.draw import disk
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((2, *shape), np.uint16)
+    for _ in range(n):
+        r, c, rad = rng.uniform(15, shape[0] - 15), rng.uniform(15, shape[1] - 15), rng.uniform(6, 14)
+        rr, cc = disk((r, c), rad, shape=shape)
+        img[0, rr, cc] = 900 + rng.integers(0, 100)
+        img[1, rr, cc] = (200 + 0.5 * cc).astype(np.uint16)
+    for k in range(touching):  # two overlapping disks: one blob, two nuclei
+        r, c = 100 + 300 * k, 255.0 + 256 * k  # across the 256-pixel chunk borders
+        for dc in (-9, 9):
+            rr, cc = disk((r, c + dc), 10, shape=shape)
+            img[0, rr, cc] = 950
+    img += rng.integers(0, 50, img.shape).astype(np.uint16)
+    return img
+

@@ -13,7 +13,7 @@ import zarr
 import scipzarr
 
 from .conftest import flat_events, tree_digest
-from .test_cli import _assert_one_line_error, run
+from .conftest import assert_one_line_error, run
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_zero_size_image(tmp_path):
     tifffile.imwrite(src / "a.tif", np.zeros((2, 8, 8), np.uint16))
     tifffile.imwrite(src / "b.tif", np.zeros((2, 0, 8), np.uint16))
     r = run("convert", src, "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "b.tif")
+    assert_one_line_error(r, "b.tif")
     assert _leftovers(tmp_path, "o.zarr") == []
 
 
@@ -65,7 +65,7 @@ def test_mixed_dtypes(tmp_path):
     tifffile.imwrite(src / "a.tif", np.zeros((2, 8, 8), np.uint16))
     tifffile.imwrite(src / "b.tif", np.zeros((2, 8, 8), np.uint8))
     r = run("convert", src, "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "mixed pixel types", "one bit depth")
+    assert_one_line_error(r, "mixed pixel types", "one bit depth")
     assert _leftovers(tmp_path, "o.zarr") == []
 
 
@@ -80,7 +80,7 @@ def test_absurd_array_metadata_is_refused_without_allocating(store_path, tmp_pat
     meta_file.write_text(json.dumps(meta))
     before = tree_digest(store_path)
     r = run("process", store_path, "-o", tmp_path / "t.h5ad")
-    _assert_one_line_error(r, "s.zarr", needle)
+    assert_one_line_error(r, "s.zarr", needle)
     assert tree_digest(store_path) == before and not (tmp_path / "t.h5ad").exists()
     assert run("validate", store_path).returncode == 1
 
@@ -91,18 +91,18 @@ def test_absurd_mosaic_metadata_is_refused(store_path, tmp_path):
     attrs["mosaic"] = dict(attrs["mosaic"], chunk_tiles=1000, tile_size=[60000, 60000])
     root.attrs["scipzarr"] = attrs
     r = run("process", store_path, "-o", tmp_path / "t.h5ad")
-    _assert_one_line_error(r, "too large to process", "--chunk-tiles")
+    assert_one_line_error(r, "too large to process", "--chunk-tiles")
     attrs["mosaic"] = dict(attrs["mosaic"], n_events=10**15)
     root.attrs["scipzarr"] = attrs
     r = run("info", store_path)
-    _assert_one_line_error(r, "mosaic.n_events")
+    assert_one_line_error(r, "mosaic.n_events")
 
 
 def test_zarr_that_is_not_ngff(tmp_path):
     g = zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
     g.create_array("x", shape=(4, 4), dtype="u2")
     r = run("process", tmp_path / "plain.zarr", "-o", tmp_path / "t.h5ad")
-    _assert_one_line_error(r, "plain.zarr", "not a scipzarr IFC store")
+    assert_one_line_error(r, "plain.zarr", "not a scipzarr IFC store")
     r = run("validate", tmp_path / "plain.zarr")
     assert r.returncode == 1 and "not a scipzarr IFC store" in r.stderr
 
@@ -110,7 +110,7 @@ def test_zarr_that_is_not_ngff(tmp_path):
 def test_read_only_output_location(tmp_path):
     np.save(tmp_path / "e.npy", flat_events(2, size=16)[0])
     r = run("convert", tmp_path / "e.npy", "-o", "/proc/scipzarr-test.zarr")
-    _assert_one_line_error(r, "/proc", "not writable", "choose another output location")
+    assert_one_line_error(r, "/proc", "not writable", "choose another output location")
 
 
 def test_full_disk_leaves_no_partial_output(tmp_path):
@@ -125,6 +125,6 @@ def test_full_disk_leaves_no_partial_output(tmp_path):
     r = subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(tmp_path / "e.npy"), "-o",
                         str(tmp_path / "o.zarr"), "--chunk-tiles", "8"], capture_output=True, text=True,
                        preexec_fn=small_disk, timeout=300)
-    _assert_one_line_error(r, "free disk space")
+    assert_one_line_error(r, "free disk space")
     assert _leftovers(tmp_path, "o.zarr") == []
     assert tree_digest(tmp_path / "e.npy") == before

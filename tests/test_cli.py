@@ -1,21 +1,13 @@
 """The command line: help, version, demo, and one clear error line for bad input."""
 
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tifffile
 import yaml
 
-from .conftest import flat_events, tree_digest
-
-
-def run(*args, cwd=None):
-    env = dict(os.environ, COLUMNS="120")
-    return subprocess.run([sys.executable, "-m", "scipzarr", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+from .conftest import assert_one_line_error, flat_events, run, tree_digest
 
 
 def test_version_and_help_on_every_command():
@@ -65,16 +57,6 @@ def test_convert_process_cli_with_zarr_table_and_quiet(tmp_path):
     assert t.n_obs == 10 and "intensity_mean_B" in t.var_names
 
 
-def _assert_one_line_error(r, *needles):
-    assert r.returncode != 0
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("scipzarr: error: ")
-    for n in needles:
-        assert n in lines[0], lines[0]
-    assert "Traceback" not in r.stderr
-
-
 @pytest.fixture
 def tiffs(tmp_path):
     src = tmp_path / "in"
@@ -94,7 +76,7 @@ def test_corrupt_tiff(tmp_path, tiffs):
     (tiffs / "ev2.tif").write_bytes(b"II*\x00garbage")
     before = tree_digest(tiffs)
     r = run("convert", tiffs, "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "ev2.tif", "not a readable TIFF")
+    assert_one_line_error(r, "ev2.tif", "not a readable TIFF")
     _no_output(tmp_path, "o.zarr")
     assert tree_digest(tiffs) == before
 
@@ -104,7 +86,7 @@ def test_truncated_tiff(tmp_path, tiffs):
     (tiffs / "ev1.tif").write_bytes(data[: len(data) // 2])
     before = tree_digest(tiffs)
     r = run("convert", tiffs, "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "ev1.tif")
+    assert_one_line_error(r, "ev1.tif")
     _no_output(tmp_path, "o.zarr")
     assert tree_digest(tiffs) == before
 
@@ -112,7 +94,7 @@ def test_truncated_tiff(tmp_path, tiffs):
 def test_inconsistent_channel_counts(tmp_path, tiffs):
     tifffile.imwrite(tiffs / "ev9.tif", np.zeros((3, 16, 16), np.uint16))
     r = run("convert", tiffs, "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "ev9.tif", "3 channels", "same channels")
+    assert_one_line_error(r, "ev9.tif", "3 channels", "same channels")
     _no_output(tmp_path, "o.zarr")
 
 
@@ -124,13 +106,13 @@ def test_ideas_object_missing_a_channel(tmp_path):
             if (obj, ch) != (2, 2):
                 tifffile.imwrite(src / f"s_{obj}_Ch{ch}.tif", np.ones((8, 8), np.uint16))
     r = run("convert", src, "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "s_2", "channels Ch1 but", "Ch1,Ch2")
+    assert_one_line_error(r, "s_2", "channels Ch1 but", "Ch1,Ch2")
 
 
 def test_empty_input(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run("convert", tmp_path / "empty", "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "empty", "no event files found (.cif, .tif/.tiff)")
+    assert_one_line_error(r, "empty", "no event files found (.cif, .tif/.tiff)")
     _no_output(tmp_path, "o.zarr")
 
 
@@ -138,11 +120,11 @@ def test_existing_output_needs_overwrite(tmp_path, tiffs):
     assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "-q").returncode == 0
     before = tree_digest(tmp_path / "o.zarr")
     r = run("convert", tiffs, "-o", tmp_path / "o.zarr")
-    _assert_one_line_error(r, "o.zarr", "--overwrite")
+    assert_one_line_error(r, "o.zarr", "--overwrite")
     assert tree_digest(tmp_path / "o.zarr") == before
     assert run("process", tmp_path / "o.zarr", "-o", tmp_path / "t.h5ad", "-q").returncode == 0
     r = run("process", tmp_path / "o.zarr", "-o", tmp_path / "t.h5ad")
-    _assert_one_line_error(r, "t.h5ad", "--overwrite")
+    assert_one_line_error(r, "t.h5ad", "--overwrite")
     assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "--overwrite", "-q").returncode == 0
 
 
@@ -156,23 +138,23 @@ def test_bad_configs(tmp_path, tiffs, text, needles):
     assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "-q").returncode == 0
     (tmp_path / "c.yml").write_text(text)
     r = run("process", tmp_path / "o.zarr", "-c", tmp_path / "c.yml", "-o", tmp_path / "t.h5ad")
-    _assert_one_line_error(r, *needles)
+    assert_one_line_error(r, *needles)
     assert not (tmp_path / "t.h5ad").exists()
 
 
 def test_not_a_store_and_unknown_channel(tmp_path, tiffs):
     (tmp_path / "plain").mkdir()
     r = run("process", tmp_path / "plain", "-o", tmp_path / "t.h5ad")
-    _assert_one_line_error(r, "plain")
+    assert_one_line_error(r, "plain")
     assert run("convert", tiffs, "-o", tmp_path / "o.zarr", "-q").returncode == 0
     (tmp_path / "c.yml").write_text("segmentation: {channels: [DAPI]}\n")
     r = run("process", tmp_path / "o.zarr", "-c", tmp_path / "c.yml", "-o", tmp_path / "t.h5ad")
-    _assert_one_line_error(r, "unknown channel 'DAPI'", "ch0, ch1")
+    assert_one_line_error(r, "unknown channel 'DAPI'", "ch0, ch1")
 
 
 def test_output_inside_input_refused(tmp_path, tiffs):
     r = run("convert", tiffs, "-o", tiffs / "o.zarr")
-    _assert_one_line_error(r, "inside the input")
+    assert_one_line_error(r, "inside the input")
     assert not (tiffs / "o.zarr").exists()
 
 
@@ -203,4 +185,4 @@ def test_jobscript(system, needles, tmp_path):
     (tmp_path / "job.sh").write_text(r.stdout)
     assert subprocess.run(["bash", "-n", tmp_path / "job.sh"]).returncode == 0
     r = run("jobscript", "--system", system, "--ranks", "2", "--", "process", "a.zarr", "-o", "t.h5ad")
-    _assert_one_line_error(r, "at least 3 ranks")
+    assert_one_line_error(r, "at least 3 ranks")

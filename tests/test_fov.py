@@ -11,7 +11,6 @@ import tifffile
 import zarr
 from scipy import ndimage as ndi
 from scipzarr.converters import convert
-from skimage.draw import disk
 
 import scipzarr
 from scipzarr.config import resolve_config
@@ -19,25 +18,8 @@ from scipzarr.store import open_fov_store, validate_fov_store
 from scipzarr.quality import match
 
 from .conftest import SHARED_DATA, need
-from .test_cli import run
-
-
-def _nuclei(shape=(1100, 1000), n=70, seed=0, touching=3):
-    """Two channels: bright disks (DNA) with a ramp in channel 2; some pairs touch; noise on top."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((2, *shape), np.uint16)
-    for _ in range(n):
-        r, c, rad = rng.uniform(15, shape[0] - 15), rng.uniform(15, shape[1] - 15), rng.uniform(6, 14)
-        rr, cc = disk((r, c), rad, shape=shape)
-        img[0, rr, cc] = 900 + rng.integers(0, 100)
-        img[1, rr, cc] = (200 + 0.5 * cc).astype(np.uint16)
-    for k in range(touching):  # two overlapping disks: one blob, two nuclei
-        r, c = 100 + 300 * k, 255.0 + 256 * k  # across the 256-pixel chunk borders
-        for dc in (-9, 9):
-            rr, cc = disk((r, c + dc), 10, shape=shape)
-            img[0, rr, cc] = 950
-    img += rng.integers(0, 50, img.shape).astype(np.uint16)
-    return img
+from .conftest import nuclei as _nuclei
+from .conftest import run
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from scipzarr.errors import ScipzarrError
 from scipzarr.kernels import segment as seg
 from scipzarr.kernels import threshold as thr_k
 
-from .test_cli import run
+from .conftest import run
 
 GPU, WHY = backend.gpu_status()
 need_gpu = pytest.mark.skipif(not GPU, reason=f"no usable GPU: {WHY}")
@@ -39,7 +39,7 @@ def _ifc_store(tmp_path, n=60, k=4):
 
 
 def _fov_store(tmp_path):
-    from .test_fov import _nuclei
+    from .conftest import nuclei as _nuclei
 
     tifffile.imwrite(tmp_path / "a.ome.tif", _nuclei((700, 600), 40, seed=2, touching=2), ome=True,
                      metadata={"axes": "CYX", "Channel": {"Name": ["DNA", "GFP"]}})

@@ -195,7 +195,7 @@ def test_process_nan_pixels_fail_or_skip(tmp_path):
 def test_fov_process_killed_after_k_fovs_resumes_to_the_same_table(tmp_path, chunk_size):
     import tifffile
 
-    from .test_fov import _nuclei
+    from .conftest import nuclei as _nuclei
 
     for f in range(8):
         tifffile.imwrite(tmp_path / f"f{f}.tif", _nuclei((260, 250), 12, seed=f, touching=0))

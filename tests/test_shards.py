@@ -58,7 +58,7 @@ def test_ifc_shards_merge_to_the_single_run_table_and_labels(tmp_path, n):
 def test_fov_shards_merge_to_the_single_run_table(tmp_path):
     import tifffile
 
-    from .test_fov import _nuclei
+    from .conftest import nuclei as _nuclei
 
     for f in range(5):
         tifffile.imwrite(tmp_path / f"f{f}.tif", _nuclei((200, 180), 10, seed=f, touching=0))

@@ -62,7 +62,7 @@ def test_mpi_jobscript_runs_under_sbatch_and_gives_the_threads_table(slurm, ifc_
 def test_mpi_jobscript_on_a_fov_store(slurm, tmp_path):
     import tifffile
 
-    from .test_fov import _nuclei
+    from .conftest import nuclei as _nuclei
 
     for f in range(3):
         tifffile.imwrite(tmp_path / f"f{f}.tif", _nuclei((220, 200), 10, seed=f, touching=0))

@@ -10,7 +10,7 @@ import pytest
 
 import scipzarr
 
-from .test_cli import run
+from .conftest import run
 
 pytestmark = pytest.mark.slow  # end to end: subprocesses, clusters, installs
 
