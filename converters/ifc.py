@@ -106,10 +106,9 @@ _TIFF_DTYPES = {(1, 8): "u1", (1, 16): "u2", (1, 32): "u4", (2, 8): "i1", (2, 16
                 (3, 32): "f4", (3, 64): "f8"}
 
 
-def plain_tiff(data: bytes) -> tuple[tuple[int, int], np.dtype, int] | None:
-    """Shape, dtype and pixel offset of a plain TIFF (classic, one uncompressed 2-D image in contiguous
-    strips, as IDEAS and tifffile write event images), parsed from its bytes; None for anything else (the
-    general path, tifffile, reads those)."""
+def _tiff_tags(data: bytes):
+    """Byte order and the short/long tags of the first directory of a classic TIFF whose directory lies in
+    ``data`` (values may point past it), and whether it is the only directory; None otherwise."""
     import struct
 
     if len(data) < 8 or data[:4] not in (b"II*\x00", b"MM\x00*"):
@@ -120,8 +119,8 @@ def plain_tiff(data: bytes) -> tuple[tuple[int, int], np.dtype, int] | None:
         return None
     (n,) = struct.unpack_from(bo + "H", data, off)
     end = off + 2 + 12 * n
-    if n == 0 or end + 4 > len(data) or struct.unpack_from(bo + "I", data, end)[0] != 0:
-        return None  # not exactly one image
+    if n == 0 or end + 4 > len(data):
+        return None
     tags = {}
     for k in range(n):
         tag, typ, count = struct.unpack_from(bo + "HHI", data, off + 2 + 12 * k)
@@ -132,21 +131,53 @@ def plain_tiff(data: bytes) -> tuple[tuple[int, int], np.dtype, int] | None:
         if count * size > 4:
             (at,) = struct.unpack_from(bo + "I", data, at)
             if at + count * size > len(data):
-                return None
+                tags[tag] = None  # out of reach of these bytes
+                continue
         tags[tag] = struct.unpack_from(bo + ("H" if typ == 3 else "I") * count, data, at)
-    get = lambda t, d=None: tags.get(t, (d,))  # noqa: E731
-    width, height = get(256)[0], get(257)[0]
-    bits, fmt = get(258, 1)[0], get(339, 1)[0]
-    if (width is None or height is None or get(259, 1)[0] != 1 or get(277, 1)[0] != 1 or 273 not in tags
-            or 279 not in tags or (fmt, bits) not in _TIFF_DTYPES):
+    single = struct.unpack_from(bo + "I", data, end)[0] == 0
+    return bo, tags, single
+
+
+def _geometry(bo, tags) -> tuple[tuple[int, int], np.dtype] | None:
+    def get(t, d=None):
+        v = tags.get(t)
+        return d if v is None else v[0]
+
+    width, height = get(256), get(257)
+    fmt, bits = get(339, 1), get(258, 1)
+    if width is None or height is None or get(259, 1) != 1 or get(277, 1) != 1 or (fmt, bits) not in _TIFF_DTYPES:
         return None
+    return (int(height), int(width)), np.dtype(bo + _TIFF_DTYPES[(fmt, bits)])
+
+
+def tiff_geometry(path: Path, head: int = 4096) -> tuple[tuple[int, int], np.dtype] | None:
+    """Shape and dtype of a plain TIFF from the first ``head`` bytes of the file (its directory), or None (not
+    plain, or its directory lies further on: ask tifffile)."""
+    with open(path, "rb") as f:
+        found = _tiff_tags(f.read(head))
+    if found is None or not found[2]:
+        return None
+    return _geometry(found[0], found[1])
+
+
+def plain_tiff(data: bytes) -> tuple[tuple[int, int], np.dtype, int] | None:
+    """Shape, dtype and pixel offset of a plain TIFF (classic, one uncompressed 2-D image in contiguous
+    strips, as IDEAS and tifffile write event images), parsed from its bytes; None for anything else (the
+    general path, tifffile, reads those)."""
+    found = _tiff_tags(data)
+    if found is None or not found[2]:
+        return None
+    bo, tags, _ = found
+    geometry = _geometry(bo, tags)
+    if geometry is None or tags.get(273) is None or tags.get(279) is None:
+        return None
+    (height, width), dtype = geometry
     offsets, counts = np.array(tags[273], np.int64), np.array(tags[279], np.int64)
-    dtype = np.dtype(bo + _TIFF_DTYPES[(fmt, bits)])
-    nbytes = int(width) * int(height) * dtype.itemsize
+    nbytes = width * height * dtype.itemsize
     if len(offsets) != len(counts) or int(counts.sum()) != nbytes or int(offsets[0]) + nbytes > len(data) \
             or not np.array_equal(offsets[1:], offsets[:-1] + counts[:-1]):
         return None
-    return (int(height), int(width)), dtype, int(offsets[0])
+    return (height, width), dtype, int(offsets[0])
 
 
 _KNOWN_HEADERS: dict[bytes, tuple] = {}
@@ -428,20 +459,16 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         chans[ch] = path
         roots[key] = root
     channels = sorted(set().union(*objects.values()))
-    # headers without opening every file: files of a channel as large as a plain sample of that channel are
-    # taken to hold its geometry (checked when they are read: each file is read once, by convert)
-    samples: dict[int, tuple] = {}
-    for ch in channels:
-        path = next(chans[ch] for chans in objects.values() if ch in chans)
-        head = plain_tiff(path.read_bytes()) if path.stat().st_size <= 1 << 24 else None
-        if head is not None:
-            samples[ch] = (path.stat().st_size, head)
 
     def info_of(path: Path, ch: int):
-        sample = samples.get(ch)
-        if sample is not None and path.stat().st_size == sample[0]:
-            (h, w), dt, _ = sample[1]
-            return (h, w), "YX", dt.newbyteorder("=")
+        """Geometry from the first 4 KiB of a plain TIFF (its directory; the pixels are read once, by
+        convert), tifffile for any other file."""
+        try:
+            geometry = tiff_geometry(path)
+        except OSError:
+            geometry = None
+        if geometry is not None:
+            return geometry[0], "YX", geometry[1].newbyteorder("=")
         return _tiff_info(path)
 
     info: dict[tuple, tuple] = {}
