@@ -199,7 +199,12 @@ def _scan(r: _Reader) -> CifIndex:
     if 33064 in tags:  # the instrument XML: a megabyte and more, searched as bytes
         typ, count, _, voff = tags[33064]
         if typ == 2 and 0 < count <= 1 << 26:
-            m = re.search(rb"<CameraPixelSize>([0-9.]+)</CameraPixelSize>", r.read(voff, count, "the instrument XML"))
+            # IDEAS writes the camera section near the end of this document: its last 64 KiB first
+            pattern = rb"<CameraPixelSize>([0-9.]+)</CameraPixelSize>"
+            tail = min(count, 1 << 16)
+            m = re.search(pattern, r.read(voff + count - tail, tail, "the instrument XML"))
+            if m is None and tail < count:
+                m = re.search(pattern, r.read(voff, count, "the instrument XML"))
             pixel = float(m.group(1)) if m else None
     n_expected = _values(r, bo, tags[33018], "the object count")[0] if 33018 in tags else None
     objects, widths, heights, images, masks, damaged = [], [], [], [], [], []
