@@ -33,3 +33,23 @@ def test_fit_to_tile_pads_and_crops_centrally():
 def test_plan_refuses_nothing_to_store():
     with pytest.raises(ScipzarrError, match="no events"):
         store.Mosaic.plan(0, 1, (4, 4), 2)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int32", "uint32", "float32"])
+def test_pyramid_halving_is_the_rounded_float_mean(dtype):
+    """Integer levels are ``round(mean)`` of each 2x2 block (half to even) computed without float64; an odd
+    last row or column is left out; labels take every second pixel."""
+    from scipzarr.store.ngff import halve
+
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    lo, hi = (info.min, info.max) if info else (-1e3, 1e3)
+    block = np.random.default_rng(7).uniform(lo, hi, (3, 9, 11)).astype(dtype)
+    block[0, :2, :2] = np.array([[1, 2], [2, 1]], dtype)  # mean 1.5: rounds to 2
+    block[1, :2, :2] = np.array([[2, 3], [3, 2]], dtype)  # mean 2.5: rounds to 2
+    f = block[:, :8, :10].astype(np.float64)
+    mean = (f[:, ::2, ::2] + f[:, 1::2, ::2] + f[:, ::2, 1::2] + f[:, 1::2, 1::2]) / 4
+    expected = (np.round(mean) if info else mean).astype(dtype)
+    np.testing.assert_array_equal(halve(block), expected)
+    np.testing.assert_array_equal(halve(block, nearest=True), block[:, :8:2, :10:2])
+    if info:
+        assert halve(block)[0, 0, 0] == 2 and halve(block)[1, 0, 0] == 2

@@ -39,7 +39,7 @@ def write_fov_image(root: zarr.Group, index: int, fov, channel_names: list[str],
     chunks = ngff.level_chunks(data.shape, (chunk, chunk))
     s0 = ngff.create_array(group, "s0", data.shape, chunks, data.dtype, ["c", "y", "x"])
     compute([da.store(data.rechunk((c, chunk, chunk)).rechunk(chunks), s0, compute=False, lock=False)])
-    ngff.write_image_levels(group, n_levels, (chunk, chunk), compute)
+    ngff.write_levels(group, n_levels, (chunk, chunk), compute)
     ngff.write_image_metadata(group, n_levels, fov.name, channel_names, fov.pixel_size)
     entry = {"name": fov.name, "path": str(index), "source": fov.source, "series": int(fov.series),
              "shape": [int(s) for s in data.shape], "pixel_size_um": list(fov.pixel_size),

@@ -238,7 +238,7 @@ def write_ifc_mosaic(
     grid = da.zeros(mosaic.chunk_grid, chunks=1, dtype=np.int8)
     compute([grid.map_blocks(write_block, dtype=np.int8, name=layer)], layer)
     n_levels = ngff.pyramid_levels(mosaic.shape[1:], mosaic.tile)
-    ngff.write_image_levels(root, n_levels, (cy, cx), lambda collections: compute(collections, ""))
+    ngff.write_levels(root, n_levels, (cy, cx), lambda collections: compute(collections, ""))
     ngff.write_image_metadata(root, n_levels, "events", channel_names, pixel_size)
     root.attrs["scipzarr"] = {
         "format": STORE_FORMAT,

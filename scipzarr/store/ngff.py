@@ -38,21 +38,6 @@ def pyramid_levels(shape_yx: tuple[int, int], tile: tuple[int, int]) -> int:
     return levels
 
 
-def downsample(level: da.Array) -> da.Array:
-    """The next image level: 2x2 mean in y and x, dtype kept (rounded for integers)."""
-    cy, cx = level.chunksize[1:]
-    level = level.rechunk((level.shape[0], cy - cy % 2 or 2, cx - cx % 2 or 2))  # even chunks: no odd blocks
-    mean = da.coarsen(np.mean, level.astype(np.float64), {1: 2, 2: 2}, trim_excess=True)
-    if np.issubdtype(level.dtype, np.integer):
-        mean = da.round(mean)
-    return mean.astype(level.dtype)
-
-
-def every_second(level):
-    """The next label level: every second pixel (nearest neighbour; numpy view or dask array)."""
-    return level[: level.shape[0] // 2 * 2: 2, : level.shape[1] // 2 * 2: 2]
-
-
 def level_chunks(shape: tuple[int, ...], chunk_yx: tuple[int, int]) -> tuple[int, ...]:
     """The same chunk size in pixels on every level (capped by the level's shape)."""
     return tuple(shape[:-2]) + tuple(min(c, s) for c, s in zip(chunk_yx, shape[-2:]))
@@ -63,10 +48,11 @@ def create_array(group: zarr.Group, name: str, shape, chunks, dtype, dims: list[
                               compressors=[COMPRESSOR], dimension_names=dims, overwrite=True)
 
 
-def halve(block: np.ndarray, nearest: bool = False) -> np.ndarray:
-    """The next pyramid level of a block with even sides in y and x (the last two axes): every second pixel
-    (labels), or the 2x2 mean, rounded half to even for integers, in the block's dtype (:func:`downsample`
-    exactly, without going through float64 for integers)."""
+def halve(block, nearest: bool = False):
+    """The next pyramid level of a block (the last two axes; an odd last row or column is left out): every
+    second pixel (labels; a view), or the 2x2 mean in the block's dtype, integers rounded half to even (as
+    ``round(mean(float64))``, without the float64 copy)."""
+    block = block[..., : block.shape[-2] // 2 * 2, : block.shape[-1] // 2 * 2]
     if nearest:
         return block[..., ::2, ::2]
     if block.dtype.kind in "iu":
@@ -108,11 +94,6 @@ def write_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], co
 
 def _array_path(group: zarr.Group, arr: zarr.Array) -> str:
     return str(Path(str(group.store.root)) / arr.path)
-
-
-def write_image_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], compute) -> zarr.Array:
-    """Levels ``s1 ..`` of a ``(c, y, x)`` image whose ``s0`` is on disk (2x2 means): :func:`write_levels`."""
-    return write_levels(group, n_levels, chunk_yx, compute)
 
 
 def image_datasets(n_levels: int, pixel_size=(None, None), labels: bool = False) -> list[dict]:
@@ -194,7 +175,7 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
         sub = zarr.open_group(str(labels_dir / work), mode="r+")
         prev = labels
         for lv in range(1, n_levels):
-            prev = every_second(prev)
+            prev = halve(prev, nearest=True)
             create_array(sub, f"s{lv}", prev.shape, level_chunks(prev.shape, chunk_yx), prev.dtype, ["y", "x"])[...] = prev
     else:
         compute([da.store(labels.rechunk(s0.chunks), s0, compute=False, lock=False)])
@@ -249,16 +230,18 @@ def scratch_array(path: Path, shape, chunks, dtype, reuse: bool = False) -> zarr
     """A plain zarr array for intermediate results. ``reuse``: open the one a resumed run (or another shard of
     the same job, writing other chunks) left; created without overwriting, so shards starting together cannot
     delete each other's chunks."""
-    if reuse:
-        if (Path(path) / "zarr.json").exists():
-            return zarr.open_array(str(path), mode="r+")
-        try:
-            return zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, compressors=[COMPRESSOR],
-                                     fill_value=0, zarr_format=3, overwrite=False)
-        except Exception:  # noqa: BLE001 - created meanwhile by another shard (zarr's ContainsArrayError)
-            return zarr.open_array(str(path), mode="r+")
-    return zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, compressors=[COMPRESSOR],
-                             fill_value=0, zarr_format=3, overwrite=True)
+    def create(overwrite: bool) -> zarr.Array:
+        return zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, compressors=[COMPRESSOR],
+                                 fill_value=0, zarr_format=3, overwrite=overwrite)
+
+    if not reuse:
+        return create(True)
+    if (Path(path) / "zarr.json").exists():
+        return zarr.open_array(str(path), mode="r+")
+    try:
+        return create(False)
+    except Exception:  # noqa: BLE001 - created meanwhile by another shard (zarr's ContainsArrayError)
+        return zarr.open_array(str(path), mode="r+")
 
 
 def persist(array: da.Array, path: Path, compute) -> da.Array:
