@@ -22,6 +22,7 @@ from ..store import open_fov_store, open_store, require_kind
 from ..table import build_fov_table, build_table, check_table_path, write_table
 from ..work import Work, config_hash, fingerprint, work_path
 from . import fov, ifc
+from .shards import owns, parse_shard
 
 __all__ = ["process"]
 
@@ -47,19 +48,6 @@ def open_work(store_path, config: dict, output, overwrite: bool, resume: bool, p
     identity = {"config": config_hash(config), "input": fingerprint([Path(store_path)]),
                 "store": str(Path(store_path).resolve()), "output": str(output.resolve()), **(extra or {})}
     return output, Work(work_path(output), identity, resume=resume, say=_note if progress else None)
-
-
-def parse_shard(shard: str | None) -> tuple[int, int] | None:
-    """``"I/N"`` as ``(I, N)``, checked; None stays None."""
-    if shard is None:
-        return None
-    try:
-        i, n = (int(v) for v in str(shard).split("/"))
-    except ValueError:
-        raise ScipzarrError(f"--shard {shard}: give I/N, e.g. 0/4 for the first of 4 shards") from None
-    if n < 1 or not 0 <= i < n:
-        raise ScipzarrError(f"--shard {shard}: I must be 0..N-1 (shards are numbered from 0), e.g. 0/{max(n, 1)}")
-    return i, n
 
 
 def process(
@@ -146,7 +134,7 @@ def process(
             else:
                 if work is not None and resume and work.n_done() and progress:
                     _note(f"scipzarr: resuming: {work.n_done()} of {len(st.fovs)} FOVs already done")
-                mine = sum(1 for i in range(len(st.fovs)) if ifc.owns(parts, i))
+                mine = sum(1 for i in range(len(st.fovs)) if owns(parts, i))
                 with Bar(mine, description="process", unit="FOVs", enabled=progress, runner=runner) as bar:
                     results = fov.run(st, plan, runner.compute, bar, work, parts)
                 obs, X, var, meta = fov.build_obs_x(st, plan, results)

@@ -42,6 +42,7 @@ from ..kernels import segment as seg
 from ..kernels import threshold as thr_k
 from ..store import FovStore, ngff, write_fov_labels
 from . import chunked
+from .shards import owns
 
 
 @dataclass(frozen=True)
@@ -370,7 +371,7 @@ def _load(work, i: int):
 def run(st: FovStore, plan: FovPlan, compute, bar, work=None, shard: tuple[int, int] | None = None) -> dict:
     """Every FOV's result ``{index: (threshold, objects, centroids, X)}`` (of the shard's FOVs: every n-th
     from i): whole FOVs one task each (progress per task), then the chunked ones one after the other."""
-    mine = [i for i in range(len(st.fovs)) if shard is None or i % shard[1] == shard[0]]
+    mine = [i for i in range(len(st.fovs)) if owns(shard, i)]
     whole = [f["shape"][1] * f["shape"][2] <= plan.whole_max_pixels for f in st.fovs]
     thr = thresholds(st, plan, whole, compute, mine)
     whole_ids = [i for i in mine if whole[i]]

@@ -26,6 +26,7 @@ from ..kernels import threshold as thr_k
 from ..kernels.batch import event_slices, valid_mask
 from ..progress import Bar
 from ..store import mosaic as store
+from .shards import owns
 
 
 @dataclass(frozen=True)
@@ -392,9 +393,11 @@ def shard_labels_name(config: dict, count: int) -> str:
     return f".{config['labels']['name']}.scipzarr-shards-{count}-{config_hash(config)[:10]}"
 
 
-def owns(shard: tuple[int, int] | None, index: int) -> bool:
-    """Whether shard ``(i, n)`` processes chunk or FOV ``index``: every n-th from i (None: all)."""
-    return shard is None or index % shard[1] == shard[0]
+def write_labels(st: store.MosaicStore, plan: Plan, scratch, compute) -> None:
+    """The label image ``labels/<labels.name>`` from the scratch array the chunk tasks filled."""
+    store.write_mosaic_labels(st, plan.config["labels"]["name"], scratch, compute,
+                              {"scipzarr": {"label_stride": plan.label_stride,
+                                            "label_rule": "label = event_index * label_stride + object"}})
 
 
 def _shard_chunk(meta, block_index: int, shard, *args):
@@ -440,9 +443,7 @@ def run(st: store.MosaicStore, plan: Plan, runner, *, progress: bool, work=None,
         if shard is not None:
             return rows, {"dataset": threshold, "normalize": lohi}, None
         if work_name:
-            store.write_mosaic_labels(st, plan.config["labels"]["name"], scratch, compute,
-                                      {"scipzarr": {"label_stride": plan.label_stride,
-                                                    "label_rule": "label = event_index * label_stride + object"}})
+            write_labels(st, plan, scratch, compute)
     except BaseException:
         if work_name and work is None and shard is None:
             store.discard_labels(st, work_name)

@@ -22,6 +22,7 @@ from ..store import mosaic as mosaic_store
 from ..store import open_fov_store, open_store
 from ..table import build_fov_table, build_table, check_table_path, read_table, write_table
 from . import ifc
+from .shards import owns
 
 
 def _parts(paths: list[Path]):
@@ -55,8 +56,7 @@ def _parts(paths: list[Path]):
     return sorted(tables, key=lambda t: int(t[2]["shard"]["index"])), n
 
 
-def merge(parts: list[str | Path], output: str | Path, *, overwrite: bool = False, store: str | Path | None = None,
-          progress: bool = False):
+def merge(parts: list[str | Path], output: str | Path, *, overwrite: bool = False, store: str | Path | None = None):
     """Join partial tables into one and write it (and, for IFC stores, the label image); returns the AnnData."""
     t0 = time.perf_counter()
     paths = [Path(p) for p in parts]
@@ -72,14 +72,15 @@ def merge(parts: list[str | Path], output: str | Path, *, overwrite: bool = Fals
     var = tables[0][1].var
     X = np.concatenate([np.asarray(t.X) for _, t, _ in tables]) if tables else np.zeros((0, len(var)))
     obs = pd.concat([t.obs for _, t, _ in tables])
-    if first.get("kind", "ifc") == "fov":
+    kind = first.get("kind", "ifc")
+    if kind == "fov":
         st = open_fov_store(store_path)
         order = np.lexsort((obs["label"].to_numpy(), obs["fov"].cat.codes.to_numpy()))
         obs, X = obs.iloc[order], X[order]
         thresholds = [float("nan")] * len(st.fovs)
         for _, _, meta in tables:
             for i, v in enumerate(meta["thresholds"]):
-                if ifc.owns((int(meta["shard"]["index"]), n), i):
+                if owns((int(meta["shard"]["index"]), n), i):
                     thresholds[i] = float(v)
         meta = {"fovs": len(st.fovs), "thresholds": thresholds, "chunk_size": int(first["chunk_size"]),
                 "objects_per_fov": {k: int(c) for k, c in obs["fov"].value_counts(sort=False).items()}}
@@ -100,20 +101,16 @@ def merge(parts: list[str | Path], output: str | Path, *, overwrite: bool = Fals
         stats = json.loads(first.get("statistics", "{}"))
         stats = {k: (np.asarray(v) if isinstance(v, list) else (float(v) if isinstance(v, str) else v))
                  for k, v in stats.items()}
-        adata = build_table(st, plan, rows, var.drop(columns=[], errors="ignore"), config,
-                            seconds=time.perf_counter() - t0, thresholds=stats)
+        adata = build_table(st, plan, rows, var, config, seconds=time.perf_counter() - t0, thresholds=stats)
         if config["labels"]["write"]:
             name = ifc.shard_labels_name(config, n)
             scratch = mosaic_store.label_block_array(st, name, plan.label_dtype, reuse=True)
             from ..scheduler import open_runner
 
             with open_runner("threads", quiet=True) as runner:
-                mosaic_store.write_mosaic_labels(st, config["labels"]["name"], scratch, runner.compute,
-                                                 {"scipzarr": {"label_stride": plan.label_stride,
-                                                               "label_rule": "label = event_index * label_stride "
-                                                                             "+ object"}})
+                ifc.write_labels(st, plan, scratch, runner.compute)
     adata.uns["scipzarr"]["merged_from"] = [str(p) for p in paths]
     write_table(adata, output)
-    if first.get("kind", "ifc") == "ifc" and config["labels"]["write"]:
+    if kind == "ifc" and config["labels"]["write"]:
         mosaic_store.discard_labels(st, ifc.shard_labels_name(config, n))
     return adata
