@@ -176,8 +176,9 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
            on_error) -> dict:
     fits = table[["valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"]].to_numpy()
     n_channels = len(source.channel_names)
-
-    rejected_dir = work_path(output) / "rejected"  # inside the run's work folder
+    work = Work(work_path(output), {"input": fingerprint(inputs), "options": config_hash(options)}, resume=resume,
+                say=_note if progress else None)
+    rejected_dir = work.path / "rejected"
     is_float = np.dtype(source.dtype).kind == "f"
 
     masks = source.read_masks is not None
@@ -236,11 +237,9 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
         return run_with_progress(
             collections, runner=runner, events_per_task=mosaic.per_block, n_events=mosaic.n_events,
             description="convert", prefix=layer, enabled=progress,
-            poll=lambda: ngff.chunks_written(work_path(output) / "output") * mosaic.per_block,
+            poll=lambda: ngff.chunks_written(work.output) * mosaic.per_block,
         )
 
-    work = Work(work_path(output), {"input": fingerprint(inputs), "options": config_hash(options)}, resume=resume,
-                say=_note if progress else None)
     if resume and work.output.exists() and progress:
         _note(f"scipzarr: resuming convert: {ngff.chunks_written(work.output)} of {mosaic.n_blocks} chunks already "
               "written")

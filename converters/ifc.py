@@ -106,22 +106,33 @@ _TIFF_DTYPES = {(1, 8): "u1", (1, 16): "u2", (1, 32): "u4", (2, 8): "i1", (2, 16
                 (3, 32): "f4", (3, 64): "f8"}
 
 
-def _tiff_tags(data: bytes):
-    """Byte order and the short/long tags of the first directory of a classic TIFF whose directory lies in
-    ``data`` (values may point past it), and whether it is the only directory; None otherwise."""
-    import struct
-
+def _ifd_span(data: bytes) -> tuple[str, int, int] | None:
+    """Byte order, offset and entry count of the first directory of a classic TIFF, when ``data`` holds the
+    whole directory; None otherwise."""
     if len(data) < 8 or data[:4] not in (b"II*\x00", b"MM\x00*"):
         return None
     bo = "<" if data[:2] == b"II" else ">"
-    (off,) = struct.unpack_from(bo + "I", data, 4)
+    off = int.from_bytes(data[4:8], "little" if bo == "<" else "big")
     if off + 2 > len(data):
         return None
-    (n,) = struct.unpack_from(bo + "H", data, off)
-    end = off + 2 + 12 * n
-    if n == 0 or end + 4 > len(data):
+    n = int.from_bytes(data[off:off + 2], "little" if bo == "<" else "big")
+    if n == 0 or off + 6 + 12 * n > len(data):
         return None
-    tags = {}
+    return bo, off, n
+
+
+def _tiff_tags(data: bytes):
+    """Byte order and the short/long tags of the first directory of a classic TIFF whose directory lies in
+    ``data`` (values may point past it), whether it is the only directory, and where the values stored
+    outside the directory lie (``{tag: (offset, nbytes)}``); None otherwise."""
+    import struct
+
+    span = _ifd_span(data)
+    if span is None:
+        return None
+    bo, off, n = span
+    end = off + 2 + 12 * n
+    tags, outside = {}, {}
     for k in range(n):
         tag, typ, count = struct.unpack_from(bo + "HHI", data, off + 2 + 12 * k)
         if typ not in (3, 4):
@@ -130,12 +141,13 @@ def _tiff_tags(data: bytes):
         at = off + 2 + 12 * k + 8
         if count * size > 4:
             (at,) = struct.unpack_from(bo + "I", data, at)
+            outside[tag] = (at, count * size)
             if at + count * size > len(data):
                 tags[tag] = None  # out of reach of these bytes
                 continue
         tags[tag] = struct.unpack_from(bo + ("H" if typ == 3 else "I") * count, data, at)
     single = struct.unpack_from(bo + "I", data, end)[0] == 0
-    return bo, tags, single
+    return bo, tags, single, outside
 
 
 def _geometry(bo, tags) -> tuple[tuple[int, int], np.dtype] | None:
@@ -164,10 +176,13 @@ def plain_tiff(data: bytes) -> tuple[tuple[int, int], np.dtype, int] | None:
     """Shape, dtype and pixel offset of a plain TIFF (classic, one uncompressed 2-D image in contiguous
     strips, as IDEAS and tifffile write event images), parsed from its bytes; None for anything else (the
     general path, tifffile, reads those)."""
-    found = _tiff_tags(data)
+    return _plain_from_tags(data, _tiff_tags(data))
+
+
+def _plain_from_tags(data: bytes, found) -> tuple[tuple[int, int], np.dtype, int] | None:
     if found is None or not found[2]:
         return None
-    bo, tags, _ = found
+    bo, tags, _, _ = found
     geometry = _geometry(bo, tags)
     if geometry is None or tags.get(273) is None or tags.get(279) is None:
         return None
@@ -185,20 +200,24 @@ _KNOWN_HEADERS: dict[bytes, tuple] = {}
 
 def _plain_tiff_cached(data: bytes):
     """:func:`plain_tiff`, remembered by the bytes of the file's header and directory (the files of one export
-    share them, so most files are not parsed again)."""
-    if len(data) < 8:
+    share them, so most files are not parsed again) and checked against the strip offsets and counts the
+    directory points to, which may lie outside it."""
+    span = _ifd_span(data)
+    if span is None:
         return None
-    off = int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")
-    n_raw = data[off:off + 2]
-    if len(n_raw) < 2:
-        return None
-    n = int.from_bytes(n_raw, "little" if data[:2] == b"II" else "big")
+    _, off, n = span
     key = data[:8] + data[off:off + 6 + 12 * n]
-    if key not in _KNOWN_HEADERS:
+    known = _KNOWN_HEADERS.get(key)
+    if known is not None and all(data[at:at + nbytes] == value for at, nbytes, value in known[1]):
+        found = known[0]
+    else:
+        tags = _tiff_tags(data)
+        found = _plain_from_tags(data, tags)
+        outside = [(at, nbytes, data[at:at + nbytes]) for tag, (at, nbytes) in (tags[3] if tags else {}).items()
+                   if tag in (273, 279)]
         if len(_KNOWN_HEADERS) > 64:
             _KNOWN_HEADERS.clear()
-        _KNOWN_HEADERS[key] = plain_tiff(data)
-    found = _KNOWN_HEADERS[key]
+        _KNOWN_HEADERS[key] = (found, outside)
     if found is not None and found[2] + found[0][0] * found[0][1] * found[1].itemsize > len(data):
         return None
     return found
@@ -212,7 +231,8 @@ def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=Non
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ScipzarrError(f"{path}: cannot read ({exc.strerror}); check the file") from None
+        raise ScipzarrError(f"{path}: cannot read pixel data ({exc.strerror}); the file is missing or unreadable, "
+                            "re-export it") from None
     plain = _plain_tiff_cached(data)
     if plain is not None:
         (h, w), dt, at = plain
@@ -230,10 +250,13 @@ def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=Non
 
 
 def _read_tiff(path: Path) -> np.ndarray:
+    """A whole TIFF as tifffile's first series (its shape may come from the file's description, e.g. a
+    ``(C, Y, X)`` event stored as one page): the general path of per-event TIFFs and montages."""
     try:
         return tifffile.imread(path)
     except Exception as exc:
-        raise ScipzarrError(f"{path}: cannot read pixel data ({_reason(exc)}); the file is corrupt or truncated, re-export it") from None
+        raise ScipzarrError(f"{path}: cannot read pixel data ({_reason(exc)}); the file is corrupt or truncated, "
+                            "re-export it") from None
 
 
 def _to_cyx(arr: np.ndarray, axes: str, path: Path) -> np.ndarray:

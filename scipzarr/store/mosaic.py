@@ -207,7 +207,7 @@ def write_ifc_mosaic(
 
     label_dtype = np.uint32 if mosaic.n_events < 2**32 - 1 else np.uint64
     # the instrument's masks go straight into their label images (the whole store is written aside anyway)
-    scratch = [(zarr.open_array(str(path / "labels" / name / "s0"), mode="r+")
+    mask_arrays = [(zarr.open_array(str(path / "labels" / name / "s0"), mode="r+")
                 if resume and (path / "labels" / name / "s0" / "zarr.json").exists()
                 else ngff.create_labels(path, name, mosaic.shape[1:], (cy, cx), label_dtype))
                for name in (mask_labels or [])]
@@ -219,14 +219,14 @@ def write_ifc_mosaic(
         if len(idx) and not (resume and ngff.chunk_file(path, "s0", 0, by, bx).exists()):
             batch = np.zeros((mosaic.per_block, mosaic.n_channels, *mosaic.tile), dtype=dtype)
             where = (slice(by * cy, (by + 1) * cy), slice(bx * cx, (bx + 1) * cx))
-            if scratch:
+            if mask_arrays:
                 pixels, masks = read_block(idx)
                 ids = np.zeros(mosaic.per_block, label_dtype)
                 ids[: len(idx)] = np.arange(idx.start, idx.stop) + 1
-                lab = np.zeros((mosaic.per_block, len(scratch), *mosaic.tile), label_dtype)
+                lab = np.zeros((mosaic.per_block, len(mask_arrays), *mosaic.tile), label_dtype)
                 lab[: len(idx)] = masks
                 lab *= ids[:, None, None, None]
-                for k, arr in enumerate(scratch):  # before s0: a present s0 chunk means a whole chunk
+                for k, arr in enumerate(mask_arrays):  # before s0: a present s0 chunk means a whole chunk
                     arr[where] = mosaic.from_batch(lab[:, k])
             else:
                 pixels = read_block(idx)
@@ -238,7 +238,11 @@ def write_ifc_mosaic(
     grid = da.zeros(mosaic.chunk_grid, chunks=1, dtype=np.int8)
     compute([grid.map_blocks(write_block, dtype=np.int8, name=layer)], layer)
     n_levels = ngff.pyramid_levels(mosaic.shape[1:], mosaic.tile)
-    ngff.write_levels(root, n_levels, (cy, cx), lambda collections: compute(collections, ""))
+
+    def run(collections):  # no progress layer
+        return compute(collections, "")
+
+    ngff.write_levels(root, n_levels, (cy, cx), run)
     ngff.write_image_metadata(root, n_levels, "events", channel_names, pixel_size)
     root.attrs["scipzarr"] = {
         "format": STORE_FORMAT,
@@ -256,7 +260,7 @@ def write_ifc_mosaic(
     events, rejected = tables()
     write_events_table(root, events, rejected)
     for name in mask_labels or []:
-        ngff.finish_labels(path, name, n_levels, (cy, cx), lambda collections: compute(collections, ""),
+        ngff.finish_labels(path, name, n_levels, (cy, cx), run,
                            {"scipzarr": {"label_rule": "label = event_index + 1 where the mask is set",
                                          "source": "instrument masks"}}, pixel_size)
 
