@@ -22,12 +22,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "normalize": {"method": "none", "scope": "dataset", "low": 1.0, "high": 99.0},
     "segmentation": {
         "source": "threshold",
-        "channels": [0],
+        "channels": "auto",
         "smoothing_sigma": 1.0,
-        "threshold": {"method": "otsu", "scope": "event", "value": None, "k": 5.0, "direction": "auto"},
+        "threshold": {"method": "auto", "scope": "event", "value": None, "k": 5.0, "fraction": 0.1, "direction": "auto"},
         "fill_holes": True,
         "min_size": 10,
-        "keep": "all",
+        "keep": "auto",
         "split": {"method": "auto", "min_distance": 7},
         "plugin": {"name": None, "overlap": 32, "options": {}},
         "cells": {"expand": 0},
@@ -35,6 +35,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "features": {
         "families": ["shape", "intensity"],
         "channels": None,
+        "masks": None,
         **{name: copy.deepcopy(fam.defaults) for name, fam in FAMILIES.items() if fam.defaults},
     },
     "labels": {"name": "cells", "write": True},

@@ -49,6 +49,15 @@ def _jsonable(obj):
     return obj
 
 
+#: obs ``mask_qc``: ``ok``, or ``fills_event`` for an object that touches every edge of its event's valid region
+#: or covers at least 90 % of it (the mask took the background for the cell)
+MASK_QC = ["ok", "fills_event"]
+
+
+def _rows(rows: list[dict], key: str, dtype) -> np.ndarray:
+    return np.concatenate([np.asarray(r[key], dtype) for r in rows]) if rows else np.zeros(0, dtype)
+
+
 def build_table(st, plan, rows: list[dict], var: pd.DataFrame, config: dict, *, seconds: float,
                 thresholds: dict) -> ad.AnnData:
     """Assemble chunk results (in event order) into one AnnData."""
@@ -65,6 +74,9 @@ def build_table(st, plan, rows: list[dict], var: pd.DataFrame, config: dict, *, 
         "label": label.astype(np.int64),
         "source": ev["source"].to_numpy(),
         "class_label": pd.Categorical(ev["class_label"].to_numpy()),
+        "mask_qc": pd.Categorical(np.where(_rows(rows, "fills_event", bool), "fills_event", "ok"),
+                                  categories=MASK_QC),
+        "mask_parts": _rows(rows, "mask_parts", np.int64),
     })
     obs.index = pd.Index([f"{e}_{o}" for e, o in zip(obs["event_id"], obs["object"])], name="object_id")
     if not obs.index.is_unique:

@@ -63,7 +63,7 @@ def feature_columns(families: list[str], channel_names: list[str], params: dict 
                 rows.append({"name": name, "family": fam.name, "feature": col.feature,
                              "channel": target[0] if target else "", "channel2": target[1] if len(target) > 1 else "",
                              "parameters": col.parameters, "definition": col.definition,
-                             "cellprofiler_name": col.cellprofiler.format(**fill)})
+                             "cellprofiler_name": col.cellprofiler.format(**fill), "mask": "object"})
     return pd.DataFrame(rows).set_index("name")
 
 

@@ -135,15 +135,21 @@ def segment(
     return segment_mask(mask, valid, fill=fill, min_size=min_size, keep=keep)
 
 
-def segment_mask(mask, valid, *, fill: bool = True, min_size: int = 10, keep: str = "all"):
+def segment_mask(mask, valid, *, fill: bool = True, min_size: int = 10, keep: str = "all", parts: bool = False):
     """Per-event labels and object counts of a foreground mask ``(N, Y, X)`` (as :func:`segment` after its
-    threshold): holes filled, objects under ``min_size`` dropped, all or the largest kept."""
+    threshold): holes filled, objects under ``min_size`` dropped, all or the largest kept. With ``parts``, also
+    the objects per event before the largest was kept."""
     xp = xp_of(mask)
     if fill:
         mask = fill_holes(mask, 1) & valid
     labels, n_labels = label_events(mask)
     areas = xp.bincount(labels.ravel(), minlength=n_labels + 1)
     keep_mask = areas >= max(min_size, 1)
+    before = None
+    if parts:
+        ev = event_of_label(labels, n_labels)
+        big = xp.flatnonzero(keep_mask[1:]) + 1
+        before = xp.bincount(ev[big], minlength=mask.shape[0])
     if keep == "largest" and n_labels:
         ev = event_of_label(labels, n_labels)
         cand = xp.flatnonzero(keep_mask[1:]) + 1
@@ -153,4 +159,53 @@ def segment_mask(mask, valid, *, fill: bool = True, min_size: int = 10, keep: st
         first[1:] = ev[cand][1:] != ev[cand][:-1]
         keep_mask[:] = False
         keep_mask[cand[first]] = True
-    return local_labels(labels, keep_mask)
+    local, counts = local_labels(labels, keep_mask)
+    return (local, counts, before) if parts else (local, counts)
+
+
+def channel_masks(images, valid, sigma: float, k: float, both, *, fraction: float = 0.0, fill: bool = True,
+                  min_size: int = 10):
+    """A background-referenced mask per event and channel of an ``(N, C, Y, X)`` batch.
+
+    Each channel of each event is smoothed inside the event (:func:`smooth`) and referred to its own
+    background (:func:`~scipzarr.kernels.threshold.background_deviation`: median and robust noise of the
+    border ring of the valid region); a pixel is foreground where it departs by more than ``k`` noise
+    units: either way for the channels where ``both[c]`` (brightfield), else upward, and then also by at
+    least ``fraction`` of the event's highest departure in that channel (so the glow around a bright
+    object stays out of its mask). Holes are filled and pieces under ``min_size`` pixels dropped (debris).
+    Returns the masks ``(N, C, Y, X)`` bool and each event's background level and noise per channel
+    ``(N, C)`` (of the smoothed image).
+    """
+    from .threshold import background_deviation
+
+    xp = xp_of(images)
+    n, c, h, w = images.shape
+    planes = images.astype(xp.float64).reshape(n * c, h, w)
+    flat_valid = xp.broadcast_to(valid[:, None], (n, c, h, w)).reshape(n * c, h, w)
+    dev, bg, noise = background_deviation(smooth(planes, flat_valid, sigma), flat_valid)
+    dev = dev.reshape(n, c, h, w)
+    two_way = xp.asarray(both, dtype=bool)[None, :, None, None]
+    up = dev > k
+    if fraction > 0:
+        up &= dev >= fraction * dev.max(axis=(2, 3), keepdims=True)
+    mask = xp.where(two_way, (dev < -k) | (dev > k), up) & valid[:, None]
+    labels, _counts = segment_mask(mask.reshape(n * c, h, w), flat_valid, fill=fill, min_size=min_size)
+    return (labels > 0).reshape(n, c, h, w), bg.reshape(n, c), noise.reshape(n, c)
+
+
+def attribute(masks, local, counts):
+    """The object of each pixel of per-channel ``masks`` ``(N, C, Y, X)``: the event's object (``local``
+    ``(N, Y, X)``, ``counts`` per event) nearest to the pixel (0 in events without objects).
+
+    With one object per event this is that object wherever the mask is set; with several, each mask pixel
+    goes to the nearest object of its event (Euclidean distance; ties: the first in raster order).
+    """
+    xp = xp_of(local)
+    n = local.shape[0]
+    if n == 0 or int(counts.max(initial=0)) <= 1:
+        nearest = xp.broadcast_to((counts > 0).astype(local.dtype)[:, None, None], local.shape)
+    else:  # events far apart along the first axis: the nearest object is always in the pixel's own event
+        far = float(max(local.shape[1], local.shape[2]) * 4)
+        _, idx = ndimage(xp).distance_transform_edt(local == 0, sampling=(far, 1.0, 1.0), return_indices=True)
+        nearest = xp.where(counts[:, None, None] > 0, local[idx[0], idx[1], idx[2]], 0)
+    return xp.where(masks, nearest[:, None], 0).astype(local.dtype)

@@ -173,30 +173,30 @@ def from_histogram(counts: np.ndarray, lo: float, hi: float, method: str) -> flo
     return float(li_from_histogram(counts, centers))
 
 
-def background_deviation(image: np.ndarray, smooth: np.ndarray, valid: np.ndarray, sigma: float, ring: int = 2):
-    """How far each pixel of ``smooth`` departs from its event's background, in robust noise units.
+def background_deviation(smooth: np.ndarray, valid: np.ndarray, ring: int = 2):
+    """How far each pixel of a smoothed image departs from its event's background, in robust noise units.
 
-    The background of an event is taken from its own pixels: the median of
-    the ring of ``ring`` pixels along the border of its valid region (an IFC
-    event centres one object), and the noise from the same ring as 1.4826 x
-    the median absolute deviation of the raw ``image``, divided by
-    ``2 sqrt(pi) sigma`` (what a Gaussian of ``sigma`` leaves of white noise).
-    ``image``, ``smooth`` and ``valid`` are ``(N, Y, X)``; returns ``(N, Y, X)``
-    float64 (0 outside the valid region) and the per-event background and noise.
+    The background of an event is taken from its own pixels: the ring of
+    ``ring`` pixels along the border of its valid region (an IFC event centres
+    one object). The background level is the ring's median, the noise 1.4826 x
+    the median absolute deviation of the ring: both of the smoothed image, so
+    the noise is what the smoothing leaves of it whether the camera's noise is
+    white or correlated between neighbouring pixels. ``smooth`` and ``valid``
+    are ``(N, Y, X)``; returns ``(N, Y, X)`` float64 (0 outside the valid region)
+    and the per-event background and noise.
     """
-    xp = xp_of(image)
+    xp = xp_of(smooth)
     from ..backend import ndimage
     from .batch import plane_structure
 
     inner = ndimage(xp).binary_erosion(valid, structure=plane_structure(1), iterations=ring, border_value=0)
     edge = valid & ~inner
-    vals = xp.where(edge, image.astype(xp.float64), xp.nan)
+    vals = xp.where(edge, smooth.astype(xp.float64), xp.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # empty tiles of a chunk have no ring: NaN, then 0
         bg = xp.nanmedian(vals.reshape(len(vals), -1), axis=1)
         mad = xp.nanmedian(xp.abs(vals - bg[:, None, None]).reshape(len(vals), -1), axis=1)
-    factor = 1.0 / (2.0 * np.sqrt(np.pi) * sigma) if sigma > 0 else 1.0
-    noise = xp.maximum(1.4826 * mad * factor, 1e-12)
+    noise = xp.maximum(1.4826 * xp.where(xp.isfinite(mad), mad, 0.0), 1e-12)
     bg = xp.where(xp.isfinite(bg), bg, 0.0)
     dev = xp.where(valid, (smooth - bg[:, None, None]) / noise[:, None, None], 0.0)
     return dev, bg, noise

@@ -24,6 +24,8 @@ labels and table (tested). Chunk by chunk:
 
 from __future__ import annotations
 
+import copy
+
 import json
 import os
 from dataclasses import dataclass
@@ -71,7 +73,21 @@ class FovPlan:
 def make_plan(st: FovStore, config: dict, chunk_size: int | None = None, device: str = "cpu") -> FovPlan:
     """Check the config against a FOV store and resolve channels, families and sizes; one clear line for what
     FOV stores cannot do."""
+    config = copy.deepcopy(config)
     cfg_seg, cfg_feat = config["segmentation"], config["features"]
+    # the IFC-first defaults, resolved for fields of view (docs/config.md)
+    if cfg_seg["threshold"]["method"] == "auto":
+        cfg_seg["threshold"]["method"] = "otsu"
+    if cfg_seg["keep"] == "auto":
+        cfg_seg["keep"] = "all"
+    if cfg_seg["channels"] == "auto":
+        cfg_seg["channels"] = [0]
+    if cfg_seg["threshold"]["method"] == "background":
+        raise ScipzarrError(f"{st.path}: segmentation.threshold.method background refers each IFC event to its own "
+                            "background; FOV stores use otsu, li or fixed")
+    if cfg_feat.get("masks") and "channel" in cfg_feat["masks"]:
+        raise ScipzarrError(f"{st.path}: features.masks channel applies to IFC events (a mask per channel); FOV "
+                            "stores measure in each object's mask: drop channel")
     if config["normalize"]["method"] != "none":
         raise ScipzarrError(f"{st.path}: normalize.method {config['normalize']['method']} does not apply to FOV "
                             "stores; use none")

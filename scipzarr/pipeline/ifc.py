@@ -16,10 +16,13 @@ from pathlib import Path
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 
 from .. import backend
 from ..errors import ScipzarrError
 from ..features import Objects, feature_columns, measure, resolve_families
+from ..features import masks as mask_features
+from ..features.masks import measure_masks
 from ..kernels import normalize as norm
 from ..kernels import segment as seg
 from ..kernels import threshold as thr_k
@@ -45,8 +48,12 @@ class Plan:
     device: str = "cpu"
     seg_batch: int | None = None  # events segmented at once (GPU memory); None: the whole chunk
     mask_path: str | None = None  # segmentation.source ideas: the level-0 label mosaic of the instrument's masks
-    direction: str = "up"  # threshold.method background: "up" or "both" (brightfield)
     feat_batch: int | None = None  # events measured at once by the device families (GPU memory); None: all
+    method: str = "otsu"  # the threshold method, "auto" resolved
+    keep: str = "all"  # "all" or "largest", "auto" resolved
+    mask_channels: tuple[int, ...] = ()  # method background: the channels with a mask of their own
+    both: tuple[bool, ...] = ()  # per mask channel: departures both ways count (brightfield)
+    mask_families: tuple[str, ...] = ()  # per-channel families measured in each channel's own mask
 
 
 SLOT_FIELDS = ("event", "valid_y0", "valid_x0", "valid_height", "valid_width")
@@ -172,49 +179,70 @@ def _chunk_seg_hist(meta, block_index, plan, lohi, lo, hi):
     return total
 
 
-def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold) -> np.ndarray:
-    """Per-event labels ``(N, Y, X)`` (host) of a normalized batch, segmented on the plan's device in
-    sub-batches of ``plan.seg_batch`` events."""
+def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold):
+    """Per-event labels ``(N, Y, X)``, the channel masks attributed to them ``(N, K, Y, X)`` (K = the plan's
+    mask channels; ``None`` without) and the pieces of each event's mask before ``keep`` (host) of a
+    normalized batch, segmented on the plan's device in sub-batches of ``plan.seg_batch`` events."""
     cfg = plan.config["segmentation"]
     thr_cfg = cfg["threshold"]
     local = np.zeros(valid.shape, np.int32)
+    parts = np.zeros(len(valid), np.int64)
+    channel = None
+    if plan.mask_channels:
+        k = len(plan.mask_channels)
+        channel = (np.zeros((len(valid), k, *valid.shape[1:]), np.int32), np.zeros((len(valid), k)),
+                   np.zeros((len(valid), k)))
     for events in _sub_batches(plan, len(images)):
-        if thr_cfg["method"] == "background":
-            part = _background_segment(plan, images, valid, events)
+        if plan.method == "background":
+            part, found, pieces = _background_segment(plan, images, valid, events)
             local[events] = backend.to_host(part)
+            for whole, piece in zip(channel, found):
+                whole[events] = backend.to_host(piece)
+            parts[events] = backend.to_host(pieces)
             continue
         smooth, on_device = _smoothed(plan, images, valid, events)
         n = smooth.shape[0]
-        if thr_cfg["method"] == "fixed":
+        if plan.method == "fixed":
             thresholds = np.full(n, float(thr_cfg["value"]))
         elif thr_cfg["scope"] == "dataset":
             thresholds = np.full(n, threshold)
-        elif thr_cfg["method"] == "otsu":
+        elif plan.method == "otsu":
             thresholds = thr_k.threshold_otsu(smooth, on_device)
         else:
             thresholds = thr_k.threshold_li(smooth, on_device)
-        part, _counts = seg.segment(smooth, on_device, thresholds, fill=cfg["fill_holes"],
-                                    min_size=cfg["min_size"], keep=cfg["keep"])
+        mask = (smooth > backend.xp_of(smooth).asarray(thresholds)[:, None, None]) & on_device
+        part, _counts, pieces = seg.segment_mask(mask, on_device, fill=cfg["fill_holes"], min_size=cfg["min_size"],
+                                                 keep=plan.keep, parts=True)
         local[events] = backend.to_host(part)  # written to the store; features.measure copies it back: docs/gpu.md
-    return local
+        parts[events] = backend.to_host(pieces)
+    return local, channel, parts
 
 
 def _background_segment(plan: Plan, images: np.ndarray, valid: np.ndarray, events: slice):
-    """Labels of ``events`` where the smoothed segmentation image departs from each event's own background by
-    more than ``k`` noise units (:func:`kernels.threshold.background_deviation`), upward or both ways."""
+    """Labels, attributed channel masks and pieces of ``events``: a mask per channel where its smoothed
+    image departs from the event's own background by more than ``k`` noise units
+    (:func:`kernels.segment.channel_masks`), and the cell mask, the union of the segmentation channels'."""
     cfg = plan.config["segmentation"]
-    seg_images = backend.to_device(images[events][:, list(plan.seg_channels)], plan.device)
     on_device = backend.to_device(valid[events], plan.device)
-    combined = seg.combine_channels(seg_images, list(range(len(plan.seg_channels))))
-    sigma = float(cfg["smoothing_sigma"])
-    smooth = seg.smooth(combined, on_device, sigma)
-    dev, _bg, _noise = thr_k.background_deviation(combined, smooth, on_device, sigma)
-    k = float(cfg["threshold"]["k"])
-    xp = backend.xp_of(dev)
-    mask = (xp.abs(dev) > k if plan.direction == "both" else dev > k) & on_device
-    part, _counts = seg.segment_mask(mask, on_device, fill=cfg["fill_holes"], min_size=cfg["min_size"],
-                                     keep=cfg["keep"])
-    return part
+    masks, bg, noise = seg.channel_masks(backend.to_device(images[events][:, list(plan.mask_channels)], plan.device), on_device,
+                              float(cfg["smoothing_sigma"]), float(cfg["threshold"]["k"]), list(plan.both),
+                              fraction=float(cfg["threshold"]["fraction"]), fill=cfg["fill_holes"],
+                              min_size=cfg["min_size"])
+    cell = masks[:, [plan.mask_channels.index(c) for c in plan.seg_channels]].any(axis=1)
+    part, counts, pieces = seg.segment_mask(cell, on_device, fill=cfg["fill_holes"], min_size=cfg["min_size"],
+                                            keep=plan.keep, parts=True)
+    return part, (seg.attribute(masks, part, counts), bg, noise), pieces
+
+
+def fills_event(obj: Objects, meta: dict, fraction: float = 0.9) -> np.ndarray:
+    """Objects that fill their event (a failed mask): touching all four edges of the event's valid region, or
+    covering at least ``fraction`` of it."""
+    ev = obj.event
+    y0, x0 = meta["valid_y0"][ev], meta["valid_x0"][ev]
+    h, w = meta["valid_height"][ev], meta["valid_width"][ev]
+    b = np.asarray(obj.boxes)
+    edges = (b[:, 0] <= y0) & (b[:, 1] <= x0) & (b[:, 2] >= y0 + h) & (b[:, 3] >= x0 + w)
+    return edges | (np.asarray(obj.areas) >= fraction * h * w)
 
 
 def _non_finite_events(plan: Plan, block: np.ndarray, meta: dict) -> np.ndarray:
@@ -238,22 +266,30 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
     block = read_block(plan, block_index)
     bad = _non_finite_events(plan, block, meta)
     images, valid = _prepared(plan, block, meta, lohi)
+    channel = None
     if plan.mask_path is None:
-        local = _segment_events(plan, images, valid, threshold)
+        local, channel, parts = _segment_events(plan, images, valid, threshold)
     else:  # the instrument's mask of each event is its one object
         masks = plan.mosaic.to_batch(store.read_chunk(plan.mask_path, plan.mosaic, block_index)[None])[:, 0]
         local = ((masks > 0) & valid).astype(np.int32)
+        parts = local.reshape(len(local), -1).max(axis=1).astype(np.int64)
     obj = Objects(local, meta["valid_y0"], meta["valid_x0"], valid)
     values = measure(obj, images, list(plan.families), list(plan.feat_channels), plan.config["features"],
                      device=plan.device, batch=plan.feat_batch)
+    if channel is not None:
+        values = np.concatenate([values, measure_masks(obj, images, *channel, list(plan.mask_channels),
+                                                       list(plan.mask_families), plan.config["features"],
+                                                       device=plan.device)], axis=1)
     event = meta["event"][obj.event]
     if labels_out is not None:
-        glob = np.where(local > 0, meta["event"][:, None, None] * plan.label_stride + local, 0)
         by, bx = divmod(block_index, plan.mosaic.chunk_grid[1])
         cy, cx = plan.mosaic.chunk_shape[1:]
-        labels_out[by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = plan.mosaic.from_batch(glob.astype(plan.label_dtype))
+        planes = [local] + ([channel[0][:, i] for i in range(channel[0].shape[1])] if channel is not None else [])
+        for out, plane in zip(labels_out, planes):
+            glob = np.where(plane > 0, meta["event"][:, None, None] * plan.label_stride + plane, 0)
+            out[by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = plan.mosaic.from_batch(glob.astype(plan.label_dtype))
     rows = {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
-            "X": values, "rejected": bad}
+            "X": values, "rejected": bad, "mask_parts": parts[obj.event], "fills_event": fills_event(obj, meta)}
     if work is not None:
         work.save_chunk(block_index, rows)  # after the label block: a saved chunk is a complete chunk
     return rows
@@ -262,11 +298,48 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
 # ----------------------------------------------------------------------------
 # orchestration
 # ----------------------------------------------------------------------------
-def _resolve_channels(st: store.MosaicStore, config: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    seg_ch = tuple(st.channel_index(c) for c in config["segmentation"]["channels"])
+def _feature_channels(st: store.MosaicStore, config: dict) -> tuple[int, ...]:
     feat = config["features"]["channels"]
-    feat_ch = tuple(range(len(st.channel_names))) if feat is None else tuple(st.channel_index(c) for c in feat)
-    return seg_ch, feat_ch
+    return tuple(range(len(st.channel_names))) if feat is None else tuple(st.channel_index(c) for c in feat)
+
+
+#: events looked at to tell brightfield channels from the data (the first ones, whatever the chunking)
+SAMPLE_EVENTS = 2000
+
+
+def brightfield_channels(st: store.MosaicStore, config: dict) -> tuple[int, ...]:
+    """The store's brightfield channels: those a ``.cif`` states, else those whose events depart from their
+    background downward as well as upward.
+
+    A brightfield event shows its cell as darker and brighter than a grey background; fluorescence and
+    scatter only add light. Over the first :data:`SAMPLE_EVENTS` events (the same whatever the chunking), a
+    channel is brightfield when in more than half of them at least ``min_size`` pixels lie more than ``k``
+    noise units below the background (:func:`kernels.segment.channel_masks` with the sign turned).
+    """
+    stated = st.attrs["scipzarr"].get("acquisition", {}).get("brightfield_channels", [])
+    if stated:
+        return tuple(st.channel_index(c) for c in stated if c in st.channel_names)
+    m = st.mosaic
+    n = min(m.n_events, SAMPLE_EVENTS)
+    if n == 0:
+        return ()
+    cfg = config["segmentation"]
+    events = st.events
+    path = str(st.path / st.level_paths[0])
+    down = np.zeros(m.n_channels, np.int64)
+    for block in range(m.n_blocks):
+        ids = [e for e in m.block_events(block) if e < n]
+        if not ids:
+            break
+        batch = m.to_batch(store.read_chunk(path, m, block)).astype(np.float64)
+        slots = np.asarray(ids) - m.block_events(block).start
+        sub = events.iloc[ids]
+        valid = valid_mask(batch.shape[-2:], sub["valid_y0"].to_numpy(), sub["valid_x0"].to_numpy(),
+                           sub["valid_height"].to_numpy(), sub["valid_width"].to_numpy())
+        dark, _bg, _noise = seg.channel_masks(-batch[slots], valid, float(cfg["smoothing_sigma"]), float(cfg["threshold"]["k"]),
+                                 [False] * m.n_channels, fill=False, min_size=cfg["min_size"])
+        down += dark.any(axis=(2, 3)).sum(axis=0)
+    return tuple(int(c) for c in np.flatnonzero(down > n / 2))
 
 
 def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", device: str = "cpu") -> Plan:
@@ -280,16 +353,30 @@ def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", devic
         if used:
             raise ScipzarrError(f"{st.path}: {option} applies to FOV stores, not to IFC stores (one cell per "
                                 "event); remove it from the config")
-    seg_ch, feat_ch = _resolve_channels(st, config)
+    feat_ch = _feature_channels(st, config)
     thr_cfg = cfg_seg["threshold"]
+    method = thr_cfg["method"]
+    if method == "auto":  # each event against its own background; one data-set threshold: Otsu's
+        method = "otsu" if thr_cfg["scope"] == "dataset" else "background"
     direction = thr_cfg.get("direction", "auto")
-    if thr_cfg["method"] == "background":
+    bright = brightfield_channels(st, config) if (direction == "auto" or cfg_seg["channels"] == "auto") else ()
+    if cfg_seg["channels"] == "auto":  # the cell mask: the brightfield channel(s), else every channel
+        seg_ch = bright if (bright and method == "background") else (
+            tuple(range(st.mosaic.n_channels)) if method == "background" else (0,))
+    else:
+        seg_ch = tuple(st.channel_index(c) for c in cfg_seg["channels"])
+    mask_ch, both, mask_fams = (), (), ()
+    if method == "background":
         if thr_cfg["scope"] == "dataset":
             raise ScipzarrError(f"{st.path}: segmentation.threshold.method background refers every event to its own "
                                 "background; use scope event")
-        if direction == "auto":
-            bright = set(st.attrs["scipzarr"].get("acquisition", {}).get("brightfield_channels", []))
-            direction = "both" if bright and {st.channel_names[c] for c in seg_ch} <= bright else "up"
+        mask_ch = tuple(sorted(set(seg_ch) | set(feat_ch)))
+        both = tuple((c in bright) if direction == "auto" else direction == "both" for c in mask_ch)
+        mask_fams = tuple(mask_features.mask_families(resolve_families(config["features"]["families"]),
+                                                      config["features"].get("masks")))
+    elif config["features"].get("masks") and "channel" in config["features"]["masks"]:
+        raise ScipzarrError(f"{st.path}: features.masks channel needs a mask per channel, made by "
+                            "segmentation.threshold.method background (or auto); drop channel from features.masks")
     mask_path = None
     if cfg_seg["source"] == "ideas":
         name = f"ideas-{st.channel_names[seg_ch[0]]}"
@@ -302,7 +389,9 @@ def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", devic
     top = (st.mosaic.n_events + 1) * stride
     plan = Plan(st.mosaic, seg_ch, feat_ch, tuple(resolve_families(config["features"]["families"])), config,
                 stride, "uint32" if top < 2**32 else "uint64", str(st.path / st.level_paths[0]), on_error, device,
-                mask_path=mask_path, direction=direction if direction in ("up", "both") else "up")
+                mask_path=mask_path, method=method,
+                keep=("largest" if cfg_seg["keep"] == "auto" else cfg_seg["keep"]),
+                mask_channels=mask_ch if mask_path is None else (), both=both, mask_families=mask_fams)
     if device == "gpu":
         plan = dataclasses.replace(plan, seg_batch=gpu_seg_batch(st, plan), feat_batch=gpu_feat_batch(st, plan))
     return plan
@@ -393,11 +482,23 @@ def shard_labels_name(config: dict, count: int) -> str:
     return f".{config['labels']['name']}.scipzarr-shards-{count}-{config_hash(config)[:10]}"
 
 
-def write_labels(st: store.MosaicStore, plan: Plan, scratch, compute) -> None:
-    """The label image ``labels/<labels.name>`` from the scratch array the chunk tasks filled."""
-    store.write_mosaic_labels(st, plan.config["labels"]["name"], scratch, compute,
-                              {"scipzarr": {"label_stride": plan.label_stride,
-                                            "label_rule": "label = event_index * label_stride + object"}})
+def scratch_arrays(st: store.MosaicStore, plan: Plan, work_name: str, reuse: bool) -> list:
+    """The run's scratch label arrays: the objects', then one per mask channel (``<work_name>-c<index>``)."""
+    names = [work_name] + [f"{work_name}-c{c}" for c in plan.mask_channels]
+    return [store.label_block_array(st, name, plan.label_dtype, reuse=reuse) for name in names]
+
+
+def write_labels(st: store.MosaicStore, plan: Plan, scratches: list, compute) -> None:
+    """The label images ``labels/<labels.name>`` and ``labels/<labels.name>-<channel>`` (each channel's own
+    mask, with the label of the object its pixels belong to) from the scratch arrays the chunk tasks filled."""
+    name = plan.config["labels"]["name"]
+    names = [name] + [f"{name}-{st.channel_names[c]}" for c in plan.mask_channels]
+    for i, (label_name, scratch) in enumerate(zip(names, scratches)):
+        props = {"label_stride": plan.label_stride, "label_rule": "label = event_index * label_stride + object"}
+        if i:
+            props["channel"] = st.channel_names[plan.mask_channels[i - 1]]
+            props["mask"] = "the channel's own mask; each pixel carries the label of the object it belongs to"
+        store.write_mosaic_labels(st, label_name, scratch, compute, {"scipzarr": props})
 
 
 def _shard_chunk(meta, block_index: int, shard, *args):
@@ -431,8 +532,7 @@ def run(st: store.MosaicStore, plan: Plan, runner, *, progress: bool, work=None,
     try:
         scratch = None
         if work_name:
-            scratch = store.label_block_array(st, work_name, plan.label_dtype,
-                                              reuse=resumed > 0 or shard is not None)
+            scratch = scratch_arrays(st, plan, work_name, reuse=resumed > 0 or shard is not None)
         results = map_chunks(slots, _shard_chunk, shard, plan, lohi, threshold, scratch, work, name=prefix)
         if resumed and say:
             say(f"scipzarr: resuming: {resumed} of {len(owned)} chunks already done")
@@ -452,5 +552,11 @@ def run(st: store.MosaicStore, plan: Plan, runner, *, progress: bool, work=None,
 
 
 def columns(st: store.MosaicStore, plan: Plan):
-    return feature_columns(list(plan.families), [st.channel_names[c] for c in plan.feat_channels],
-                           plan.config["features"])
+    """The var table: the families' columns, then (with channel masks) the channel-mask columns."""
+    var = feature_columns(list(plan.families), [st.channel_names[c] for c in plan.feat_channels],
+                          plan.config["features"])
+    if not plan.mask_channels:
+        return var
+    own = mask_features.columns(list(plan.mask_families), [st.channel_names[c] for c in plan.mask_channels],
+                                plan.config["features"])
+    return pd.concat([var, own])

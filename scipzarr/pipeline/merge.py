@@ -97,14 +97,15 @@ def merge(parts: list[str | Path], output: str | Path, *, overwrite: bool = Fals
                 ids = rej.loc[rej["stage"] == "process", "event_id"].tolist()
                 late += [int(st.events.index.get_loc(str(e))) for e in ids]
         rows = [{"event_index": obs["event_index"].to_numpy(), "object": obs["object"].to_numpy(),
-                 "label": obs["label"].to_numpy(), "X": X, "rejected": np.array(sorted(late), np.int64)}]
+                 "label": obs["label"].to_numpy(), "X": X, "rejected": np.array(sorted(late), np.int64),
+                 "mask_parts": obs["mask_parts"].to_numpy(), "fills_event": (obs["mask_qc"] == "fills_event").to_numpy()}]
         stats = json.loads(first.get("statistics", "{}"))
         stats = {k: (np.asarray(v) if isinstance(v, list) else (float(v) if isinstance(v, str) else v))
                  for k, v in stats.items()}
         adata = build_table(st, plan, rows, var, config, seconds=time.perf_counter() - t0, thresholds=stats)
         if config["labels"]["write"]:
             name = ifc.shard_labels_name(config, n)
-            scratch = mosaic_store.label_block_array(st, name, plan.label_dtype, reuse=True)
+            scratch = ifc.scratch_arrays(st, plan, name, reuse=True)
             from ..scheduler import open_runner
 
             with open_runner("threads", quiet=True) as runner:

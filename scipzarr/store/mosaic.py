@@ -406,6 +406,8 @@ def discard_labels(store: MosaicStore, work_name: str | None) -> None:
     """Remove a run's scratch label array (after a failure or once its labels are written)."""
     if work_name:
         ngff.remove(store.path / "labels" / f"{work_name}-scratch")
+        for extra in sorted((store.path / "labels").glob(f"{work_name}-c*-scratch")):  # the channel masks'
+            ngff.remove(extra)
 
 
 # --------------------------------------------------------------------------
