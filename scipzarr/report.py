@@ -26,6 +26,19 @@ GALLERY_RANDOM = 24
 GALLERY_EXTREMES = 6
 
 
+def mask_rows(obs) -> list[tuple[str, str]]:
+    """Summary rows on the masks (IFC tables): objects whose mask fills their event (a failed mask) and
+    events whose cell mask had more than one piece (the largest was kept)."""
+    rows = []
+    if "mask_qc" in obs:
+        n = int((obs["mask_qc"] == "fills_event").sum())
+        rows.append(("objects filling their event (mask_qc)", f"{n} ({100 * n / max(len(obs), 1):.1f} %)"))
+    if "mask_parts" in obs:
+        several = obs.drop_duplicates("event_index")["mask_parts"] > 1
+        rows.append(("events with several mask pieces (largest kept)", int(several.sum())))
+    return rows
+
+
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -216,6 +229,7 @@ def build_report(table_path: Path, store_path: Path | None = None) -> str:
     esc = html.escape
     rows = [("events", meta.get("events")), ("objects", meta.get("objects")), ("features", meta.get("features")),
             ("events without objects", meta.get("events_without_objects")),
+            *mask_rows(adata.obs),
             ("events rejected", meta.get("events_rejected", 0)),
             ("wall time", f"{float(meta.get('seconds', 0)):.1f} s"),
             ("throughput", f"{meta.get('events', 0) / max(float(meta.get('seconds', 1)), 1e-9):,.0f} events/s"),

@@ -70,9 +70,11 @@ def test_process_killed_after_k_chunks_resumes_to_the_same_table(ifc, tmp_path, 
     np.testing.assert_array_equal(t.X, ref.X)
     assert not (tmp_path / ".t.h5ad.scipzarr-work").exists()
     labels = tmp_path / "s.zarr" / "labels"
-    assert sorted(p.name for p in labels.iterdir()) == ["cells", "zarr.json"]
-    np.testing.assert_array_equal(store.open_store(tmp_path / "s.zarr").labels("cells").compute(),
-                                  store.open_store(tmp / "ref.zarr").labels("cells").compute())
+    names = sorted(p.name for p in labels.iterdir())  # no scratch left: the cell mask and each channel's
+    assert names == ["cells", *(f"cells-{c}" for c in store.open_store(tmp_path / "s.zarr").channel_names), "zarr.json"]
+    for name in names[:-1]:
+        np.testing.assert_array_equal(store.open_store(tmp_path / "s.zarr").labels(name).compute(),
+                                      store.open_store(tmp / "ref.zarr").labels(name).compute())
 
 
 def test_resume_refuses_a_changed_config(ifc, tmp_path):

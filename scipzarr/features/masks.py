@@ -46,7 +46,8 @@ def columns(families: list[str], channel_names: list[str], params: dict | None =
     """var rows of the channel-mask columns: ``masks_<feature>_<channel>`` then, per family and channel,
     ``<family>_<feature>_<channel>_own`` (var ``mask``: ``channel``)."""
     rows = [{"name": f"masks_{feat}_{ch}", "family": "masks", "feature": feat, "channel": ch, "channel2": "",
-             "parameters": "", "definition": text, "cellprofiler_name": "", "mask": "channel"}
+             "parameters": "", "definition": text, "mask": "channel",
+             "cellprofiler_name": f"Masks_{feat.title().replace('_', '')}_{ch}"}  # no CellProfiler equivalent
             for ch in channel_names for feat, text in OVERLAP]
     var = pd.DataFrame(rows).set_index("name")
     parts = [var]
@@ -57,6 +58,7 @@ def columns(families: list[str], channel_names: list[str], params: dict | None =
                 part = part.assign(channel=ch)
                 part.index = [f"{name}_{ch}" for name in part.index]
             part.index = [f"{name}_{SUFFIX}" for name in part.index]
+            part = part.assign(cellprofiler_name=part.cellprofiler_name + f"_{ch}Mask")  # CellProfiler: another object
             part.definition = part.definition + " (in the channel's own mask)"
             parts.append(part)
     out = pd.concat(parts)
@@ -87,11 +89,15 @@ def overlap(obj: Objects, plane: np.ndarray, attributed: np.ndarray, background:
     xp = obj.xp
     m = obj.n + 1
     glob = xp.where(attributed > 0, attributed + obj.offsets[:, None, None], 0).ravel()
-    net = (plane.astype(xp.float64) - background[:, None, None]).ravel()
-    area = xp.bincount(glob, minlength=m)[1:].astype(xp.float64)
-    inside = xp.bincount(xp.where(obj.labels.ravel() == glob, glob, 0), minlength=m)[1:]
-    net_own = xp.bincount(glob, weights=net, minlength=m)[1:]
-    net_cell = xp.bincount(obj.labels.ravel(), weights=net, minlength=m)[1:]
+    sel = xp.flatnonzero(glob)  # the mask's pixels only
+    own = glob[sel]
+    flat = plane.reshape(-1)
+    bg_of = xp.repeat(background, plane.shape[1] * plane.shape[2])  # per pixel: its event's background
+    area = xp.bincount(own, minlength=m)[1:].astype(xp.float64)
+    inside = xp.bincount(own[obj.labels.ravel()[sel] == own], minlength=m)[1:]
+    net_own = xp.bincount(own, weights=flat[sel].astype(xp.float64) - bg_of[sel], minlength=m)[1:]
+    idx, lab, _ = obj.pixels
+    net_cell = xp.bincount(lab, weights=flat[idx].astype(xp.float64) - bg_of[idx], minlength=obj.n)
     ev = obj.event
     with np.errstate(invalid="ignore", divide="ignore"):
         return xp.stack([background[ev], noise[ev], net_own, net_cell, area, inside / area, inside / obj.areas],

@@ -41,6 +41,20 @@ def smooth(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def smooth_channels(images, valid, sigma: float):
+    """:func:`smooth` of every channel of an ``(N, C, Y, X)`` batch (float64; the same values as channel by
+    channel, with the valid pixels' weights smoothed once per event)."""
+    xp = xp_of(images)
+    inside = valid[:, None]
+    if sigma <= 0:
+        return xp.where(inside, images.astype(xp.float64), 0.0)
+    ndi = ndimage(xp)
+    num = ndi.gaussian_filter(xp.where(inside, images, 0.0), (0, 0, sigma, sigma), mode="constant", cval=0.0)
+    den = ndi.gaussian_filter(valid.astype(xp.float64), (0, sigma, sigma), mode="constant", cval=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return xp.where(inside, num / den[:, None], 0.0)
+
+
 def smooth_plane(channels, sigma: float):
     """Mean of ``(c, y, x)`` channels as float64, Gaussian-smoothed (``reflect`` at the border); numpy or cupy
     in, the same out (scipy's or cupyx's ``gaussian_filter``)."""
@@ -180,17 +194,26 @@ def channel_masks(images, valid, sigma: float, k: float, both, *, fraction: floa
 
     xp = xp_of(images)
     n, c, h, w = images.shape
-    planes = images.astype(xp.float64).reshape(n * c, h, w)
     flat_valid = xp.broadcast_to(valid[:, None], (n, c, h, w)).reshape(n * c, h, w)
-    dev, bg, noise = background_deviation(smooth(planes, flat_valid, sigma), flat_valid)
-    dev = dev.reshape(n, c, h, w)
+    dev, bg, noise = background_deviation(smooth_channels(images, valid, sigma), valid)
     two_way = xp.asarray(both, dtype=bool)[None, :, None, None]
     up = dev > k
     if fraction > 0:
         up &= dev >= fraction * dev.max(axis=(2, 3), keepdims=True)
     mask = xp.where(two_way, (dev < -k) | (dev > k), up) & valid[:, None]
-    labels, _counts = segment_mask(mask.reshape(n * c, h, w), flat_valid, fill=fill, min_size=min_size)
-    return (labels > 0).reshape(n, c, h, w), bg.reshape(n, c), noise.reshape(n, c)
+    return clean_mask(mask.reshape(n * c, h, w), flat_valid, fill, min_size).reshape(n, c, h, w), bg, noise
+
+
+def clean_mask(mask, valid, fill: bool = True, min_size: int = 10):
+    """A mask ``(N, Y, X)`` with its holes filled and its pieces under ``min_size`` pixels dropped (what
+    :func:`segment_mask` keeps with ``keep="all"``, without numbering the objects)."""
+    xp = xp_of(mask)
+    if fill:
+        mask = fill_holes(mask, 1) & valid
+    if min_size <= 1:
+        return mask
+    labels, n_labels = label_events(mask)
+    return (xp.bincount(labels.ravel(), minlength=n_labels + 1) >= min_size)[labels] & mask
 
 
 def attribute(masks, local, counts):

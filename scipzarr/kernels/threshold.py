@@ -8,7 +8,6 @@ depends on how the pixels were split. numpy or cupy.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
@@ -181,22 +180,41 @@ def background_deviation(smooth: np.ndarray, valid: np.ndarray, ring: int = 2):
     one object). The background level is the ring's median, the noise 1.4826 x
     the median absolute deviation of the ring: both of the smoothed image, so
     the noise is what the smoothing leaves of it whether the camera's noise is
-    white or correlated between neighbouring pixels. ``smooth`` and ``valid``
-    are ``(N, Y, X)``; returns ``(N, Y, X)`` float64 (0 outside the valid region)
-    and the per-event background and noise.
+    white or correlated between neighbouring pixels. ``smooth`` is
+    ``(N, C, Y, X)`` (every channel of a batch) or ``(N, Y, X)``, ``valid``
+    ``(N, Y, X)``; returns the departures (``smooth``'s shape, float64, 0
+    outside the valid region) and the background and noise per event (and
+    channel).
     """
     xp = xp_of(smooth)
     from ..backend import ndimage
     from .batch import plane_structure
 
+    planes = smooth if smooth.ndim == 4 else smooth[:, None]
+    n, c = planes.shape[:2]
     inner = ndimage(xp).binary_erosion(valid, structure=plane_structure(1), iterations=ring, border_value=0)
-    edge = valid & ~inner
-    vals = xp.where(edge, smooth.astype(xp.float64), xp.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # empty tiles of a chunk have no ring: NaN, then 0
-        bg = xp.nanmedian(vals.reshape(len(vals), -1), axis=1)
-        mad = xp.nanmedian(xp.abs(vals - bg[:, None, None]).reshape(len(vals), -1), axis=1)
-    noise = xp.maximum(1.4826 * xp.where(xp.isfinite(mad), mad, 0.0), 1e-12)
-    bg = xp.where(xp.isfinite(bg), bg, 0.0)
-    dev = xp.where(valid, (smooth - bg[:, None, None]) / noise[:, None, None], 0.0)
+    edge = (valid & ~inner).reshape(n, -1)
+    counts = edge.sum(axis=1)
+    width = max(int(counts.max(initial=0)), 1)
+    index = xp.zeros((n, width), dtype=xp.int64)  # each event's ring pixels, packed to the left
+    rows, cols = xp.nonzero(edge)
+    index[rows, (xp.cumsum(edge, axis=1) - 1)[rows, cols]] = cols
+    pad = (xp.arange(width)[None, :] >= counts[:, None])[:, None, :]
+    vals = xp.where(pad, xp.inf, xp.take_along_axis(planes.reshape(n, c, -1).astype(xp.float64), index[:, None, :], axis=2))
+    cnt = xp.broadcast_to(counts[:, None], (n, c))
+    bg = _sorted_median(xp.sort(vals, axis=2), cnt)
+    noise = xp.maximum(1.4826 * _sorted_median(xp.sort(xp.abs(vals - bg[..., None]), axis=2), cnt), 1e-12)
+    dev = xp.where(valid[:, None], (planes - bg[..., None, None]) / noise[..., None, None], 0.0)
+    if smooth.ndim == 3:
+        return dev[:, 0], bg[:, 0], noise[:, 0]
     return dev, bg, noise
+
+
+def _sorted_median(sorted_rows, counts):
+    """The median of the first ``counts`` values along the last axis of sorted rows (numpy's: the mean of the
+    two middle values); 0 where there are none."""
+    xp = xp_of(sorted_rows)
+    c = xp.maximum(counts, 1)[..., None]
+    lo = xp.take_along_axis(sorted_rows, (c - 1) // 2, axis=-1)[..., 0]
+    hi = xp.take_along_axis(sorted_rows, c // 2, axis=-1)[..., 0]
+    return xp.where(counts > 0, (lo + hi) / 2.0, 0.0)
