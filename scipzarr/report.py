@@ -106,6 +106,7 @@ def feature_distributions(adata) -> list[tuple[str, str]]:
     df = adata.to_df()
     classes = _classes(adata)
     names = [f for f in KEY_FEATURES if f in df] + [c for c in df if c.startswith("intensity_mean_")]
+    names = [n for n in names if np.isfinite(df[n].to_numpy()).any()]  # a channel whose own mask is always empty
     out = []
     for name in names:
         fig, ax = _figure(4.2, 2.8)
