@@ -51,8 +51,9 @@ def smooth_channels(images, valid, sigma: float):
     ndi = ndimage(xp)
     num = ndi.gaussian_filter(xp.where(inside, images, 0.0), (0, 0, sigma, sigma), mode="constant", cval=0.0)
     den = ndi.gaussian_filter(valid.astype(xp.float64), (0, sigma, sigma), mode="constant", cval=0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return xp.where(inside, num / den[:, None], 0.0)
+    num /= xp.maximum(den, 1e-300)[:, None]  # in place (a chunk's channels are ~100 MB); den is 0 only where num is
+    num *= inside
+    return num
 
 
 def smooth_plane(channels, sigma: float):

@@ -200,11 +200,13 @@ def background_deviation(smooth: np.ndarray, valid: np.ndarray, ring: int = 2):
     rows, cols = xp.nonzero(edge)
     index[rows, (xp.cumsum(edge, axis=1) - 1)[rows, cols]] = cols
     pad = (xp.arange(width)[None, :] >= counts[:, None])[:, None, :]
-    vals = xp.where(pad, xp.inf, xp.take_along_axis(planes.reshape(n, c, -1).astype(xp.float64), index[:, None, :], axis=2))
+    vals = xp.where(pad, xp.inf, xp.take_along_axis(planes.reshape(n, c, -1), index[:, None, :], axis=2).astype(xp.float64))
     cnt = xp.broadcast_to(counts[:, None], (n, c))
     bg = _sorted_median(xp.sort(vals, axis=2), cnt)
     noise = xp.maximum(1.4826 * _sorted_median(xp.sort(xp.abs(vals - bg[..., None]), axis=2), cnt), 1e-12)
-    dev = xp.where(valid[:, None], (planes - bg[..., None, None]) / noise[..., None, None], 0.0)
+    dev = planes - bg[..., None, None]
+    dev /= noise[..., None, None]
+    dev *= valid[:, None]  # 0 outside the valid region
     if smooth.ndim == 3:
         return dev[:, 0], bg[:, 0], noise[:, 0]
     return dev, bg, noise

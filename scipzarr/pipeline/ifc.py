@@ -304,7 +304,7 @@ def _feature_channels(st: store.MosaicStore, config: dict) -> tuple[int, ...]:
 
 
 #: events looked at to tell brightfield channels from the data (the first ones, whatever the chunking)
-SAMPLE_EVENTS = 2000
+SAMPLE_EVENTS = 500
 
 
 def brightfield_channels(st: store.MosaicStore, config: dict) -> tuple[int, ...]:
@@ -313,8 +313,8 @@ def brightfield_channels(st: store.MosaicStore, config: dict) -> tuple[int, ...]
 
     A brightfield event shows its cell as darker and brighter than a grey background; fluorescence and
     scatter only add light. Over the first :data:`SAMPLE_EVENTS` events (the same whatever the chunking), a
-    channel is brightfield when in more than half of them at least ``min_size`` pixels lie more than ``k``
-    noise units below the background (:func:`kernels.segment.channel_masks` with the sign turned).
+    channel is brightfield when in more than half of them at least ``min_size`` pixels of the smoothed
+    channel lie more than ``k`` noise units below the background (:func:`kernels.threshold.background_deviation`).
     """
     stated = st.attrs["scipzarr"].get("acquisition", {}).get("brightfield_channels", [])
     if stated:
@@ -336,9 +336,10 @@ def brightfield_channels(st: store.MosaicStore, config: dict) -> tuple[int, ...]
         sub = events.iloc[ids]
         valid = valid_mask(batch.shape[-2:], sub["valid_y0"].to_numpy(), sub["valid_x0"].to_numpy(),
                            sub["valid_height"].to_numpy(), sub["valid_width"].to_numpy())
-        dark, _bg, _noise = seg.channel_masks(-batch[slots], valid, float(cfg["smoothing_sigma"]), float(cfg["threshold"]["k"]),
-                                 [False] * m.n_channels, fill=False, min_size=cfg["min_size"])
-        down += dark.any(axis=(2, 3)).sum(axis=0)
+        smooth = seg.smooth_channels(batch[slots], valid, float(cfg["smoothing_sigma"]))
+        dev, _bg, _noise = thr_k.background_deviation(smooth, valid)
+        dark = (dev < -float(cfg["threshold"]["k"])).sum(axis=(2, 3)) >= max(int(cfg["min_size"]), 1)
+        down += dark.sum(axis=0)
     return tuple(int(c) for c in np.flatnonzero(down > n / 2))
 
 
