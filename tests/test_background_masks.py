@@ -187,3 +187,25 @@ def test_default_table_classifies_jurkat_phases_better_than_the_old_default(jurk
     res = mod.evaluate(data=jurkat / "single_cells")
     assert res["old_default"]["objects_filling_event"] > 50 and res["default"]["objects_filling_event"] == 0
     assert res["default"]["balanced_accuracy"] > res["old_default"]["balanced_accuracy"] + 0.1, res
+
+
+def test_channel_label_images_do_not_depend_on_the_chunking(tmp_path):
+    """Each event's tiles of labels/cells and labels/cells-<channel> are the same for 2x2 and 5x5 chunks."""
+    from scipzarr.synthetic import make_events
+
+    ev, _ = make_events(23, channels=3, size=32, seed=8, noise=15.0)
+    np.save(tmp_path / "e.npy", np.stack(ev))
+    tiles = {}
+    for k in (2, 5):
+        path = tmp_path / f"k{k}.zarr"
+        scipzarr.convert([tmp_path / "e.npy"], path, chunk_tiles=k, progress=False)
+        process(path, resolve_config({}), progress=False)
+        st = open_store(path)
+        rows, cols = st.mosaic.tile_position(np.arange(23))
+        tiles[k] = {name: [st.labels(name).compute()[r * 32:(r + 1) * 32, c * 32:(c + 1) * 32] for r, c in zip(rows, cols)]
+                    for name in st.label_names()}
+    assert sorted(tiles[2]) == ["cells", "cells-ch0", "cells-ch1", "cells-ch2"]
+    for name, per_event in tiles[2].items():
+        for a, b in zip(per_event, tiles[5][name]):
+            np.testing.assert_array_equal(a, b)
+    assert any(t.any() for t in tiles[2]["cells-ch1"])
