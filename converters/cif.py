@@ -202,10 +202,15 @@ def _scan(r: _Reader) -> CifIndex:
             # IDEAS writes the camera section near the end of this document: its last 64 KiB first
             pattern = rb"<CameraPixelSize>([0-9.]+)</CameraPixelSize>"
             tail = min(count, 1 << 16)
-            m = re.search(pattern, r.read(voff + count - tail, tail, "the instrument XML"))
+            text = r.read(voff + count - tail, tail, "the instrument XML")
+            m = re.search(pattern, text)
             if m is None and tail < count:
-                m = re.search(pattern, r.read(voff, count, "the instrument XML"))
+                text = r.read(voff, count, "the instrument XML")
+                m = re.search(pattern, text)
             pixel = float(m.group(1)) if m else None
+            bits = re.search(rb"<CameraBitsPerPixel>([0-9]+)</CameraBitsPerPixel>", text)
+            if bits and 1 <= int(bits.group(1)) <= 16:
+                facts["camera_bits_per_pixel"] = int(bits.group(1))  # texture quantizes on this scale
     n_expected = _values(r, bo, tags[33018], "the object count")[0] if 33018 in tags else None
     objects, widths, heights, images, masks, damaged = [], [], [], [], [], []
     seen = set()

@@ -70,3 +70,26 @@ def test_equal_to_cp_measure_on_real_jurkat_cells(jurkat):
         for name, values in ref.items():
             feat, scale, direction, _ = name.rsplit("_", 3)
             np.testing.assert_allclose(ours[f"{feat}_{scale}_{direction}"][e], values[0], rtol=1e-6, err_msg=name)
+
+
+def test_quantize_on_the_cameras_bit_depth():
+    """10-bit values stored as uint16: CellProfiler's dtype scale leaves them 4 of 256 grey levels; on the
+    camera's scale (a .cif states CameraBitsPerPixel) they use all of them."""
+    v = np.array([0, 1, 511, 1023], np.uint16)
+    assert texture.quantize(v).tolist() == [0, 0, 2, 4]
+    assert texture.quantize(v, bit_depth=10).tolist() == [0, 0, 127, 255]
+    assert texture.quantize(v, 16, bit_depth=10).tolist() == [0, 0, 7, 15]
+    assert texture.quantize(v.astype(np.float64) / 1023, bit_depth=10).tolist() == [0, 0, 127, 255]  # floats: as is
+
+
+def test_a_cif_store_measures_texture_on_the_cameras_scale(cif, tmp_path):
+    import scipzarr
+    from scipzarr.config import resolve_config
+    from scipzarr.pipeline import process
+
+    scipzarr.convert([cif], tmp_path / "s.zarr", progress=False)
+    t = process(tmp_path / "s.zarr", resolve_config({"features": {"families": ["texture"]}, "labels": {"write": False}}),
+                progress=False)
+    assert t.var.loc["texture_contrast_3_00_Ch5", "parameters"] == "distance=3 direction=0 levels=256 bit_depth=10"
+    # brightfield around 220 of 1023: level ~55 of 255, not ~1 of 255 (where every contrast is 0 or 1)
+    assert t.to_df()["texture_contrast_3_00_Ch5"].median() > 20

@@ -45,16 +45,18 @@ DEFINITIONS = {
 DIRECTIONS = [(0, 1), (1, 1), (1, 0), (1, -1)]
 
 
-def quantize(values: np.ndarray, levels: int = 256) -> np.ndarray:
+def quantize(values: np.ndarray, levels: int = 256, bit_depth: int | None = None) -> np.ndarray:
     """Grey levels ``0..levels-1`` as CellProfiler computes them (``img_as_ubyte``, then rescaled).
 
-    Integers are divided by their type's maximum and floats clipped to
-    ``[0, 1]`` (CellProfiler's image scale); then ``rint(v * 255)`` and, for
-    fewer levels, ``uint8(u8 * (levels - 1) / 255)``.
+    Integers are divided by their type's maximum, or by ``2**bit_depth - 1``
+    when the camera's bit depth is known (CellProfiler's "rescale by metadata":
+    10-bit values stored as uint16 would otherwise use 4 of 256 levels), and
+    floats clipped to ``[0, 1]`` (CellProfiler's image scale); then
+    ``rint(v * 255)`` and, for fewer levels, ``uint8(u8 * (levels - 1) / 255)``.
     """
     v = np.asarray(values)
     if v.dtype.kind in "ui":
-        v = v / np.iinfo(v.dtype).max
+        v = v / (2.0 ** bit_depth - 1 if bit_depth else np.iinfo(v.dtype).max)
     u8 = np.rint(np.clip(v, 0, 1) * 255).astype(np.uint8)
     if levels == 256:
         return u8
@@ -219,9 +221,10 @@ def _snake(name: str) -> str:
 
 def columns(params: dict) -> list[Column]:
     distances, levels = params.get("distances", [3, 5]), params.get("levels", 256)
+    scale = f" bit_depth={params['bit_depth']}" if params.get("bit_depth") else ""
     return [Column(f"{_snake(name)}_{d}_{k:02d}", f"{DEFINITIONS[name]}; pairs at distance {d}, direction "
                    f"{DIRECTIONS[k]} (row, column)", f"Texture_{name}_{{ch}}_{d}_{k:02d}_{levels}",
-                   f"distance={d} direction={k} levels={levels}")
+                   f"distance={d} direction={k} levels={levels}{scale}")
             for d in distances for k in range(4) for name in NAMES]
 
 
@@ -230,7 +233,7 @@ def measure_family(obj: Objects, images: np.ndarray, channels: tuple[int, ...] =
     """Texture features of one channel (``channels[0]``) at every configured distance."""
     params = params or {}
     levels = params.get("levels", 256)
-    q = quantize(images[:, channels[0]], levels)
+    q = quantize(images[:, channels[0]], levels, params.get("bit_depth"))
     out = {}
     for d in params.get("distances", [3, 5]):
         res = haralick(obj, q, d)
@@ -244,7 +247,7 @@ FAMILY = Family(
     "texture", "channel", columns, measure_family,
     "Haralick co-occurrence features (MeasureTexture)",
     device=False,
-    defaults={"distances": [3, 5], "levels": 256},
+    defaults={"distances": [3, 5], "levels": 256, "bit_depth": None},
     parameters={
         "distances": {
             "type": "array",
@@ -261,6 +264,14 @@ FAMILY = Family(
             "minimum": 2,
             "maximum": 256,
             "description": "Grey levels of the quantized image (CellProfiler: 256)."
+        },
+        "bit_depth": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "maximum": 32,
+            "description": ("Integer images are scaled by 2**bit_depth - 1 before quantizing; null: the camera's "
+                            "bit depth when the store states it (a .cif: 10 or 12), else the data type's maximum "
+                            "(CellProfiler's image scale).")
         }
     },
 )

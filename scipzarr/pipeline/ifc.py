@@ -9,6 +9,7 @@ exact per-chunk histograms in earlier passes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import uuid
 from dataclasses import dataclass
@@ -385,6 +386,10 @@ def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", devic
             raise ScipzarrError(f"{st.path}: segmentation.source ideas needs the instrument's masks ({name}); the "
                                 "store has none for that channel: convert a .cif, or use source threshold")
         mask_path = str(st.path / "labels" / name / st.level_paths[0])
+    bits = st.attrs["scipzarr"].get("acquisition", {}).get("camera_bits_per_pixel")
+    if bits and config["features"].get("texture", {}).get("bit_depth", 0) is None:
+        config = copy.deepcopy(config)  # texture on the camera's scale (the store says it: a .cif)
+        config["features"]["texture"]["bit_depth"] = int(bits)
     th, tw = st.mosaic.tile
     stride = -(-th // 2) * -(-tw // 2)  # at most one 8-connected object per 2x2 pixels
     top = (st.mosaic.n_events + 1) * stride
