@@ -62,9 +62,7 @@ def build_table(st, plan, rows: list[dict], var: pd.DataFrame, config: dict, *, 
                 thresholds: dict) -> ad.AnnData:
     """Assemble chunk results (in event order) into one AnnData."""
     events = st.events
-    ev_idx = np.concatenate([r["event_index"] for r in rows]) if rows else np.zeros(0, int)
-    obj = np.concatenate([r["object"] for r in rows]) if rows else np.zeros(0, int)
-    label = np.concatenate([r["label"] for r in rows]) if rows else np.zeros(0, int)
+    ev_idx, obj, label = (_rows(rows, key, np.int64) for key in ("event_index", "object", "label"))
     X = np.concatenate([r["X"] for r in rows]) if rows else np.zeros((0, len(var)))
     ev = events.iloc[ev_idx]
     obs = pd.DataFrame({
@@ -82,7 +80,7 @@ def build_table(st, plan, rows: list[dict], var: pd.DataFrame, config: dict, *, 
     if not obs.index.is_unique:
         raise ScipzarrError("internal error: object ids are not unique; please report this")
     rejected = st.rejected().reset_index(drop=True)
-    late = np.concatenate([r["rejected"] for r in rows]).astype(int) if rows else np.zeros(0, int)
+    late = _rows(rows, "rejected", np.int64)
     if len(late):
         rejected = pd.concat([rejected, pd.DataFrame({
             "event_id": events["event_id"].iloc[late].to_numpy(), "source": events["source"].iloc[late].to_numpy(),

@@ -29,21 +29,12 @@ def smooth(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     (padding, or beyond the tile edge) do not contribute, so a padded event
     and the same event unpadded give identical values.
     """
-    xp = xp_of(image)
-    if sigma <= 0:
-        return xp.where(valid, image, 0.0)
-    s = (0, sigma, sigma)
-    ndi = ndimage(xp)
-    num = ndi.gaussian_filter(xp.where(valid, image, 0.0), s, mode="constant", cval=0.0)
-    den = ndi.gaussian_filter(valid.astype(xp.float64), s, mode="constant", cval=0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = xp.where(valid, num / den, 0.0)
-    return out
+    return smooth_channels(image[:, None], valid, sigma)[:, 0]
 
 
 def smooth_channels(images, valid, sigma: float):
-    """:func:`smooth` of every channel of an ``(N, C, Y, X)`` batch (float64; the same values as channel by
-    channel, with the valid pixels' weights smoothed once per event)."""
+    """:func:`smooth` of every channel of an ``(N, C, Y, X)`` batch at once (float64), the valid pixels'
+    weights smoothed once per event."""
     xp = xp_of(images)
     inside = valid[:, None]
     if sigma <= 0:
@@ -52,8 +43,7 @@ def smooth_channels(images, valid, sigma: float):
     num = ndi.gaussian_filter(xp.where(inside, images, 0.0), (0, 0, sigma, sigma), mode="constant", cval=0.0)
     den = ndi.gaussian_filter(valid.astype(xp.float64), (0, sigma, sigma), mode="constant", cval=0.0)
     num /= xp.maximum(den, 1e-300)[:, None]  # in place (a chunk's channels are ~100 MB); den is 0 only where num is
-    num *= inside
-    return num
+    return xp.where(inside, num, 0.0)
 
 
 def smooth_plane(channels, sigma: float):
@@ -112,7 +102,8 @@ def segment(
     fill: bool = True,
     min_size: int = 0,
     keep: str = "all",
-) -> tuple[np.ndarray, np.ndarray]:
+    parts: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Threshold, fill holes, label, drop small objects, optionally keep the largest.
 
     Parameters
@@ -137,6 +128,8 @@ def segment(
         Per-event object numbers 1..n_e in raster order (0: background).
     counts : (N,) int64
         Objects per event.
+    pieces : (N,) int64
+        With ``parts``: objects per event before the largest was kept.
 
     Examples
     --------
@@ -147,7 +140,7 @@ def segment(
     """
     xp = xp_of(image)
     mask = (image > xp.asarray(thresholds)[:, None, None]) & valid
-    return segment_mask(mask, valid, fill=fill, min_size=min_size, keep=keep)
+    return segment_mask(mask, valid, fill=fill, min_size=min_size, keep=keep, parts=parts)
 
 
 def segment_mask(mask, valid, *, fill: bool = True, min_size: int = 10, keep: str = "all", parts: bool = False):
@@ -155,18 +148,11 @@ def segment_mask(mask, valid, *, fill: bool = True, min_size: int = 10, keep: st
     threshold): holes filled, objects under ``min_size`` dropped, all or the largest kept. With ``parts``, also
     the objects per event before the largest was kept."""
     xp = xp_of(mask)
-    if fill:
-        mask = fill_holes(mask, 1) & valid
-    labels, n_labels = label_events(mask)
-    areas = xp.bincount(labels.ravel(), minlength=n_labels + 1)
+    labels, n_labels, areas = _pieces(mask, valid, fill)
     keep_mask = areas >= max(min_size, 1)
-    before = None
-    if parts:
-        ev = event_of_label(labels, n_labels)
-        big = xp.flatnonzero(keep_mask[1:]) + 1
-        before = xp.bincount(ev[big], minlength=mask.shape[0])
+    ev = event_of_label(labels, n_labels) if parts or (keep == "largest" and n_labels) else None
+    before = xp.bincount(ev[xp.flatnonzero(keep_mask[1:]) + 1], minlength=mask.shape[0]) if parts else None
     if keep == "largest" and n_labels:
-        ev = event_of_label(labels, n_labels)
         cand = xp.flatnonzero(keep_mask[1:]) + 1
         order = xp.lexsort(xp.stack([cand, -areas[cand], ev[cand]]))  # cupy: keys as one 2-D array
         cand = cand[order]
@@ -208,13 +194,20 @@ def channel_masks(images, valid, sigma: float, k: float, both, *, fraction: floa
 def clean_mask(mask, valid, fill: bool = True, min_size: int = 10):
     """A mask ``(N, Y, X)`` with its holes filled and its pieces under ``min_size`` pixels dropped (what
     :func:`segment_mask` keeps with ``keep="all"``, without numbering the objects)."""
+    if min_size <= 1:
+        return fill_holes(mask, 1) & valid if fill else mask
+    labels, _, areas = _pieces(mask, valid, fill)
+    return (areas >= min_size)[labels] & (labels > 0)
+
+
+def _pieces(mask, valid, fill: bool):
+    """Labels of the 8-connected pieces of a mask ``(N, Y, X)`` (holes filled first, inside ``valid``), their
+    number and areas (index 0: background)."""
     xp = xp_of(mask)
     if fill:
         mask = fill_holes(mask, 1) & valid
-    if min_size <= 1:
-        return mask
     labels, n_labels = label_events(mask)
-    return (xp.bincount(labels.ravel(), minlength=n_labels + 1) >= min_size)[labels] & mask
+    return labels, n_labels, xp.bincount(labels.ravel(), minlength=n_labels + 1)
 
 
 def attribute(masks, local, counts):

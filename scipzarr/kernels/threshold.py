@@ -8,7 +8,6 @@ depends on how the pixels were split. numpy or cupy.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..backend import to_host, xp_of
@@ -181,17 +180,15 @@ def background_deviation(smooth: np.ndarray, valid: np.ndarray, ring: int = 2):
     the median absolute deviation of the ring: both of the smoothed image, so
     the noise is what the smoothing leaves of it whether the camera's noise is
     white or correlated between neighbouring pixels. ``smooth`` is
-    ``(N, C, Y, X)`` (every channel of a batch) or ``(N, Y, X)``, ``valid``
-    ``(N, Y, X)``; returns the departures (``smooth``'s shape, float64, 0
-    outside the valid region) and the background and noise per event (and
-    channel).
+    ``(N, C, Y, X)`` (every channel of a batch), ``valid`` ``(N, Y, X)``;
+    returns the departures (``(N, C, Y, X)`` float64, 0 outside the valid
+    region) and the background and noise per event and channel ``(N, C)``.
     """
     xp = xp_of(smooth)
     from ..backend import ndimage
     from .batch import plane_structure
 
-    planes = smooth if smooth.ndim == 4 else smooth[:, None]
-    n, c = planes.shape[:2]
+    n, c = smooth.shape[:2]
     inner = ndimage(xp).binary_erosion(valid, structure=plane_structure(1), iterations=ring, border_value=0)
     edge = (valid & ~inner).reshape(n, -1)
     counts = edge.sum(axis=1)
@@ -200,15 +197,13 @@ def background_deviation(smooth: np.ndarray, valid: np.ndarray, ring: int = 2):
     rows, cols = xp.nonzero(edge)
     index[rows, (xp.cumsum(edge, axis=1) - 1)[rows, cols]] = cols
     pad = (xp.arange(width)[None, :] >= counts[:, None])[:, None, :]
-    vals = xp.where(pad, xp.inf, xp.take_along_axis(planes.reshape(n, c, -1), index[:, None, :], axis=2).astype(xp.float64))
+    vals = xp.where(pad, xp.inf, xp.take_along_axis(smooth.reshape(n, c, -1), index[:, None, :], axis=2).astype(xp.float64))
     cnt = xp.broadcast_to(counts[:, None], (n, c))
     bg = _sorted_median(xp.sort(vals, axis=2), cnt)
     noise = xp.maximum(1.4826 * _sorted_median(xp.sort(xp.abs(vals - bg[..., None]), axis=2), cnt), 1e-12)
-    dev = planes - bg[..., None, None]
+    dev = smooth - bg[..., None, None]
     dev /= noise[..., None, None]
     dev *= valid[:, None]  # 0 outside the valid region
-    if smooth.ndim == 3:
-        return dev[:, 0], bg[:, 0], noise[:, 0]
     return dev, bg, noise
 
 

@@ -211,9 +211,8 @@ def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold
             thresholds = thr_k.threshold_otsu(smooth, on_device)
         else:
             thresholds = thr_k.threshold_li(smooth, on_device)
-        mask = (smooth > backend.xp_of(smooth).asarray(thresholds)[:, None, None]) & on_device
-        part, _counts, pieces = seg.segment_mask(mask, on_device, fill=cfg["fill_holes"], min_size=cfg["min_size"],
-                                                 keep=plan.keep, parts=True)
+        part, _counts, pieces = seg.segment(smooth, on_device, thresholds, fill=cfg["fill_holes"],
+                                            min_size=cfg["min_size"], keep=plan.keep, parts=True)
         local[events] = backend.to_host(part)  # written to the store; features.measure copies it back: docs/gpu.md
         parts[events] = backend.to_host(pieces)
     return local, channel, parts
