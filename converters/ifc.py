@@ -483,7 +483,7 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         roots[key] = root
     channels = sorted(set().union(*objects.values()))
 
-    def info_of(path: Path, ch: int):
+    def info_of(path: Path):
         """Geometry from the first 4 KiB of a plain TIFF (its directory; the pixels are read once, by
         convert), tifffile for any other file."""
         try:
@@ -504,7 +504,7 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
                                            "export every channel for every object")
             continue
         try:
-            metas = [info_of(chans[ch], ch) for ch in channels]
+            metas = [info_of(chans[ch]) for ch in channels]
             for ch, (shape, _, _) in zip(channels, metas):
                 if len(shape) != 2:
                     raise ScipzarrError(f"{chans[ch]}: expected one 2-D plane per channel file, got shape {shape}")

@@ -360,7 +360,9 @@ def make_plan(st: store.MosaicStore, config: dict, on_error: str = "fail", devic
     if method == "auto":  # each event against its own background; one data-set threshold: Otsu's
         method = "otsu" if thr_cfg["scope"] == "dataset" else "background"
     direction = thr_cfg.get("direction", "auto")
-    bright = brightfield_channels(st, config) if (direction == "auto" or cfg_seg["channels"] == "auto") else ()
+    # only the background masks use them (Otsu's 'auto' channels are channel 0): no data scan otherwise
+    wanted = method == "background" and (direction == "auto" or cfg_seg["channels"] == "auto")
+    bright = brightfield_channels(st, config) if wanted else ()
     if cfg_seg["channels"] == "auto":  # the cell mask: the brightfield channel(s), else every channel
         seg_ch = bright if (bright and method == "background") else (
             tuple(range(st.mosaic.n_channels)) if method == "background" else (0,))
