@@ -212,8 +212,7 @@ def test_device_kernels_call_no_numpy_function_directly():
     from scipzarr.kernels import batch
 
     device_kernels = [seg.combine_channels, seg.smooth, thr_k._event_range, thr_k.event_histograms,
-                      thr_k.otsu_from_histograms, seg.label_events,
-                      seg.event_of_label, seg.local_labels, seg.segment, batch.fill_holes,
+                      thr_k.otsu_from_histograms, seg.segment, batch.fill_holes,
                       seg.smooth_plane]
     allowed = {"errstate", "ndarray"}
     for fn in device_kernels:

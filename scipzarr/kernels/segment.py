@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import ndimage, xp_of
-from .batch import fill_holes, plane_structure
+from ..backend import ndimage, to_host, xp_of
 
 
 def combine_channels(batch: np.ndarray, channels: list[int]) -> np.ndarray:
@@ -57,41 +56,6 @@ def smooth_plane(channels, sigma: float):
 def smoothing_radius(sigma: float) -> int:
     """Pixels of context :func:`smooth_plane` needs around a chunk (scipy's ``truncate=4`` radius)."""
     return int(4.0 * sigma + 0.5) if sigma > 0 else 0
-
-
-def label_events(mask: np.ndarray, connectivity: int = 2) -> tuple[np.ndarray, int]:
-    """Connected components of every event at once; labels unique in the batch."""
-    labels, n = ndimage(xp_of(mask)).label(mask, structure=plane_structure(connectivity))
-    return labels, int(n)
-
-
-def event_of_label(labels: np.ndarray, n_labels: int) -> np.ndarray:
-    """Event index of each batch label 1..n (index 0 unused, -1)."""
-    xp = xp_of(labels)
-    ev = xp.full(n_labels + 1, -1, dtype=xp.int64)
-    nz = labels.reshape(labels.shape[0], -1)
-    e, p = xp.nonzero(nz)
-    ev[nz[e, p]] = e
-    return ev
-
-
-def local_labels(labels: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop batch labels where ``keep`` is False and renumber 1..n_e per event.
-
-    Returns ``local`` labels ``(N, Y, X)`` (int32) and objects per event ``(N,)``.
-    Kept labels stay in their raster order (event, row, column of first pixel).
-    """
-    xp = xp_of(labels)
-    n = labels.shape[0]
-    ev = event_of_label(labels, len(keep) - 1)
-    keep = keep.copy()
-    keep[0] = False
-    kept = xp.flatnonzero(keep)
-    counts = xp.bincount(ev[kept], minlength=n)
-    first = xp.cumsum(counts) - counts  # objects before each event (cupy takes no list in concatenate)
-    lut = xp.zeros(len(keep), dtype=xp.int32)
-    lut[kept] = xp.arange(1, len(kept) + 1) - first[ev[kept]]
-    return lut[labels], counts
 
 
 def segment(
@@ -145,22 +109,22 @@ def segment(
 
 def segment_mask(mask, valid, *, fill: bool = True, min_size: int = 10, keep: str = "all", parts: bool = False):
     """Per-event labels and object counts of a foreground mask ``(N, Y, X)`` (as :func:`segment` after its
-    threshold): holes filled, objects under ``min_size`` dropped, all or the largest kept. With ``parts``, also
-    the objects per event before the largest was kept."""
+    threshold): holes filled (``scipy.ndimage.binary_fill_holes`` of each event, inside ``valid``), 8-connected
+    objects under ``min_size`` pixels dropped, all or the largest kept (ties: the first in raster order),
+    numbered 1..n per event in the raster order of their first pixel. With ``parts``, also the objects per
+    event before the largest was kept.
+
+    One compiled pass per event on the host (:func:`scipzarr.kernels._masks.label_pieces_host`: runs of
+    pixels joined by union-find; 6x faster than labelling the batch with ``scipy.ndimage.label`` and
+    renumbering, equal to it: tested); a GPU batch is labelled there and returned on the device.
+    """
+    from ._masks import label_pieces_host
+
     xp = xp_of(mask)
-    labels, n_labels, areas = _pieces(mask, valid, fill)
-    keep_mask = areas >= max(min_size, 1)
-    ev = event_of_label(labels, n_labels) if parts or (keep == "largest" and n_labels) else None
-    before = xp.bincount(ev[xp.flatnonzero(keep_mask[1:]) + 1], minlength=mask.shape[0]) if parts else None
-    if keep == "largest" and n_labels:
-        cand = xp.flatnonzero(keep_mask[1:]) + 1
-        order = xp.lexsort(xp.stack([cand, -areas[cand], ev[cand]]))  # cupy: keys as one 2-D array
-        cand = cand[order]
-        first = xp.ones(len(cand), dtype=bool)
-        first[1:] = ev[cand][1:] != ev[cand][:-1]
-        keep_mask[:] = False
-        keep_mask[cand[first]] = True
-    local, counts = local_labels(labels, keep_mask)
+    local, counts, before = label_pieces_host(np.ascontiguousarray(to_host(mask), dtype=bool),
+                                              np.ascontiguousarray(to_host(valid), dtype=bool), bool(fill),
+                                              int(min_size), keep == "largest")
+    local, counts, before = xp.asarray(local), xp.asarray(counts), xp.asarray(before)
     return (local, counts, before) if parts else (local, counts)
 
 
@@ -169,45 +133,41 @@ def channel_masks(images, valid, sigma: float, k: float, both, *, fraction: floa
     """A background-referenced mask per event and channel of an ``(N, C, Y, X)`` batch.
 
     Each channel of each event is smoothed inside the event (:func:`smooth`) and referred to its own
-    background (:func:`~scipzarr.kernels.threshold.background_deviation`: median and robust noise of the
-    border ring of the valid region); a pixel is foreground where it departs by more than ``k`` noise
-    units: either way for the channels where ``both[c]`` (brightfield), else upward, and then also by at
-    least ``fraction`` of the event's highest departure in that channel (so the glow around a bright
-    object stays out of its mask). Holes are filled and pieces under ``min_size`` pixels dropped (debris).
-    Returns the masks ``(N, C, Y, X)`` bool and each event's background level and noise per channel
-    ``(N, C)`` (of the smoothed image).
+    background: the median of the ring of 2 pixels along the border of the event's valid region (an IFC
+    event centres one object), the noise 1.4826 x the ring's median absolute deviation, both of the smoothed
+    channel (so the noise is what the smoothing leaves of it, white or correlated). A pixel is foreground
+    where it departs by more than ``k`` noise units: either way for the channels where ``both[c]``
+    (brightfield), else upward, and then also by at least ``fraction`` of the event's highest departure in
+    that channel (so the glow around a bright object stays out of its mask). Holes are filled (as
+    :func:`~scipzarr.kernels.batch.fill_holes`) and 8-connected pieces under ``min_size`` pixels dropped
+    (debris).
+
+    One compiled pass per plane on the host (:mod:`scipzarr.kernels._masks`, equal to the same steps written
+    with ``scipy.ndimage``; tested); a GPU batch is computed there and returned on the device.
+
+    Returns
+    -------
+    masks : (N, C, Y, X) bool
+    background, noise : (N, C) float64
+        Each event's background level and noise per channel, of the smoothed image.
     """
-    from .threshold import background_deviation
+    return _channel_masks(images, valid, sigma, k, both, fraction, fill, min_size)[:3]
+
+
+def dark_pixels(images, valid, sigma: float, k: float):
+    """Pixels of each event and channel of an ``(N, C, Y, X)`` batch whose smoothed value lies more than ``k``
+    noise units below the event's background (:func:`channel_masks`' reference), ``(N, C)`` int64."""
+    return _channel_masks(images, valid, sigma, k, [True] * images.shape[1], 0.0, False, 0)[3]
+
+
+def _channel_masks(images, valid, sigma, k, both, fraction, fill, min_size):
+    from ._masks import channel_masks_host, gaussian_weights
 
     xp = xp_of(images)
-    n, c, h, w = images.shape
-    flat_valid = xp.broadcast_to(valid[:, None], (n, c, h, w)).reshape(n * c, h, w)
-    dev, bg, noise = background_deviation(smooth_channels(images, valid, sigma), valid)
-    two_way = xp.asarray(both, dtype=bool)[None, :, None, None]
-    up = dev > k
-    if fraction > 0:
-        up &= dev >= fraction * dev.max(axis=(2, 3), keepdims=True)
-    mask = xp.where(two_way, (dev < -k) | (dev > k), up) & valid[:, None]
-    return clean_mask(mask.reshape(n * c, h, w), flat_valid, fill, min_size).reshape(n, c, h, w), bg, noise
-
-
-def clean_mask(mask, valid, fill: bool = True, min_size: int = 10):
-    """A mask ``(N, Y, X)`` with its holes filled and its pieces under ``min_size`` pixels dropped (what
-    :func:`segment_mask` keeps with ``keep="all"``, without numbering the objects)."""
-    if min_size <= 1:
-        return fill_holes(mask, 1) & valid if fill else mask
-    labels, _, areas = _pieces(mask, valid, fill)
-    return (areas >= min_size)[labels] & (labels > 0)
-
-
-def _pieces(mask, valid, fill: bool):
-    """Labels of the 8-connected pieces of a mask ``(N, Y, X)`` (holes filled first, inside ``valid``), their
-    number and areas (index 0: background)."""
-    xp = xp_of(mask)
-    if fill:
-        mask = fill_holes(mask, 1) & valid
-    labels, n_labels = label_events(mask)
-    return labels, n_labels, xp.bincount(labels.ravel(), minlength=n_labels + 1)
+    out = channel_masks_host(np.ascontiguousarray(to_host(images)), np.ascontiguousarray(to_host(valid)),
+                             gaussian_weights(sigma), float(k), np.asarray(to_host(both), dtype=bool),
+                             float(fraction), bool(fill), int(min_size), 2)
+    return tuple(xp.asarray(a) for a in out)
 
 
 def attribute(masks, local, counts):

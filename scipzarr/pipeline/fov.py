@@ -40,6 +40,7 @@ from ..errors import ScipzarrError
 from ..features import feature_columns, resolve_families
 from ..features.crops import measure_objects
 from ..kernels import components, split
+from ..kernels.batch import fill_holes
 from ..kernels import segment as seg
 from ..kernels import threshold as thr_k
 from ..store import FovStore, ngff, write_fov_labels
@@ -195,7 +196,7 @@ def _whole_fov_run(st: FovStore, i: int, plan: FovPlan, thr: float | None):
         mask = s > thr
         del s
     if cfg_seg["fill_holes"]:
-        mask = seg.fill_holes(mask, 1)
+        mask = fill_holes(mask, 1)
     labels, objects = components.label_whole(mask, int(cfg_seg["min_size"]))
     if cfg_seg["split"]["method"] != "none" and len(objects):
         ids = np.arange(1, len(objects) + 1)

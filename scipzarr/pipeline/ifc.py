@@ -314,7 +314,7 @@ def brightfield_channels(st: store.MosaicStore, config: dict) -> tuple[int, ...]
     A brightfield event shows its cell as darker and brighter than a grey background; fluorescence and
     scatter only add light. Over the first :data:`SAMPLE_EVENTS` events (the same whatever the chunking), a
     channel is brightfield when in more than half of them at least ``min_size`` pixels of the smoothed
-    channel lie more than ``k`` noise units below the background (:func:`kernels.threshold.background_deviation`).
+    channel lie more than ``k`` noise units below the background (:func:`kernels.segment.dark_pixels`).
     """
     stated = st.attrs["scipzarr"].get("acquisition", {}).get("brightfield_channels", [])
     if stated:
@@ -331,14 +331,13 @@ def brightfield_channels(st: store.MosaicStore, config: dict) -> tuple[int, ...]
         ids = [e for e in m.block_events(block) if e < n]
         if not ids:
             break
-        batch = m.to_batch(store.read_chunk(path, m, block)).astype(np.float64)
+        batch = m.to_batch(store.read_chunk(path, m, block))
         slots = np.asarray(ids) - m.block_events(block).start
         sub = events.iloc[ids]
         valid = valid_mask(batch.shape[-2:], sub["valid_y0"].to_numpy(), sub["valid_x0"].to_numpy(),
                            sub["valid_height"].to_numpy(), sub["valid_width"].to_numpy())
-        smooth = seg.smooth_channels(batch[slots], valid, float(cfg["smoothing_sigma"]))
-        dev, _bg, _noise = thr_k.background_deviation(smooth, valid)
-        dark = (dev < -float(cfg["threshold"]["k"])).sum(axis=(2, 3)) >= max(int(cfg["min_size"]), 1)
+        dark = seg.dark_pixels(batch[slots], valid, float(cfg["smoothing_sigma"]),
+                               float(cfg["threshold"]["k"])) >= max(int(cfg["min_size"]), 1)
         down += dark.sum(axis=0)
     return tuple(int(c) for c in np.flatnonzero(down > n / 2))
 
