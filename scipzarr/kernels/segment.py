@@ -129,7 +129,7 @@ def segment_mask(mask, valid, *, fill: bool = True, min_size: int = 10, keep: st
 
 
 def channel_masks(images, valid, sigma: float, k: float, both, *, fraction: float = 0.0, fill: bool = True,
-                  min_size: int = 10):
+                  min_size: int = 10, channels=None):
     """A background-referenced mask per event and channel of an ``(N, C, Y, X)`` batch.
 
     Each channel of each event is smoothed inside the event (:func:`smooth`) and referred to its own
@@ -145,26 +145,29 @@ def channel_masks(images, valid, sigma: float, k: float, both, *, fraction: floa
     One compiled pass per plane on the host (:mod:`scipzarr.kernels._masks`, equal to the same steps written
     with ``scipy.ndimage``; tested); a GPU batch is computed there and returned on the device.
 
+    ``channels`` selects channels of ``images`` (default: all; ``both`` is per selected channel).
+
     Returns
     -------
     masks : (N, C, Y, X) bool
     background, noise : (N, C) float64
         Each event's background level and noise per channel, of the smoothed image.
     """
-    return _channel_masks(images, valid, sigma, k, both, fraction, fill, min_size)[:3]
+    return _channel_masks(images, valid, sigma, k, both, fraction, fill, min_size, channels)[:3]
 
 
 def dark_pixels(images, valid, sigma: float, k: float):
     """Pixels of each event and channel of an ``(N, C, Y, X)`` batch whose smoothed value lies more than ``k``
     noise units below the event's background (:func:`channel_masks`' reference), ``(N, C)`` int64."""
-    return _channel_masks(images, valid, sigma, k, [True] * images.shape[1], 0.0, False, 0)[3]
+    return _channel_masks(images, valid, sigma, k, [True] * images.shape[1], 0.0, False, 0, None)[3]
 
 
-def _channel_masks(images, valid, sigma, k, both, fraction, fill, min_size):
+def _channel_masks(images, valid, sigma, k, both, fraction, fill, min_size, channels):
     from ._masks import channel_masks_host, gaussian_weights
 
     xp = xp_of(images)
-    out = channel_masks_host(np.ascontiguousarray(to_host(images)), np.ascontiguousarray(to_host(valid)),
+    channels = np.arange(images.shape[1]) if channels is None else np.asarray(channels, dtype=np.int64)
+    out = channel_masks_host(np.ascontiguousarray(to_host(images)), channels, np.ascontiguousarray(to_host(valid)),
                              gaussian_weights(sigma), float(k), np.asarray(to_host(both), dtype=bool),
                              float(fraction), bool(fill), int(min_size), 2)
     return tuple(xp.asarray(a) for a in out)
@@ -185,4 +188,4 @@ def attribute(masks, local, counts):
         far = float(max(local.shape[1], local.shape[2]) * 4)
         _, idx = ndimage(xp).distance_transform_edt(local == 0, sampling=(far, 1.0, 1.0), return_indices=True)
         nearest = xp.where(counts[:, None, None] > 0, local[idx[0], idx[1], idx[2]], 0)
-    return xp.where(masks, nearest[:, None], 0).astype(local.dtype)
+    return xp.where(masks, nearest[:, None], 0).astype(local.dtype, copy=False)

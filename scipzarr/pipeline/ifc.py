@@ -186,21 +186,15 @@ def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold
     normalized batch, segmented on the plan's device in sub-batches of ``plan.seg_batch`` events."""
     cfg = plan.config["segmentation"]
     thr_cfg = cfg["threshold"]
+    batches = _sub_batches(plan, len(images))
+    if plan.method == "background":
+        found = [_background_segment(plan, images, valid, events) for events in batches]
+        local, masks, bg, noise, pieces = (found[0] if len(found) == 1  # the whole chunk (CPU): no copies
+                                           else (np.concatenate(a) for a in zip(*found)))
+        return local, (masks, bg, noise), pieces
     local = np.zeros(valid.shape, np.int32)
     parts = np.zeros(len(valid), np.int64)
-    channel = None
-    if plan.mask_channels:
-        k = len(plan.mask_channels)
-        channel = (np.zeros((len(valid), k, *valid.shape[1:]), np.int32), np.zeros((len(valid), k)),
-                   np.zeros((len(valid), k)))
-    for events in _sub_batches(plan, len(images)):
-        if plan.method == "background":
-            part, found, pieces = _background_segment(plan, images, valid, events)
-            local[events] = backend.to_host(part)
-            for whole, piece in zip(channel, found):
-                whole[events] = backend.to_host(piece)
-            parts[events] = backend.to_host(pieces)
-            continue
+    for events in batches:
         smooth, on_device = _smoothed(plan, images, valid, events)
         n = smooth.shape[0]
         if plan.method == "fixed":
@@ -215,23 +209,24 @@ def _segment_events(plan: Plan, images: np.ndarray, valid: np.ndarray, threshold
                                             min_size=cfg["min_size"], keep=plan.keep, parts=True)
         local[events] = backend.to_host(part)  # written to the store; features.measure copies it back: docs/gpu.md
         parts[events] = backend.to_host(pieces)
-    return local, channel, parts
+    return local, None, parts
 
 
 def _background_segment(plan: Plan, images: np.ndarray, valid: np.ndarray, events: slice):
-    """Labels, attributed channel masks and pieces of ``events``: a mask per channel where its smoothed
+    """Labels, attributed channel masks, background, noise and pieces of ``events`` (host): a mask per channel where its smoothed
     image departs from the event's own background by more than ``k`` noise units
     (:func:`kernels.segment.channel_masks`), and the cell mask, the union of the segmentation channels'."""
     cfg = plan.config["segmentation"]
     on_device = backend.to_device(valid[events], plan.device)
-    masks, bg, noise = seg.channel_masks(backend.to_device(images[events][:, list(plan.mask_channels)], plan.device), on_device,
-                              float(cfg["smoothing_sigma"]), float(cfg["threshold"]["k"]), list(plan.both),
-                              fraction=float(cfg["threshold"]["fraction"]), fill=cfg["fill_holes"],
-                              min_size=cfg["min_size"])
+    masks, bg, noise = seg.channel_masks(backend.to_device(images[events], plan.device), on_device,
+                                         float(cfg["smoothing_sigma"]), float(cfg["threshold"]["k"]),
+                                         list(plan.both), fraction=float(cfg["threshold"]["fraction"]),
+                                         fill=cfg["fill_holes"], min_size=cfg["min_size"],
+                                         channels=list(plan.mask_channels))
     cell = masks[:, [plan.mask_channels.index(c) for c in plan.seg_channels]].any(axis=1)
     part, counts, pieces = seg.segment_mask(cell, on_device, fill=cfg["fill_holes"], min_size=cfg["min_size"],
                                             keep=plan.keep, parts=True)
-    return part, (seg.attribute(masks, part, counts), bg, noise), pieces
+    return tuple(backend.to_host(a) for a in (part, seg.attribute(masks, part, counts), bg, noise, pieces))
 
 
 def fills_event(obj: Objects, meta: dict, fraction: float = 0.9) -> np.ndarray:
