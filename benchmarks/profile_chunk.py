@@ -42,6 +42,7 @@ def profile(path: Path, device: str, families: list[str], repeat: int) -> dict[s
     from scipzarr.pipeline import ifc as pipeline
     from scipzarr.config import resolve_config
     from scipzarr.features import Objects, measure
+    from scipzarr.features.masks import measure_masks
 
     st = store.open_store(path)
     cfg = resolve_config({"features": {"families": families}})
@@ -66,12 +67,22 @@ def profile(path: Path, device: str, families: list[str], repeat: int) -> dict[s
             meta = pipeline._slots(table[:, by * k:(by + 1) * k, bx * k:(bx + 1) * k])
             block = timed("read + decode", lambda: pipeline.read_block(plan, b))  # noqa: B023
             images, valid = timed("normalize", lambda: pipeline._prepared(plan, block, meta, None))  # noqa: B023
-            local = timed("segment (to host labels)",
-                          lambda: pipeline._segment_events(plan, images, valid, None))  # noqa: B023
+            local, channel, _parts = timed("segment (to host labels)",
+                                           lambda: pipeline._segment_events(plan, images, valid, None))  # noqa: B023
             obj = Objects(local, meta["valid_y0"], meta["valid_x0"], valid)
             for fam in families:
                 timed(f"features: {fam}", lambda: measure(obj, images, [fam], list(plan.feat_channels),  # noqa: B023
                                                            cfg["features"], device=device))
+            if channel is not None:
+                timed("features: channel masks", lambda: measure_masks(  # noqa: B023
+                    obj, images, *channel, list(plan.mask_channels), list(plan.mask_families),  # noqa: B023
+                    cfg["features"], device=device))
+                planes = [local] + [channel[0][:, i] for i in range(channel[0].shape[1])]
+            else:
+                planes = [local]
+            timed("label images (mosaic)", lambda: [plan.mosaic.from_batch(  # noqa: B023
+                np.where(p > 0, meta["event"][:, None, None] * plan.label_stride + p, 0).astype(plan.label_dtype))  # noqa: B023
+                for p in planes])  # noqa: B023
         if rep:  # the first pass is the warm-up
             best = {name: min(best.get(name, np.inf), sec) for name, sec in spent.items()}
     return {name: sec / len(blocks) for name, sec in best.items()}

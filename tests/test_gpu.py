@@ -301,8 +301,9 @@ def test_feature_families_on_the_emulated_device_equal_cpu():
     assert type(gpu) is np.ndarray and gpu.shape == cpu.shape and cpu.shape[0] > 40
     np.testing.assert_allclose(gpu, cpu, rtol=1e-6, atol=1e-9)
     ran = {name: (lab, img) for name, lab, img in seen}
-    assert ran["shape"] == (True, True) and ran["intensity"] == (True, True)
+    assert ran["shape"] == (True, True)
     assert ran["texture"] == (False, False) and ran["colocalization"] == (False, False)
+    assert ran["intensity"] == (False, False)  # one compiled pass on the host (features/_intensity.py)
 
 
 def test_ifc_process_on_the_emulated_device_equals_cpu(tmp_path):

@@ -1,8 +1,10 @@
 """Intensity statistics of each object in each channel, for a whole batch at once.
 
 Quantiles use numpy's default ('linear') definition; ``std`` is the
-population standard deviation (ddof=0), as ``numpy.std``. numpy or cupy:
-every array function comes from the objects' module (``obj.xp``).
+population standard deviation (ddof=0), as ``numpy.std``. Measured on the host
+in one compiled pass over the objects (:mod:`scipzarr.features._intensity`);
+:func:`sort_within_objects` and :func:`quantile` (numpy or cupy) serve the
+shape family's radii.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..backend import segment_min, segment_sum
+from ._intensity import COLUMNS, intensity_host, small_integers
 from .column import Column
 from .family import Family
 from .objects import Objects
@@ -86,108 +88,22 @@ def sort_within_objects(vals: np.ndarray, lab: np.ndarray, starts: np.ndarray, c
     return vals[xp.lexsort(xp.stack([vals, lab]))]
 
 
-def edge_pixels(obj: Objects) -> np.ndarray:
-    """Which object pixels (``pixels`` order) are edge pixels (scikit-image ``find_boundaries(mode="inner")``).
-
-    A pixel is on the edge when one of its 4-neighbours inside the event's
-    valid region has another label; neighbours outside the event do not count
-    (scikit-image reflects at the image border), so padding changes nothing.
-    """
-    if "edge" in obj.cache:
-        return obj.cache["edge"]
-    xp = obj.xp
-    idx, lab, _ = obj.pixels
-    w = obj.labels.shape[2]
-    lp = xp.pad(obj.labels, ((0, 0), (1, 1), (1, 1)))
-    vp = xp.pad(obj.valid if obj.valid is not None else xp.ones(obj.labels.shape, bool), ((0, 0), (1, 1), (1, 1)))
-    e, y, x = xp.unravel_index(idx, obj.labels.shape)
-    flat = xp.ravel_multi_index((e, y + 1, x + 1), lp.shape)
-    lf, vf = lp.ravel(), vp.ravel()
-    edge = xp.zeros(len(idx), dtype=bool)
-    for off in (-(w + 2), w + 2, -1, 1):
-        edge |= vf[flat + off] & (lf[flat + off] != lab + 1)
-    obj.cache["edge"] = edge
-    return edge
-
-
-def _stats(vals: np.ndarray, lab: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """sum, mean, std, min, max of ``vals`` per object (0 where an object has none)."""
-    xp = backend.xp_of(vals)
-    cnt = xp.bincount(lab, minlength=n).astype(xp.float64)
-    total = xp.bincount(lab, weights=vals, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = xp.where(cnt > 0, total / cnt, 0.0)
-    dev = vals - mean[lab]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        std = xp.where(cnt > 0, xp.sqrt(xp.bincount(lab, weights=dev * dev, minlength=n) / cnt), 0.0)
-    lo = xp.full(n, xp.inf)
-    hi = xp.full(n, -xp.inf)
-    xp.minimum.at(lo, lab, vals)
-    xp.maximum.at(hi, lab, vals)
-    return {"sum": total, "mean": mean, "std": std, "min": xp.where(cnt > 0, lo, 0.0),
-            "max": xp.where(cnt > 0, hi, 0.0)}
-
-
 def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), params: dict | None = None
             ) -> dict[str, np.ndarray]:
-    """Intensity features of one channel (``channels[0]``) of an ``(N, C, Y, X)`` batch."""
-    xp = obj.xp
+    """Intensity features of one channel (``channels[0]``) of an ``(N, C, Y, X)`` batch (host), every object
+    in one compiled pass (:func:`scipzarr.features._intensity.intensity_host`)."""
     if obj.n == 0:
-        return {name: xp.zeros(0) for name in NAMES}
-    out, srt, vals = _base(obj, images, channels[0])
-    _, lab, starts = obj.pixels
-    counts = obj.areas
-    dev = sort_within_objects(xp.abs(vals - out["median"][lab]), lab, starts, counts)
-    out["mad"] = quantile(dev, starts, counts, 0.5)
-    y, x = obj.coords
-    y = y - obj.valid_y0[obj.event][lab]  # event coordinates: padding never changes a sum
-    x = x - obj.valid_x0[obj.event][lab]
-    total = out["sum"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cmy = segment_sum(y * vals, lab, starts, obj.n) / total
-        cmx = segment_sum(x * vals, lab, starts, obj.n) / total
-    cy = segment_sum(y.astype(xp.float64), lab, starts, obj.n) / counts
-    cx = segment_sum(x.astype(xp.float64), lab, starts, obj.n) / counts
-    out["mass_displacement"] = xp.hypot(cmy - cy, cmx - cx)
-    out["center_mass_y"] = cmy
-    out["center_mass_x"] = cmx
-    top = srt[starts + counts - 1]
-    first = segment_min(xp.where(vals == top[lab], xp.arange(len(vals)), len(vals)), lab, starts, obj.n)
-    out["max_y"] = y[first].astype(np.float64)
-    out["max_x"] = x[first].astype(np.float64)
-    edge = edge_pixels(obj)
-    out |= {f"edge_{k}": v for k, v in _stats(vals[edge], lab[edge], obj.n).items()}
-    return out
-
-
-def _base(obj: Objects, images: np.ndarray, channel: int):
-    _, lab, starts = obj.pixels
-    counts = obj.areas
-    raw = obj.gather(images, channel)
-    srt = sort_within_objects(raw, lab, starts, counts)
-    xp = obj.xp
-    vals = raw.astype(xp.float64)
-    total = segment_sum(vals, lab, starts, obj.n)
-    mean = total / counts
-    dev = vals - mean[lab]
-    std = xp.sqrt(segment_sum(dev * dev, lab, starts, obj.n) / counts)
-    ends = starts + counts - 1
-    return {
-        "sum": total,
-        "mean": mean,
-        "std": std,
-        "min": srt[starts],
-        "max": srt[ends],
-        "median": quantile(srt, starts, counts, 0.5),
-        "q25": quantile(srt, starts, counts, 0.25),
-        "q75": quantile(srt, starts, counts, 0.75),
-    }, srt, vals
+        return {name: np.zeros(0) for name in NAMES}
+    valid = obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool)
+    values = intensity_host(obj.host("labels"), images[:, channels[0]], valid, np.asarray(obj.valid_y0),
+                            np.asarray(obj.valid_x0), obj.n, small_integers(images))
+    return dict(zip(COLUMNS, values.T))
 
 
 FAMILY = Family(
     "intensity", "channel", columns, measure,
     "intensity statistics, edge intensities and locations (MeasureObjectIntensity)",
-    device=True,
+    device=False,
     defaults={},
     parameters={},
 )

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import FAMILIES, feature_columns, measure
+from ._intensity import intensity_host, overlap_host, small_integers
 from .objects import Objects
 
 #: the mask columns of each channel: (feature, definition)
@@ -86,21 +87,12 @@ def overlap(obj: Objects, plane: np.ndarray, attributed: np.ndarray, background:
             noise: np.ndarray) -> np.ndarray:
     """``(M, 7)``: the ``OVERLAP`` columns of one channel for every object of ``obj``; ``plane`` ``(N, Y, X)``
     the channel's pixels, ``attributed`` its mask's object numbers, ``background`` and ``noise`` ``(N,)``."""
-    xp = obj.xp
-    m = obj.n + 1
-    glob = xp.where(attributed > 0, attributed + obj.offsets[:, None, None], 0).ravel()
-    sel = xp.flatnonzero(glob)  # the mask's pixels only
-    own = glob[sel]
-    flat = plane.reshape(-1)
-    bg_of = xp.repeat(background, plane.shape[1] * plane.shape[2])  # per pixel: its event's background
-    area = xp.bincount(own, minlength=m)[1:].astype(xp.float64)
-    inside = xp.bincount(own[obj.labels.ravel()[sel] == own], minlength=m)[1:]
-    net_own = xp.bincount(own, weights=flat[sel].astype(xp.float64) - bg_of[sel], minlength=m)[1:]
-    idx, lab, _ = obj.pixels
-    net_cell = xp.bincount(lab, weights=flat[idx].astype(xp.float64) - bg_of[idx], minlength=obj.n)
+    glob = np.where(attributed > 0, attributed + obj.offsets[:, None, None], 0)
+    net_own, net_cell, area, inside = overlap_host(obj.labels, glob, plane, np.asarray(background, np.float64),
+                                                   obj.n).T
     ev = obj.event
     with np.errstate(invalid="ignore", divide="ignore"):
-        return xp.stack([background[ev], noise[ev], net_own, net_cell, area, inside / area, inside / obj.areas],
+        return np.stack([background[ev], noise[ev], net_own, net_cell, area, inside / area, inside / obj.areas],
                         axis=1)
 
 
@@ -116,9 +108,15 @@ def measure_masks(obj: Objects, images: np.ndarray, attributed: np.ndarray, back
     m = obj.n
     out = [np.asarray(overlap(obj, images[:, ch], attributed[:, i], background[:, i], noise[:, i]))
            for i, ch in enumerate(channels)]
+    valid = obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool)
     for fam in families:
         width = len(FAMILIES[fam].columns((params or {}).get(fam, {})))
         for i, ch in enumerate(channels):
+            if fam == "intensity":  # straight from the attributed labels (NaN rows: objects without mask pixels)
+                glob = np.where(attributed[:, i] > 0, attributed[:, i] + obj.offsets[:, None, None], 0)
+                out.append(intensity_host(glob, images[:, ch], valid, np.asarray(obj.valid_y0),
+                                          np.asarray(obj.valid_x0), m, small_integers(images)))
+                continue
             sub, rows = channel_objects(obj, attributed[:, i])
             block = np.full((m, width), np.nan)
             if sub.n:
