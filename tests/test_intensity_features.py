@@ -58,3 +58,14 @@ def test_sort_within_objects_all_strategies(dtype):
     expected2 = np.concatenate([np.sort(v2[even == i]) for i in range(40)]).astype(np.float64)
     np.testing.assert_array_equal(
         intensity.sort_within_objects(v2, even, np.arange(0, 400, 10), np.full(40, 10)), expected2)
+
+
+def test_compiled_sums_are_numpy_reduceat_bit_for_bit():
+    """The intensity kernel's per-object sums reproduce ``np.add.reduceat`` exactly (numpy's pairwise
+    summation: blocks of 128, 8 accumulators) for groups of every size, small to far past a block."""
+    from scipzarr.features._intensity import _reduceat
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(1e3, 300, 50_000)
+    for n in [1, 2, 7, 8, 9, 127, 128, 129, 255, 256, 1000, 1537, 4099, 50_000]:
+        assert _reduceat(values, n) == np.add.reduceat(values[:n], [0])[0], n
