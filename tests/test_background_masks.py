@@ -125,6 +125,15 @@ def test_channel_masks_overlap_and_own_intensity_are_exact(tmp_path):
     np.testing.assert_allclose(df["masks_coverage_ch1"][:2], [nucleus.sum() / cell.sum(), inside / cell.sum()])
     np.testing.assert_allclose(df["masks_net_sum_ch1"][:2], [500 * nucleus.sum(), 300 * moved.sum()])
     np.testing.assert_allclose(df["masks_net_sum_cell_ch1"][:2], [500 * nucleus.sum(), 300 * inside])
+    from skimage.measure import regionprops
+
+    disc = regionprops(nucleus.astype(int))[0]
+    assert df["masks_pieces_ch1"].tolist()[:3] == [1, 1, 0]
+    assert df["masks_pieces_ch0"].iloc[3] == 2  # both discs of event 3 go to its one (largest) object
+    assert df["masks_major_axis_ch1"].iloc[0] == pytest.approx(disc.axis_major_length)
+    assert df["masks_minor_axis_ch1"].iloc[0] == pytest.approx(disc.axis_minor_length)
+    assert df["masks_eccentricity_ch1"].iloc[0] == pytest.approx(disc.eccentricity, abs=1e-9)
+    assert np.isnan(df["masks_major_axis_ch1"].iloc[2]) and np.isnan(df["masks_eccentricity_ch1"].iloc[2])
     assert df["intensity_mean_ch1_own"].iloc[0] == 500 and df["intensity_min_ch1_own"].iloc[1] == 300
     assert np.isnan(df["intensity_mean_ch1_own"].iloc[2])  # no nucleus: no own-mask values
     assert df["intensity_mean_ch1"].iloc[0] == pytest.approx(500 * nucleus.sum() / cell.sum())  # the cell mask's

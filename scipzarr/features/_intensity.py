@@ -262,23 +262,64 @@ def intensity_host(labels, plane, valid, y0, x0, m, small):
 
 
 @numba.njit(cache=True, nogil=True)
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
 def overlap_host(labels, own, plane, background, m):
-    """``(m, 4)``: for objects 1..m, the sums of ``plane - background`` over each object's pixels in ``own``
-    (one channel's mask, attributed) and in ``labels`` (the cell mask), the pixels in ``own`` and those of
-    them inside the object's cell mask; ``background`` ``(N,)`` per event. Sums in raster order from 0, as a
-    weighted ``np.bincount``."""
+    """``(m, 10)`` for objects 1..m: the sums of ``plane - background`` over each object's pixels in ``own``
+    (one channel's mask, attributed) and in ``labels`` (the cell mask); the pixels in ``own``, and those of
+    them inside the object's cell mask; the 8-connected pieces of its ``own`` pixels; their rows' and
+    columns' sums, sums of squares and of products (for the mask's second moments). ``background``
+    ``(N,)`` per event. Sums of values in raster order from 0, as a weighted ``np.bincount``."""
     n_ev, h, w = labels.shape
-    out = np.zeros((m + 1, 4))
+    out = np.zeros((m + 1, 10))
+    prev = np.empty((w + 1, 3), dtype=np.int64)  # runs of one label in the previous and the current row
+    cur = np.empty((w + 1, 3), dtype=np.int64)
+    parent = np.empty(h * w, dtype=np.int64)
+    run_label = np.empty(len(parent), dtype=np.int64)
     for e in range(n_ev):
         bg = background[e]
+        n_runs, n_prev = 0, 0
         for y in range(h):
-            for x in range(w):
+            n_cur = 0
+            x = 0
+            while x < w:
                 g, lab = own[e, y, x], labels[e, y, x]
                 if g:
                     out[g, 0] += float(plane[e, y, x]) - bg
                     out[g, 2] += 1.0
                     if lab == g:
                         out[g, 3] += 1.0
+                    out[g, 5] += y
+                    out[g, 6] += x
+                    out[g, 7] += y * y
+                    out[g, 8] += x * x
+                    out[g, 9] += y * x
                 if lab:
                     out[lab, 1] += float(plane[e, y, x]) - bg
+                if g and (x == 0 or own[e, y, x - 1] != g):  # a run of label g starts: join it to the row above
+                    stop = x + 1
+                    while stop < w and own[e, y, stop] == g:
+                        stop += 1
+                    parent[n_runs], run_label[n_runs] = n_runs, g
+                    cur[n_cur, 0], cur[n_cur, 1], cur[n_cur, 2] = n_runs, x, stop
+                    for p in range(n_prev):
+                        q = prev[p, 0]
+                        if run_label[q] == g and prev[p, 1] < stop + 1 and prev[p, 2] > x - 1:
+                            a, b = _root(parent, q), _root(parent, n_runs)
+                            if a != b:
+                                parent[max(a, b)] = min(a, b)
+                    n_runs += 1
+                    n_cur += 1
+                x += 1
+            prev[:n_cur] = cur[:n_cur]
+            n_prev = n_cur
+        for i in range(n_runs):
+            if parent[i] == i:
+                out[run_label[i], 4] += 1.0
     return out[1:]

@@ -29,6 +29,11 @@ OVERLAP = [
     ("area", "pixels of the channel's own mask that belong to the object"),
     ("overlap", "fraction of the channel's mask inside the object's (cell) mask (NaN: empty channel mask)"),
     ("coverage", "fraction of the object's (cell) mask covered by the channel's mask"),
+    ("pieces", "8-connected pieces of the channel's own mask (a dividing nucleus: 2)"),
+    ("major_axis", "length of the major axis of the ellipse with the channel mask's second moments (as "
+     "scikit-image's axis_major_length: 4 x sqrt of the larger eigenvalue of its covariance; NaN: empty mask)"),
+    ("minor_axis", "length of its minor axis (4 x sqrt of the smaller eigenvalue)"),
+    ("eccentricity", "eccentricity of that ellipse: sqrt(1 - smaller / larger eigenvalue); 0 for a disc"),
 ]
 #: suffix of the columns measured in a channel's own mask
 SUFFIX = "own"
@@ -85,15 +90,20 @@ def channel_objects(obj: Objects, attributed: np.ndarray) -> tuple[Objects, np.n
 
 def overlap(obj: Objects, plane: np.ndarray, attributed: np.ndarray, background: np.ndarray,
             noise: np.ndarray) -> np.ndarray:
-    """``(M, 7)``: the ``OVERLAP`` columns of one channel for every object of ``obj``; ``plane`` ``(N, Y, X)``
+    """``(M, 11)``: the ``OVERLAP`` columns of one channel for every object of ``obj``; ``plane`` ``(N, Y, X)``
     the channel's pixels, ``attributed`` its mask's object numbers, ``background`` and ``noise`` ``(N,)``."""
     glob = np.where(attributed > 0, attributed + obj.offsets[:, None, None], 0)
-    net_own, net_cell, area, inside = overlap_host(obj.labels, glob, plane, np.asarray(background, np.float64),
-                                                   obj.n).T
-    ev = obj.event
+    sums = overlap_host(obj.labels, glob, plane, np.asarray(background, np.float64), obj.n)
+    net_own, net_cell, area, inside, pieces = sums[:, :5].T
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.stack([background[ev], noise[ev], net_own, net_cell, area, inside / area, inside / obj.areas],
-                        axis=1)
+        my, mx = sums[:, 5] / area, sums[:, 6] / area
+        cyy, cxx, cyx = sums[:, 7] / area - my * my, sums[:, 8] / area - mx * mx, sums[:, 9] / area - my * mx
+        half, root = (cyy + cxx) / 2, np.sqrt(((cyy - cxx) / 2) ** 2 + cyx ** 2)
+        big, small = half + root, np.maximum(half - root, 0.0)
+        ecc = np.where(big > 0, np.sqrt(1 - small / np.where(big > 0, big, 1.0)), 0.0)
+        ev = obj.event
+        return np.stack([background[ev], noise[ev], net_own, net_cell, area, inside / area, inside / obj.areas,
+                         pieces, 4 * np.sqrt(big), 4 * np.sqrt(small), np.where(area > 0, ecc, np.nan)], axis=1)
 
 
 def measure_masks(obj: Objects, images: np.ndarray, attributed: np.ndarray, background: np.ndarray,
