@@ -269,25 +269,56 @@ def _scan(r: _Reader) -> CifIndex:
 
 @numba.njit(cache=True, nogil=True)
 def _greyscale(data, out):
-    """Decode 30817 data into ``out`` (``(h, w)`` uint16); returns the number of values decoded (``out.size``
-    when the data held enough) or -1 when a value is longer than 16 bits (damaged data).
+    """Decode 30817 data into ``out`` (``(C, h, w)`` uint16: the stored ``(h, C * w)`` plane, channels side by
+    side, split as it is read); returns the number of values decoded (``out.size`` when the data held
+    enough) or -1 when a value is longer than 16 bits (damaged data).
 
     Values are nibble varints (:func:`_varints`); the pixels are their 2-D running sum: the predictor
     ``d + p[y-1, x] + p[y, x-1] - p[y-1, x-1]`` is an integral image of the differences, modulo 2**16.
     """
-    h, w = out.shape
-    d = np.empty(h * w + 2, np.int64)
+    c, h, w = out.shape
+    d = np.empty(h * w * c + 2, np.int64)
     k = _varints(data, d)
-    if k != h * w:
+    if k != h * w * c:
         return k
-    col = np.zeros(w, np.int64)
+    col = np.zeros(w * c, np.int64)
+    i = 0
     for y in range(h):
         run = 0
-        for x in range(w):
-            col[x] += d[y * w + x]
-            run += col[x]
-            out[y, x] = run & 0xFFFF
+        for ch in range(c):
+            for x in range(w):
+                col[i - y * w * c] += d[i]
+                run += col[i - y * w * c]
+                out[ch, y, x] = run & 0xFFFF
+                i += 1
     return k
+
+
+@numba.njit(cache=True, nogil=True)
+def _mask_runs(data, out):
+    """Decode the masks' (value, run - 1) byte pairs into ``out`` (``(C, h, w)`` uint8: the stored
+    ``(h, C * w)`` plane split by channel); returns the pixels the runs cover (``out.size`` for sound data;
+    nothing is written past ``out`` when damaged)."""
+    c, h, w = out.shape
+    total = h * c * w
+    p = y = ch = x = 0
+    for j in range(0, data.size - 1, 2):
+        value, n = data[j], np.int64(data[j + 1]) + 1
+        if p + n > total:  # damaged: count the rest, write nothing
+            for k in range(j + 2, data.size - 1, 2):
+                n += np.int64(data[k + 1]) + 1
+            return p + n
+        for _ in range(n):
+            out[ch, y, x] = value
+            x += 1
+            if x == w:
+                x = 0
+                ch += 1
+                if ch == c:
+                    ch = 0
+                    y += 1
+        p += n
+    return p
 
 
 @numba.njit(cache=True, nogil=True)
@@ -337,6 +368,8 @@ class CifFile:
 
     def _strips(self, strips, what: str) -> np.ndarray:
         offs, counts = strips
+        if len(offs) == 1:  # the usual case: one strip, no join
+            return np.frombuffer(self._r.read(int(offs[0]), int(counts[0]), what), np.uint8)
         return np.frombuffer(b"".join(self._r.read(int(o), int(c), what) for o, c in zip(offs, counts)), np.uint8)
 
     def _shape(self, i: int) -> tuple[int, int, int]:
@@ -350,13 +383,13 @@ class CifFile:
             raise CifError(f"{self.index.path}: object {obj}: damaged image header; remove the object in IDEAS or "
                            "export the file again")
         data = self._strips(self.index.image_strips[i], f"object {obj}'s image")
-        plane = np.empty((h, w * c), np.uint16)
-        got = _greyscale(data, plane)
-        if got != plane.size:
-            what = "a value longer than 16 bits" if got < 0 else f"{got} of {plane.size} pixels"
+        out = np.empty((c, h, w), np.uint16)
+        got = _greyscale(data, out)
+        if got != out.size:
+            what = "a value longer than 16 bits" if got < 0 else f"{got} of {out.size} pixels"
             raise CifError(f"{self.index.path}: object {obj}: the image data holds {what}; the file is damaged "
                            "or truncated, export it again from IDEAS")
-        return plane.reshape(h, c, w).transpose(1, 0, 2).copy()
+        return out
 
     def masks(self, i: int) -> np.ndarray | None:
         """IDEAS's masks of event ``i`` as ``(C, h, w)`` uint8 (0/1 as stored), or None when the file has none."""
@@ -368,8 +401,9 @@ class CifFile:
         data = self._strips(strips, f"object {obj}'s mask")
         if data.size % 2:
             raise CifError(f"{self.index.path}: object {obj}: the mask data has an odd length; the file is damaged")
-        runs = data[1::2].astype(np.int64) + 1
-        if int(runs.sum()) != h * w * c:
-            raise CifError(f"{self.index.path}: object {obj}: the mask runs cover {int(runs.sum())} of {h * w * c} "
+        out = np.empty((c, h, w), np.uint8)
+        covered = _mask_runs(data, out)
+        if covered != h * w * c:
+            raise CifError(f"{self.index.path}: object {obj}: the mask runs cover {covered} of {h * w * c} "
                            "pixels; the file is damaged")
-        return np.repeat(data[0::2], runs).reshape(h, c, w).transpose(1, 0, 2).copy()
+        return out
