@@ -194,3 +194,20 @@ def test_segment_mask_equals_scipy_labelling(fill, min_size):
         if len(kept):
             big[kept[np.argmax(areas[kept])]] = 1
         np.testing.assert_array_equal(lab_big[e], big[ref])
+
+
+def test_framed_planes_edt_equals_scipy():
+    """The compiled distance transform of object crops (framed by background) equals scipy's exact one."""
+    from scipy import ndimage as ndi
+
+    from scipzarr.kernels.batch import framed_planes_edt
+
+    rng = np.random.default_rng(11)
+    planes = ndi.gaussian_filter(rng.random((60, 33, 41)), (0, 3, 3)) > 0.47
+    planes[:, [0, -1], :] = False
+    planes[:, :, [0, -1]] = False
+    planes[0, 1:-1, 1:-1] = True  # one plane: only its frame is background
+    got = framed_planes_edt(planes)
+    want = np.stack([ndi.distance_transform_edt(p) for p in planes])
+    assert planes.sum() > 20_000
+    np.testing.assert_array_equal(got, want)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.batch import planes_edt
+from ..kernels.batch import framed_planes_edt, planes_edt
 from .objects import Objects
 
 
@@ -54,7 +54,7 @@ def distance_to_edge(obj: Objects, border_is_edge: bool = True) -> np.ndarray:
         return obj.xp.zeros(0)
     mine, ev, rr, cc, inside_tile, crop = crops(obj)
     if border_is_edge:  # each crop's ring is background: the nearest one is always in the object's own crop
-        dist = planes_edt(mine)
+        dist = framed_planes_edt(mine)
     else:
         real = inside_tile & (obj.valid[ev, rr, cc] if obj.valid is not None else True)
         mine = mine | ~real & crop | ~crop  # nothing outside the event (or the crop) is background

@@ -311,3 +311,56 @@ def label_pieces_host(mask, valid, fill, min_size, largest):
             if lab:
                 out[runs[i, 0], runs[i, 1]:runs[i, 2]] = lab
     return labels, counts, pieces
+
+
+@numba.njit(cache=True, nogil=True)
+def planes_edt_host(planes):
+    """The exact Euclidean distance transform of each ``(h, w)`` plane of a bool stack ``(M, h, w)`` on its own
+    (distance of every True pixel to the nearest False pixel of its plane; a plane without False pixels gets
+    the large value 1e10), float64. Felzenszwalb and Huttenlocher's two passes of squared distances (columns,
+    then the lower envelope of parabolas along rows): the squared distances are whole numbers, so their square
+    roots equal scipy's ``distance_transform_edt`` bit for bit (tested)."""
+    m, h, w = planes.shape
+    big = 1e20
+    out = np.empty((m, h, w))
+    g = np.empty((h, w))
+    f = np.empty(w)
+    v = np.empty(w, dtype=np.int64)
+    z = np.empty(w + 1)
+    for i in range(m):
+        p = planes[i]
+        for x in range(w):  # squared distance along each column, down then up
+            d = big
+            for y in range(h):
+                d = 0.0 if not p[y, x] else (d + 1.0 if d < big else big)
+                g[y, x] = d
+            d = big
+            for y in range(h - 1, -1, -1):
+                d = 0.0 if not p[y, x] else (d + 1.0 if d < big else big)
+                g[y, x] = min(g[y, x], d)
+        for y in range(h):
+            for x in range(w):
+                f[x] = g[y, x] * g[y, x] if g[y, x] < big else big
+            k = 0
+            v[0] = 0
+            z[0], z[1] = -big, big
+            for q in range(1, w):
+                if f[q] >= big:
+                    continue
+                if f[v[k]] >= big:  # the only site so far is at infinity: replace it
+                    v[k] = q
+                    continue
+                s = ((f[q] + q * q) - (f[v[k]] + v[k] * v[k])) / (2.0 * q - 2.0 * v[k])
+                while k > 0 and s <= z[k]:
+                    k -= 1
+                    s = ((f[q] + q * q) - (f[v[k]] + v[k] * v[k])) / (2.0 * q - 2.0 * v[k])
+                k += 1
+                v[k] = q
+                z[k], z[k + 1] = s, big
+            k = 0
+            for x in range(w):
+                while z[k + 1] < x:
+                    k += 1
+                d2 = (x - v[k]) * (x - v[k]) + f[v[k]]
+                out[i, y, x] = np.sqrt(d2) if f[v[k]] < big else 1e10
+    return out

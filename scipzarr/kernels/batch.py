@@ -7,7 +7,7 @@ from math import hypot, sqrt
 
 import numpy as np
 
-from ..backend import ndimage, xp_of
+from ..backend import ndimage, to_host, xp_of
 
 
 def plane_structure(connectivity: int):
@@ -67,6 +67,16 @@ def unmosaic(image, m: int, h: int, w: int, gap: int):
     ch, cw = h + gap, w + gap
     rows, cols = image.shape[0] // ch, image.shape[1] // cw
     return image.reshape(rows, ch, cols, cw).transpose(0, 2, 1, 3).reshape(rows * cols, ch, cw)[:m, :h, :w]
+
+
+def framed_planes_edt(planes):
+    """:func:`planes_edt` of planes framed by background (each plane's nearest background lies in the plane,
+    as an object's crop with its one-pixel ring): one compiled pass on the host
+    (:func:`scipzarr.kernels._masks.planes_edt_host`, exact: equal to scipy's; 10x faster than the mosaic
+    through ``distance_transform_edt``), returned in the input's array module."""
+    from ._masks import planes_edt_host
+
+    return xp_of(planes).asarray(planes_edt_host(np.ascontiguousarray(to_host(planes), dtype=bool)))
 
 
 def planes_edt(planes, apart=False):
