@@ -391,13 +391,11 @@ def label_block_array(store: MosaicStore, work_name: str, dtype: str, reuse: boo
     """
     c, cy, cx = store.mosaic.chunk_shape
     return ngff.scratch_array(store.path / "labels" / f"{work_name}-scratch", store.mosaic.shape[1:], (cy, cx),
-                              dtype, reuse=reuse)
+                              dtype, reuse=reuse, dims=["y", "x"])
 
 
 def write_mosaic_labels(store: MosaicStore, name: str, labels, compute, properties: dict | None = None) -> None:
     """Write a label mosaic (numpy, dask or a scratch zarr array) as ``labels/<name>`` with the image's levels."""
-    if isinstance(labels, zarr.Array):
-        labels = da.from_zarr(labels)
     ngff.write_labels(store.path, name, labels, len(store.level_paths), store.mosaic.chunk_shape[1:], compute,
                       properties, store.pixel_size)
 

@@ -169,6 +169,15 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
     labels_dir = Path(image) / "labels"
     work = f".{name}-writing"
     shutil.rmtree(labels_dir / work, ignore_errors=True)
+    source = _adoptable(labels, chunk_yx)
+    if source is not None:  # a scratch array made like a level: moved in as level 0, not decoded and re-encoded
+        create_labels(image, work, labels.shape, chunk_yx, labels.dtype)
+        shutil.rmtree(labels_dir / work / "s0")
+        source.rename(labels_dir / work / "s0")
+        finish_labels(image, work, n_levels, chunk_yx, compute, properties, pixel_size, final_name=name)
+        return
+    if isinstance(labels, zarr.Array):
+        labels = da.from_zarr(labels)
     s0 = create_labels(image, work, labels.shape, chunk_yx, labels.dtype)
     if isinstance(labels, np.ndarray):
         s0[...] = labels
@@ -181,6 +190,24 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
         compute([da.store(labels.rechunk(s0.chunks), s0, compute=False, lock=False)])
     finish_labels(image, work, n_levels, chunk_yx, compute, properties, pixel_size, levels_written=isinstance(
         labels, np.ndarray), final_name=name)
+
+
+def _adoptable(labels, chunk_yx: tuple[int, int]) -> Path | None:
+    """The folder of a zarr array on the local disk that is stored exactly as a label level 0 would be (same
+    chunks, compressor, fill value and dimension names), else None."""
+    if not isinstance(labels, zarr.Array) or not isinstance(labels.store, zarr.storage.LocalStore):
+        return None
+    meta = labels.metadata
+    same = (tuple(labels.chunks) == level_chunks(labels.shape, chunk_yx) and list(meta.dimension_names or []) == ["y", "x"]
+            and meta.fill_value == 0 and len(labels.compressors) == 1
+            and _codec(labels.compressors[0]) == _codec(COMPRESSOR) and not labels.filters)
+    return Path(labels.store.root) / labels.path if same else None
+
+
+def _codec(codec) -> dict:
+    """A codec's settings, less the ones zarr tunes to the array's dtype (blosc's ``typesize``)."""
+    spec = codec.to_dict()
+    return {**spec, "configuration": {k: v for k, v in spec.get("configuration", {}).items() if k != "typesize"}}
 
 
 def create_labels(image: Path, name: str, shape, chunk_yx: tuple[int, int], dtype) -> zarr.Array:
@@ -226,13 +253,15 @@ def label_names(image: Path) -> list[str]:
 # --------------------------------------------------------------------------
 # scratch arrays, regions, checks
 # --------------------------------------------------------------------------
-def scratch_array(path: Path, shape, chunks, dtype, reuse: bool = False) -> zarr.Array:
+def scratch_array(path: Path, shape, chunks, dtype, reuse: bool = False, dims: list[str] | None = None
+                  ) -> zarr.Array:
     """A plain zarr array for intermediate results. ``reuse``: open the one a resumed run (or another shard of
     the same job, writing other chunks) left; created without overwriting, so shards starting together cannot
-    delete each other's chunks."""
+    delete each other's chunks. ``dims``: its dimension names (a label scratch array made like a level, so
+    :func:`write_labels` can adopt it as level 0)."""
     def create(overwrite: bool) -> zarr.Array:
         return zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, compressors=[COMPRESSOR],
-                                 fill_value=0, zarr_format=3, overwrite=overwrite)
+                                 fill_value=0, zarr_format=3, overwrite=overwrite, dimension_names=dims)
 
     if not reuse:
         return create(True)
