@@ -161,26 +161,36 @@ def _sort16(vals, n, out, keys, spare, c0, c1):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def intensity_host(labels, plane, valid, y0, x0, m, small):
-    """``(m, 19)`` float64: the intensity columns (:data:`COLUMNS`) of objects 1..m of ``labels``
-    ``(N, Y, X)`` in ``plane`` ``(N, Y, X)``; ``valid`` the events' real pixels, ``y0``/``x0`` their offsets
-    (coordinates are relative to the event). Rows of objects without pixels are NaN."""
+def intensity_host(labels, offsets, plane, valid, y0, x0, m, small):
+    """``(m, 19)`` float64: the intensity columns (:data:`COLUMNS`) of objects 1..m in ``plane`` ``(N, Y, X)``:
+    ``labels`` ``(N, Y, X)`` numbers each event's objects, ``offsets`` ``(N,)`` is added to them (object
+    ``labels + offsets``; 0 stays background); ``valid`` the events' real pixels, ``y0``/``x0`` their offsets
+    (coordinates are relative to the event); ``small``: the values are unsigned integers of at most 16 bits
+    (sorted by counting). Rows of objects without pixels are NaN."""
     n_ev, h, w = labels.shape
     size = h * w
-    flat = labels.reshape(-1)
     count = np.zeros(m + 1, dtype=np.int64)
-    for p in range(flat.size):
-        count[flat[p]] += 1
+    for e in range(n_ev):
+        off = offsets[e]
+        for y in range(h):
+            for x in range(w):
+                raw = labels[e, y, x]
+                if raw:
+                    count[raw + off] += 1
     start = np.zeros(m + 2, dtype=np.int64)
     for k in range(1, m + 1):
         start[k + 1] = start[k] + count[k]
     fill = start.copy()
     order = np.empty(start[m + 1], dtype=np.int64)  # pixels grouped by object, raster order inside
-    for p in range(flat.size):
-        k = flat[p]
-        if k:
-            order[fill[k]] = p
-            fill[k] += 1
+    for e in range(n_ev):
+        off = offsets[e]
+        for y in range(h):
+            for x in range(w):
+                raw = labels[e, y, x]
+                if raw:
+                    k = raw + off
+                    order[fill[k]] = e * size + y * w + x
+                    fill[k] += 1
     widest = 1
     for k in range(1, m + 1):
         widest = max(widest, count[k])
@@ -240,12 +250,13 @@ def intensity_host(labels, plane, valid, y0, x0, m, small):
                 break
         # edge pixels: a 4-neighbour inside the event with another label (scikit-image's inner boundaries)
         cnt, esum, lo, hi = 0, 0.0, np.inf, -np.inf
+        kr = k - offsets[e]  # the object's number in its event
         for j in range(n):
             y, x = ys[j], xs[j]
-            edge = ((y > 0 and valid[e, y - 1, x] and labels[e, y - 1, x] != k)
-                    or (y < h - 1 and valid[e, y + 1, x] and labels[e, y + 1, x] != k)
-                    or (x > 0 and valid[e, y, x - 1] and labels[e, y, x - 1] != k)
-                    or (x < w - 1 and valid[e, y, x + 1] and labels[e, y, x + 1] != k))
+            edge = ((y > 0 and valid[e, y - 1, x] and labels[e, y - 1, x] != kr)
+                    or (y < h - 1 and valid[e, y + 1, x] and labels[e, y + 1, x] != kr)
+                    or (x > 0 and valid[e, y, x - 1] and labels[e, y, x - 1] != kr)
+                    or (x < w - 1 and valid[e, y, x + 1] and labels[e, y, x + 1] != kr))
             if edge:
                 tmp[cnt] = vals[j]
                 cnt += 1
@@ -270,7 +281,7 @@ def _root(parent, i):
 
 
 @numba.njit(cache=True, nogil=True)
-def overlap_host(labels, own, plane, background, m):
+def overlap_host(labels, own, offsets, plane, background, m):
     """``(m, 10)`` for objects 1..m: the sums of ``plane - background`` over each object's pixels in ``own``
     (one channel's mask, attributed) and in ``labels`` (the cell mask); the pixels in ``own``, and those of
     them inside the object's cell mask; the 8-connected pieces of its ``own`` pixels; their rows' and
@@ -289,7 +300,8 @@ def overlap_host(labels, own, plane, background, m):
             n_cur = 0
             x = 0
             while x < w:
-                g, lab = own[e, y, x], labels[e, y, x]
+                raw, lab = own[e, y, x], labels[e, y, x]
+                g = raw + offsets[e] if raw else 0
                 if g:
                     out[g, 0] += float(plane[e, y, x]) - bg
                     out[g, 2] += 1.0
@@ -302,9 +314,9 @@ def overlap_host(labels, own, plane, background, m):
                     out[g, 9] += y * x
                 if lab:
                     out[lab, 1] += float(plane[e, y, x]) - bg
-                if g and (x == 0 or own[e, y, x - 1] != g):  # a run of label g starts: join it to the row above
+                if g and (x == 0 or own[e, y, x - 1] != raw):  # a run of object g starts: join it to the row above
                     stop = x + 1
-                    while stop < w and own[e, y, stop] == g:
+                    while stop < w and own[e, y, stop] == raw:
                         stop += 1
                     parent[n_runs], run_label[n_runs] = n_runs, g
                     cur[n_cur, 0], cur[n_cur, 1], cur[n_cur, 2] = n_runs, x, stop

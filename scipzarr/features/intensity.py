@@ -95,7 +95,8 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
     if obj.n == 0:
         return {name: np.zeros(0) for name in NAMES}
     valid = obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool)
-    values = intensity_host(obj.host("labels"), images[:, channels[0]], valid, np.asarray(obj.valid_y0),
+    values = intensity_host(obj.host("local"), obj.host("offsets"), images[:, channels[0]], valid,
+                            np.asarray(obj.valid_y0),
                             np.asarray(obj.valid_x0), obj.n, small_integers(images))
     return dict(zip(COLUMNS, values.T))
 

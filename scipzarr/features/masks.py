@@ -92,8 +92,8 @@ def overlap(obj: Objects, plane: np.ndarray, attributed: np.ndarray, background:
             noise: np.ndarray) -> np.ndarray:
     """``(M, 11)``: the ``OVERLAP`` columns of one channel for every object of ``obj``; ``plane`` ``(N, Y, X)``
     the channel's pixels, ``attributed`` its mask's object numbers, ``background`` and ``noise`` ``(N,)``."""
-    glob = np.where(attributed > 0, attributed + obj.offsets[:, None, None], 0)
-    sums = overlap_host(obj.labels, glob, plane, np.asarray(background, np.float64), obj.n)
+    sums = overlap_host(obj.labels, attributed, np.asarray(obj.offsets), plane, np.asarray(background, np.float64),
+                        obj.n)
     net_own, net_cell, area, inside, pieces = sums[:, :5].T
     with np.errstate(invalid="ignore", divide="ignore"):
         my, mx = sums[:, 5] / area, sums[:, 6] / area
@@ -123,8 +123,8 @@ def measure_masks(obj: Objects, images: np.ndarray, attributed: np.ndarray, back
         width = len(FAMILIES[fam].columns((params or {}).get(fam, {})))
         for i, ch in enumerate(channels):
             if fam == "intensity":  # straight from the attributed labels (NaN rows: objects without mask pixels)
-                glob = np.where(attributed[:, i] > 0, attributed[:, i] + obj.offsets[:, None, None], 0)
-                out.append(intensity_host(glob, images[:, ch], valid, np.asarray(obj.valid_y0),
+                out.append(intensity_host(attributed[:, i], np.asarray(obj.offsets), images[:, ch], valid,
+                                          np.asarray(obj.valid_y0),
                                           np.asarray(obj.valid_x0), m, small_integers(images)))
                 continue
             sub, rows = channel_objects(obj, attributed[:, i])
