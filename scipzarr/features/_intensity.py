@@ -17,6 +17,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..kernels._masks import _find
+
 #: the columns of :func:`intensity_host`, in the family's order
 COLUMNS = ("sum", "mean", "std", "min", "max", "median", "q25", "q75", "mad", "mass_displacement",
            "center_mass_y", "center_mass_x", "max_y", "max_x", "edge_sum", "edge_mean", "edge_std", "edge_min",
@@ -273,14 +275,6 @@ def intensity_host(labels, offsets, plane, valid, y0, x0, m, small):
 
 
 @numba.njit(cache=True, nogil=True)
-def _root(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@numba.njit(cache=True, nogil=True)
 def overlap_host(labels, own, offsets, plane, background, m):
     """``(m, 10)`` for objects 1..m: the sums of ``plane - background`` over each object's pixels in ``own``
     (one channel's mask, attributed) and in ``labels`` (the cell mask); the pixels in ``own``, and those of
@@ -323,7 +317,7 @@ def overlap_host(labels, own, offsets, plane, background, m):
                     for p in range(n_prev):
                         q = prev[p, 0]
                         if run_label[q] == g and prev[p, 1] < stop + 1 and prev[p, 2] > x - 1:
-                            a, b = _root(parent, q), _root(parent, n_runs)
+                            a, b = _find(parent, q), _find(parent, n_runs)
                             if a != b:
                                 parent[max(a, b)] = min(a, b)
                     n_runs += 1

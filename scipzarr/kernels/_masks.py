@@ -231,30 +231,18 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
             out = masks[e, ch]
             below = 0
             col_any[:] = False
-            if both[ch]:
-                for y in range(uh):
-                    count = 0
-                    for x in range(uw):
-                        ins = inside[y, x]
-                        d = (num[y + ur, x + ur] - level) / spread if ins else 0.0
-                        below += d < -k
-                        on = ((d < -k) | (d > k)) & ins
-                        out[y, x] = on
-                        count += on
-                        col_any[x] |= on
-                    row_count[y] = count
-            else:
-                for y in range(uh):
-                    count = 0
-                    for x in range(uw):
-                        ins = inside[y, x]
-                        d = (num[y + ur, x + ur] - level) / spread if ins else 0.0
-                        below += d < -k
-                        on = (d > k) & (d >= least) & ins
-                        out[y, x] = on
-                        count += on
-                        col_any[x] |= on
-                    row_count[y] = count
+            two_way = both[ch]  # loop-invariant: the compiler unswitches the loop on it
+            for y in range(uh):
+                count = 0
+                for x in range(uw):
+                    ins = inside[y, x]
+                    d = (num[y + ur, x + ur] - level) / spread if ins else 0.0
+                    below += d < -k
+                    on = (((d < -k) | (d > k)) if two_way else ((d > k) & (d >= least))) & ins
+                    out[y, x] = on
+                    count += on
+                    col_any[x] |= on
+                row_count[y] = count
             dark[e, ch] = below
             y0, y1, x0, x1 = h, 0, w, 0  # the box of the set pixels, from each row's count and column's
             for y in range(h):
