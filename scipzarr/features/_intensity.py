@@ -25,9 +25,11 @@ COLUMNS = ("sum", "mean", "std", "min", "max", "median", "q25", "q75", "mad", "m
            "edge_max")
 
 
-def small_integers(images) -> bool:
-    """Whether an array holds unsigned integers of at most 16 bits (sorted by counting)."""
-    return images.dtype.kind == "u" and images.dtype.itemsize <= 2
+def sorter(images):
+    """The compiled sort for an array's values: :func:`_sort16` for unsigned integers of at most 16 bits
+    (counting), else :func:`_sort_any`. A function argument of :func:`intensity_host`, so only the one used
+    is compiled (numba's ``np.sort`` alone takes ~4 s to compile)."""
+    return _sort16 if images.dtype.kind == "u" and images.dtype.itemsize <= 2 else _sort_any
 
 
 @numba.njit(cache=True, nogil=True)
@@ -162,13 +164,19 @@ def _sort16(vals, n, out, keys, spare, c0, c1):
         c1[k >> 8] += 1
 
 
+@numba.njit(cache=True, nogil=True)
+def _sort_any(vals, n, out, keys, spare, c0, c1):
+    """``out[:n]`` = the values ``vals[:n]`` sorted (any values; the other arguments as :func:`_sort16`'s)."""
+    out[:n] = np.sort(vals[:n])
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def intensity_host(labels, offsets, plane, valid, y0, x0, m, small):
+def intensity_host(labels, offsets, plane, valid, y0, x0, m, sort):
     """``(m, 19)`` float64: the intensity columns (:data:`COLUMNS`) of objects 1..m in ``plane`` ``(N, Y, X)``:
     ``labels`` ``(N, Y, X)`` numbers each event's objects, ``offsets`` ``(N,)`` is added to them (object
     ``labels + offsets``; 0 stays background); ``valid`` the events' real pixels, ``y0``/``x0`` their offsets
-    (coordinates are relative to the event); ``small``: the values are unsigned integers of at most 16 bits
-    (sorted by counting). Rows of objects without pixels are NaN."""
+    (coordinates are relative to the event); ``sort``: the compiled sort for the values (:func:`sorter`).
+    Rows of objects without pixels are NaN."""
     n_ev, h, w = labels.shape
     size = h * w
     count = np.zeros(m + 1, dtype=np.int64)
@@ -218,10 +226,7 @@ def intensity_host(labels, offsets, plane, valid, y0, x0, m, small):
             y, x = rest // w, rest - (rest // w) * w
             ys[j], xs[j] = y, x
             vals[j] = float(plane[e, y, x])
-        if small:
-            _sort16(vals, n, srt, keys, spare, c0, c1)
-        else:
-            srt[:n] = np.sort(vals[:n])
+        sort(vals, n, srt, keys, spare, c0, c1)
         total = _reduceat(vals, n)
         mean = total / n
         for j in range(n):

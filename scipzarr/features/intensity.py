@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ._intensity import COLUMNS, intensity_host, small_integers
+from ._intensity import COLUMNS, intensity_host, sorter
 from .column import Column
 from .family import Family
 from .objects import Objects
@@ -97,7 +97,7 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
     valid = obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool)
     values = intensity_host(obj.host("local"), obj.host("offsets"), images[:, channels[0]], valid,
                             np.asarray(obj.valid_y0),
-                            np.asarray(obj.valid_x0), obj.n, small_integers(images))
+                            np.asarray(obj.valid_x0), obj.n, sorter(images))
     return dict(zip(COLUMNS, values.T))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import FAMILIES, feature_columns, measure
-from ._intensity import intensity_host, overlap_host, small_integers
+from ._intensity import intensity_host, overlap_host, sorter
 from .objects import Objects
 
 #: the mask columns of each channel: (feature, definition)
@@ -123,9 +123,10 @@ def measure_masks(obj: Objects, images: np.ndarray, attributed: np.ndarray, back
         width = len(FAMILIES[fam].columns((params or {}).get(fam, {})))
         for i, ch in enumerate(channels):
             if fam == "intensity":  # straight from the attributed labels (NaN rows: objects without mask pixels)
-                out.append(intensity_host(attributed[:, i], np.asarray(obj.offsets), images[:, ch], valid,
+                out.append(intensity_host(np.ascontiguousarray(attributed[:, i]), np.asarray(obj.offsets),
+                                          images[:, ch], valid,
                                           np.asarray(obj.valid_y0),
-                                          np.asarray(obj.valid_x0), m, small_integers(images)))
+                                          np.asarray(obj.valid_x0), m, sorter(images)))
                 continue
             sub, rows = channel_objects(obj, attributed[:, i])
             block = np.full((m, width), np.nan)

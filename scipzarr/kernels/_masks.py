@@ -55,6 +55,43 @@ def _smooth(src, dst, tmp, taps, h, wd):
 
 
 @numba.njit(cache=True, nogil=True)
+def _select(a, lo, hi, k):
+    """Reorder ``a[lo:hi]`` so that ``a[k]`` holds the value a sort would put there (Hoare's selection)."""
+    while hi - lo > 1:
+        pivot = a[(lo + hi) // 2]
+        i, j = lo, hi - 1
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j + 1
+        elif k >= i:
+            lo = i
+        else:
+            return
+
+
+@numba.njit(cache=True, nogil=True)
+def _median(a, n):
+    """numpy's median of ``a[:n]`` (the mean of the two middle values; 0 for none), reordering ``a``: two
+    selections instead of ``np.median`` (same values, and seconds less to compile)."""
+    if n == 0:
+        return 0.0
+    _select(a, 0, n, n // 2)
+    upper = a[n // 2]
+    if n % 2:
+        return upper
+    _select(a, 0, n // 2, (n - 1) // 2)
+    return (a[(n - 1) // 2] + upper) / 2.0
+
+
+@numba.njit(cache=True, nogil=True)
 def _box(mask):
     """Rows and columns ``y0, y1, x0, x1`` (half-open) of the set pixels of a 2-D mask (``y0 == y1``: none)."""
     h, w = mask.shape
@@ -220,10 +257,10 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
             for j in range(m):
                 y, x = ring_at[j] // uw, ring_at[j] % uw
                 vals[j] = num[y + ur, x + ur]
-            level = np.median(vals[:m]) if m else 0.0
+            level = _median(vals, m)
             for j in range(m):
                 vals[j] = abs(vals[j] - level)
-            spread = max(1.4826 * (np.median(vals[:m]) if m else 0.0), 1e-12)
+            spread = max(1.4826 * _median(vals, m), 1e-12)
             bg[e, ch], noise[e, ch] = level, spread
             # the highest departure (0 outside the event): rounding is monotone, so the highest value's
             top = max((top - level) / spread, 0.0) if holes else (top - level) / spread
