@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ._intensity import COLUMNS, intensity_host, sorter
+from ._intensity import COLUMNS, measure_labels
 from .column import Column
 from .family import Family
 from .objects import Objects
@@ -94,11 +94,7 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
     in one compiled pass (:func:`scipzarr.features._intensity.intensity_host`)."""
     if obj.n == 0:
         return {name: np.zeros(0) for name in NAMES}
-    valid = obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool)
-    values = intensity_host(obj.host("local"), obj.host("offsets"), images[:, channels[0]], valid,
-                            np.asarray(obj.valid_y0),
-                            np.asarray(obj.valid_x0), obj.n, sorter(images))
-    return dict(zip(COLUMNS, values.T))
+    return dict(zip(COLUMNS, measure_labels(obj.host("local"), obj.host("offsets"), obj, images, channels[0]).T))
 
 
 FAMILY = Family(

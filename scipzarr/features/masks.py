@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import FAMILIES, feature_columns, measure
-from ._intensity import intensity_host, overlap_host, sorter
+from ._intensity import measure_labels, overlap_host
 from .objects import Objects
 
 #: the mask columns of each channel: (feature, definition)
@@ -118,15 +118,11 @@ def measure_masks(obj: Objects, images: np.ndarray, attributed: np.ndarray, back
     m = obj.n
     out = [np.asarray(overlap(obj, images[:, ch], attributed[:, i], background[:, i], noise[:, i]))
            for i, ch in enumerate(channels)]
-    valid = obj.valid if obj.valid is not None else np.ones(obj.labels.shape, bool)
     for fam in families:
         width = len(FAMILIES[fam].columns((params or {}).get(fam, {})))
         for i, ch in enumerate(channels):
             if fam == "intensity":  # straight from the attributed labels (NaN rows: objects without mask pixels)
-                out.append(intensity_host(np.ascontiguousarray(attributed[:, i]), np.asarray(obj.offsets),
-                                          images[:, ch], valid,
-                                          np.asarray(obj.valid_y0),
-                                          np.asarray(obj.valid_x0), m, sorter(images)))
+                out.append(measure_labels(attributed[:, i], obj.offsets, obj, images, ch))
                 continue
             sub, rows = channel_objects(obj, attributed[:, i])
             block = np.full((m, width), np.nan)

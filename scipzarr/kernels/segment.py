@@ -28,21 +28,14 @@ def smooth(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     (padding, or beyond the tile edge) do not contribute, so a padded event
     and the same event unpadded give identical values.
     """
-    return smooth_channels(image[:, None], valid, sigma)[:, 0]
-
-
-def smooth_channels(images, valid, sigma: float):
-    """:func:`smooth` of every channel of an ``(N, C, Y, X)`` batch at once (float64), the valid pixels'
-    weights smoothed once per event."""
-    xp = xp_of(images)
-    inside = valid[:, None]
+    xp = xp_of(image)
     if sigma <= 0:
-        return xp.where(inside, images.astype(xp.float64), 0.0)
+        return xp.where(valid, image.astype(xp.float64), 0.0)
     ndi = ndimage(xp)
-    num = ndi.gaussian_filter(xp.where(inside, images, 0.0), (0, 0, sigma, sigma), mode="constant", cval=0.0)
+    num = ndi.gaussian_filter(xp.where(valid, image, 0.0), (0, sigma, sigma), mode="constant", cval=0.0)
     den = ndi.gaussian_filter(valid.astype(xp.float64), (0, sigma, sigma), mode="constant", cval=0.0)
-    num /= xp.maximum(den, 1e-300)[:, None]  # in place (a chunk's channels are ~100 MB); den is 0 only where num is
-    return xp.where(inside, num, 0.0)
+    num /= xp.maximum(den, 1e-300)  # den is 0 only where num is
+    return xp.where(valid, num, 0.0)
 
 
 def smooth_plane(channels, sigma: float):

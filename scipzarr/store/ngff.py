@@ -171,8 +171,7 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
     shutil.rmtree(labels_dir / work, ignore_errors=True)
     source = _adoptable(labels, chunk_yx)
     if source is not None:  # a scratch array made like a level: moved in as level 0, not decoded and re-encoded
-        create_labels(image, work, labels.shape, chunk_yx, labels.dtype)
-        shutil.rmtree(labels_dir / work / "s0")
+        _labels_group(image, work)
         source.rename(labels_dir / work / "s0")
         finish_labels(image, work, n_levels, chunk_yx, compute, properties, pixel_size, final_name=name)
         return
@@ -210,11 +209,15 @@ def _codec(codec) -> dict:
     return {**spec, "configuration": {k: v for k, v in spec.get("configuration", {}).items() if k != "typesize"}}
 
 
+def _labels_group(image: Path, name: str) -> zarr.Group:
+    """A new, empty group ``<image>/labels/<name>`` (the ``labels`` group created when missing)."""
+    group = zarr.open_group(str(Path(image) / "labels"), mode="a", zarr_format=3)
+    return group.create_group(name, overwrite=True)
+
+
 def create_labels(image: Path, name: str, shape, chunk_yx: tuple[int, int], dtype) -> zarr.Array:
     """Level 0 of a new label image ``<image>/labels/<name>`` (filled by the caller, then :func:`finish_labels`)."""
-    group = zarr.open_group(str(Path(image) / "labels"), mode="a", zarr_format=3)
-    sub = group.create_group(name, overwrite=True)
-    return create_array(sub, "s0", shape, level_chunks(shape, chunk_yx), dtype, ["y", "x"])
+    return create_array(_labels_group(image, name), "s0", shape, level_chunks(shape, chunk_yx), dtype, ["y", "x"])
 
 
 def finish_labels(image: Path, name: str, n_levels: int, chunk_yx: tuple[int, int], compute,
