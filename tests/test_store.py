@@ -35,6 +35,33 @@ def test_plan_refuses_nothing_to_store():
         store.Mosaic.plan(0, 1, (4, 4), 2)
 
 
+@pytest.mark.parametrize("nearest", [False, True])
+def test_levels_written_per_chunk_equal_the_whole_image_halved(tmp_path, monkeypatch, nearest):
+    """Each level-0 chunk's task writes the levels its chunk owns (chunks halved with the level down to
+    MIN_LEVEL_CHUNK, odd image edges included); the later levels are computed from them. Every level equals the
+    whole image halved level by level, whatever order the chunks come in."""
+    import zarr
+
+    from scipzarr.store import ngff
+
+    monkeypatch.setattr(ngff, "MIN_LEVEL_CHUNK", 4)
+    sides, owned = ngff.pyramid_chunks((24, 16), 5)
+    assert sides == [(24, 16), (12, 8), (6, 4), (6, 4), (6, 4)] and owned == 2
+    image = np.random.default_rng(3).integers(0, 60000, (2, 70, 45), dtype=np.uint16)
+    group = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=3)
+    levels = ngff.create_levels(group, image.shape, 5, (24, 16), image.dtype, ["c", "y", "x"])
+    assert [a.chunks for a in levels] == [(2, 24, 16), (2, 12, 8), (2, 6, 4)]
+    blocks = [(y, x) for y in range(0, 70, 24) for x in range(0, 45, 16)]
+    for y, x in blocks[::-1]:
+        ngff.write_block(levels, y, x, image[:, y:y + 24, x:x + 16], nearest)
+    ngff.write_levels(group, 5, (24, 16), lambda tasks: [t.compute() for t in tasks], nearest, start=len(levels))
+    expected = image
+    for level in range(5):
+        np.testing.assert_array_equal(group[f"s{level}"][...], expected)
+        assert group[f"s{level}"].chunks[1:] == tuple(min(c, s) for c, s in zip(sides[level], expected.shape[1:]))
+        expected = ngff.halve(expected, nearest)
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int32", "uint32", "float32"])
 def test_pyramid_halving_is_the_rounded_float_mean(dtype):
     """Integer levels are ``round(mean)`` of each 2x2 block (half to even) computed without float64; an odd

@@ -199,18 +199,14 @@ def write_ifc_mosaic(
     """
     dtype = np.dtype(dtype)
     c, cy, cx = mosaic.chunk_shape
+    n_levels = ngff.pyramid_levels(mosaic.shape[1:], mosaic.tile)
     root = zarr.open_group(str(path), mode="a" if resume else "w-", zarr_format=3)
-    if resume and "s0" in root:
-        s0 = root["s0"]
-    else:
-        s0 = ngff.create_array(root, "s0", mosaic.shape, (c, cy, cx), dtype, ["c", "y", "x"])
-
+    # level 0 and the levels its chunks own are written by each chunk's task; the rest from them afterwards
+    levels = ngff.create_levels(root, mosaic.shape, n_levels, (cy, cx), dtype, ["c", "y", "x"], reuse=resume)
     label_dtype = np.uint32 if mosaic.n_events < 2**32 - 1 else np.uint64
     # the instrument's masks go straight into their label images (the whole store is written aside anyway)
-    mask_arrays = [(zarr.open_array(str(path / "labels" / name / "s0"), mode="r+")
-                if resume and (path / "labels" / name / "s0" / "zarr.json").exists()
-                else ngff.create_labels(path, name, mosaic.shape[1:], (cy, cx), label_dtype))
-               for name in (mask_labels or [])]
+    mask_levels = [ngff.create_labels(path, name, mosaic.shape[1:], (cy, cx), label_dtype, n_levels, reuse=resume)
+                   for name in (mask_labels or [])]
 
     def write_block(_, block_id=None):
         by, bx = block_id
@@ -218,31 +214,29 @@ def write_ifc_mosaic(
         idx = mosaic.block_events(block)
         if len(idx) and not (resume and ngff.chunk_file(path, "s0", 0, by, bx).exists()):
             batch = np.zeros((mosaic.per_block, mosaic.n_channels, *mosaic.tile), dtype=dtype)
-            where = (slice(by * cy, (by + 1) * cy), slice(bx * cx, (bx + 1) * cx))
-            if mask_arrays:
+            if mask_levels:
                 pixels, masks = read_block(idx)
                 ids = np.zeros(mosaic.per_block, label_dtype)
                 ids[: len(idx)] = np.arange(idx.start, idx.stop) + 1
-                lab = np.zeros((mosaic.per_block, len(mask_arrays), *mosaic.tile), label_dtype)
+                lab = np.zeros((mosaic.per_block, len(mask_levels), *mosaic.tile), label_dtype)
                 lab[: len(idx)] = masks
                 lab *= ids[:, None, None, None]
-                for k, arr in enumerate(mask_arrays):  # before s0: a present s0 chunk means a whole chunk
-                    arr[where] = mosaic.from_batch(lab[:, k])
+                for k, arrays in enumerate(mask_levels):  # before s0: a present s0 chunk means a whole chunk
+                    ngff.write_block(arrays, by * cy, bx * cx, mosaic.from_batch(lab[:, k]), nearest=True)
             else:
                 pixels = read_block(idx)
             batch[: len(idx)] = pixels
-            s0[(slice(None), *where)] = mosaic.from_batch(batch)
+            ngff.write_block(levels, by * cy, bx * cx, mosaic.from_batch(batch))
         return np.ones((1, 1), dtype=np.int8)
 
     layer = f"scipzarr-read-events-{uuid.uuid4().hex}"
     grid = da.zeros(mosaic.chunk_grid, chunks=1, dtype=np.int8)
     compute([grid.map_blocks(write_block, dtype=np.int8, name=layer)], layer)
-    n_levels = ngff.pyramid_levels(mosaic.shape[1:], mosaic.tile)
 
     def run(collections):  # no progress layer
         return compute(collections, "")
 
-    ngff.write_levels(root, n_levels, (cy, cx), run)
+    ngff.write_levels(root, n_levels, (cy, cx), run, start=len(levels))
     ngff.write_image_metadata(root, n_levels, "events", channel_names, pixel_size)
     root.attrs["scipzarr"] = {
         "format": STORE_FORMAT,
@@ -262,7 +256,7 @@ def write_ifc_mosaic(
     for name in mask_labels or []:
         ngff.finish_labels(path, name, n_levels, (cy, cx), run,
                            {"scipzarr": {"label_rule": "label = event_index + 1 where the mask is set",
-                                         "source": "instrument masks"}}, pixel_size)
+                                         "source": "instrument masks"}}, pixel_size, written=len(levels))
 
 
 REJECTED_COLUMNS = ["event_id", "source", "reason", "stage"]

@@ -39,8 +39,60 @@ def pyramid_levels(shape_yx: tuple[int, int], tile: tuple[int, int]) -> int:
 
 
 def level_chunks(shape: tuple[int, ...], chunk_yx: tuple[int, int]) -> tuple[int, ...]:
-    """The same chunk size in pixels on every level (capped by the level's shape)."""
+    """A level's chunks: ``chunk_yx`` (a level's chunk size in pixels, :func:`pyramid_chunks`) capped by its shape."""
     return tuple(shape[:-2]) + tuple(min(c, s) for c, s in zip(chunk_yx, shape[-2:]))
+
+
+#: Levels whose chunks are level 0's halved stop at this side; later levels keep that chunk size.
+MIN_LEVEL_CHUNK = 256
+
+
+def pyramid_chunks(chunk_yx: tuple[int, int], n_levels: int) -> tuple[list[tuple[int, int]], int]:
+    """The chunk size (y, x) of every level, and how many levels after level 0 its chunks *own*.
+
+    Level ``l``'s chunk is level 0's halved ``l`` times while both sides stay even and at least
+    :data:`MIN_LEVEL_CHUNK`: each level-0 chunk then covers exactly one chunk of each such (owned) level, so the
+    task writing a level-0 chunk writes those levels too (:func:`write_block`) and no pass over the image reads
+    level 0 back. Later levels keep the last owned level's chunk size and are computed from the level before
+    them (:func:`write_levels`).
+    """
+    sides, owned = [tuple(chunk_yx)], 0
+    for level in range(1, n_levels):
+        cy, cx = sides[-1]
+        if owned == level - 1 and cy % 2 == 0 and cx % 2 == 0 and min(cy, cx) // 2 >= MIN_LEVEL_CHUNK:
+            sides.append((cy // 2, cx // 2))
+            owned = level
+        else:
+            sides.append((cy, cx))
+    return sides, owned
+
+
+def create_levels(group: zarr.Group, shape, n_levels: int, chunk_yx: tuple[int, int], dtype, dims: list[str],
+                  reuse: bool = False) -> list[zarr.Array]:
+    """Level 0 and the levels its chunks own (:func:`pyramid_chunks`), created empty (``reuse``: those already
+    there are opened, for a resumed write)."""
+    sides, owned = pyramid_chunks(chunk_yx, n_levels)
+    arrays = []
+    for level in range(owned + 1):
+        name = f"s{level}"
+        shape_l = (*shape[:-2], shape[-2] >> level, shape[-1] >> level)
+        if reuse and name in group:
+            arrays.append(group[name])
+        else:
+            arrays.append(create_array(group, name, shape_l, level_chunks(shape_l, sides[level]), dtype, dims))
+    return arrays
+
+
+def write_block(levels: list[zarr.Array], y0: int, x0: int, block: np.ndarray, nearest: bool = False) -> None:
+    """Write one level-0 chunk ``block`` (``(..., y, x)`` at ``y0, x0``) and its halvings into the owned levels
+    (:func:`create_levels`), last level first: a present level-0 chunk means its levels are written too."""
+    pieces = [block]
+    for _ in levels[1:]:
+        pieces.append(halve(pieces[-1], nearest))
+    for level in reversed(range(len(levels))):
+        piece = pieces[level]
+        y, x = y0 >> level, x0 >> level
+        levels[level][..., y:y + piece.shape[-2], x:x + piece.shape[-1]] = piece
 
 
 def create_array(group: zarr.Group, name: str, shape, chunks, dtype, dims: list[str]) -> zarr.Array:
@@ -57,10 +109,15 @@ def halve(block, nearest: bool = False):
         return block[..., ::2, ::2]
     if block.dtype.kind in "iu":
         acc = np.int32 if block.dtype.itemsize <= 2 else np.int64  # 4 values of 16 bits fit 32
-        s = (block[..., ::2, ::2].astype(acc) + block[..., 1::2, ::2] + block[..., ::2, 1::2]
-             + block[..., 1::2, 1::2])
-        q, r = s >> 2, s & 3
-        return (q + (r > 2) + ((r == 2) & (q & 1).astype(bool))).astype(block.dtype)
+        s = np.add(block[..., ::2, :], block[..., 1::2, :], dtype=acc)
+        s = np.add(s[..., ::2], s[..., 1::2])
+        # s = 4q + r (q = s >> 2, floor): q, +1 when r is 3, or when r is 2 and q is odd (half to even)
+        odd = s >> 2
+        odd &= 1
+        s += odd
+        s += 1
+        s >>= 2
+        return s.astype(block.dtype)
     mean = (block[..., ::2, ::2].astype(np.float64) + block[..., 1::2, ::2] + block[..., ::2, 1::2]
             + block[..., 1::2, 1::2]) / 4.0
     return mean.astype(block.dtype)
@@ -72,16 +129,18 @@ def _halve_region(src: str, dst: str, y0: int, y1: int, x0: int, x1: int, neares
 
 
 def write_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], compute, nearest: bool = False,
-                 dims: tuple[str, ...] = ("c", "y", "x")) -> zarr.Array:
-    """Write levels ``s1 .. s<n-1>`` of an image or label image whose ``s0`` is on disk, each from the level
-    before it as stored: one task per output chunk reads the 2x2 chunks under it (bounded memory whatever the
-    image size); returns the last level."""
+                 dims: tuple[str, ...] = ("c", "y", "x"), start: int = 1) -> zarr.Array:
+    """Write levels ``s<start> .. s<n-1>`` of an image or label image whose earlier levels are on disk, each
+    from the level before it as stored: one task per output chunk reads the 2x2 chunks under it (bounded
+    memory whatever the image size); returns the last level. ``chunk_yx``: level 0's chunk
+    (:func:`pyramid_chunks` gives the others)."""
     import dask
 
-    prev = group["s0"]
-    for i in range(1, n_levels):
+    sides, _ = pyramid_chunks(chunk_yx, n_levels)
+    prev = group[f"s{start - 1}"]
+    for i in range(start, n_levels):
         shape = (*prev.shape[:-2], prev.shape[-2] // 2, prev.shape[-1] // 2)
-        chunks = level_chunks(shape, chunk_yx)
+        chunks = level_chunks(shape, sides[i])
         arr = create_array(group, f"s{i}", shape, chunks, prev.dtype, list(dims))
         cy, cx = chunks[-2:]
         src, dst = _array_path(group, prev), _array_path(group, arr)
@@ -177,18 +236,18 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
         return
     if isinstance(labels, zarr.Array):
         labels = da.from_zarr(labels)
-    s0 = create_labels(image, work, labels.shape, chunk_yx, labels.dtype)
+    (s0,) = create_labels(image, work, labels.shape, chunk_yx, labels.dtype)
     if isinstance(labels, np.ndarray):
         s0[...] = labels
         sub = zarr.open_group(str(labels_dir / work), mode="r+")
-        prev = labels
+        prev, sides = labels, pyramid_chunks(chunk_yx, n_levels)[0]
         for lv in range(1, n_levels):
             prev = halve(prev, nearest=True)
-            create_array(sub, f"s{lv}", prev.shape, level_chunks(prev.shape, chunk_yx), prev.dtype, ["y", "x"])[...] = prev
+            create_array(sub, f"s{lv}", prev.shape, level_chunks(prev.shape, sides[lv]), prev.dtype, ["y", "x"])[...] = prev
     else:
         compute([da.store(labels.rechunk(s0.chunks), s0, compute=False, lock=False)])
-    finish_labels(image, work, n_levels, chunk_yx, compute, properties, pixel_size, levels_written=isinstance(
-        labels, np.ndarray), final_name=name)
+    finish_labels(image, work, n_levels, chunk_yx, compute, properties, pixel_size,
+                  written=n_levels if isinstance(labels, np.ndarray) else 1, final_name=name)
 
 
 def _adoptable(labels, chunk_yx: tuple[int, int]) -> Path | None:
@@ -215,21 +274,27 @@ def _labels_group(image: Path, name: str) -> zarr.Group:
     return group.create_group(name, overwrite=True)
 
 
-def create_labels(image: Path, name: str, shape, chunk_yx: tuple[int, int], dtype) -> zarr.Array:
-    """Level 0 of a new label image ``<image>/labels/<name>`` (filled by the caller, then :func:`finish_labels`)."""
-    return create_array(_labels_group(image, name), "s0", shape, level_chunks(shape, chunk_yx), dtype, ["y", "x"])
+def create_labels(image: Path, name: str, shape, chunk_yx: tuple[int, int], dtype, n_levels: int = 1,
+                  reuse: bool = False) -> list[zarr.Array]:
+    """Level 0 of a label image ``<image>/labels/<name>`` and the levels it owns (:func:`create_levels`; filled
+    by the caller, e.g. with :func:`write_block`, then :func:`finish_labels`). ``reuse``: keep what a resumed
+    write left."""
+    group = _labels_group(image, name) if not reuse or not (Path(image) / "labels" / name / "zarr.json").exists() \
+        else zarr.open_group(str(Path(image) / "labels" / name), mode="r+")
+    return create_levels(group, shape, n_levels, chunk_yx, dtype, ["y", "x"], reuse=reuse)
 
 
 def finish_labels(image: Path, name: str, n_levels: int, chunk_yx: tuple[int, int], compute,
-                  properties: dict | None = None, pixel_size=(None, None), levels_written: bool = False,
+                  properties: dict | None = None, pixel_size=(None, None), written: int = 1,
                   final_name: str | None = None) -> None:
-    """Complete a label image whose level 0 is written: the other levels (each from the one before it as
-    stored, every second pixel), the NGFF metadata, the move to ``final_name`` and the ``labels`` listing."""
+    """Complete a label image whose first ``written`` levels are written: the other levels (each from the one
+    before it as stored, every second pixel), the NGFF metadata, the move to ``final_name`` and the ``labels``
+    listing."""
     labels_dir = Path(image) / "labels"
     final_name = final_name or name
     sub = zarr.open_group(str(labels_dir / name), mode="r+")
-    if not levels_written:
-        write_levels(sub, n_levels, chunk_yx, compute, nearest=True, dims=("y", "x"))
+    if written < n_levels:
+        write_levels(sub, n_levels, chunk_yx, compute, nearest=True, dims=("y", "x"), start=written)
     write_multiscales(sub, image_datasets(n_levels, pixel_size, labels=True), axes(pixel_size, channel=False),
                       final_name)
     ome = dict(sub.attrs["ome"])
