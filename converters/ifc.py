@@ -21,6 +21,8 @@ Everything here is reading; :mod:`scipzarr.store` decides the layout on disk.
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -64,18 +66,18 @@ def _natural_key(text: str):
 
 
 def _collect_files(inputs: list[Path]) -> list[tuple[Path, Path]]:
-    """All files named by the inputs, as (file, the input folder it came from)."""
+    """All files named by the inputs, as (file, the input folder it came from); hidden files left out."""
     found = []
     for inp in inputs:
         if not inp.exists():
             raise ScipzarrError(f"{inp}: no such file or folder; check the input path")
         if inp.is_dir():
-            files = [p for p in inp.rglob("*") if p.is_file() and not p.name.startswith(".")]
-            found += [(p, inp) for p in files]
+            for folder, _, names in os.walk(inp, followlinks=True):
+                found += [(os.path.join(folder, n), inp) for n in names if not n.startswith(".")]
         else:
-            found.append((inp, inp.parent))
-    found.sort(key=lambda fr: _natural_key(str(fr[0])))
-    return found
+            found.append((str(inp), inp.parent))
+    found.sort(key=lambda fr: _natural_key(fr[0]))
+    return [(Path(f), root) for f, root in found]
 
 
 def _class_label(path: Path, root: Path) -> str:
@@ -162,24 +164,20 @@ def _geometry(bo, tags) -> tuple[tuple[int, int], np.dtype] | None:
     return (int(height), int(width)), np.dtype(bo + _TIFF_DTYPES[(fmt, bits)])
 
 
-def tiff_geometry(path: Path, head: int = 4096) -> tuple[tuple[int, int], np.dtype] | None:
-    """Shape and dtype of a plain TIFF from the first ``head`` bytes of the file (its directory), or None (not
-    plain, or its directory lies further on: ask tifffile)."""
-    with open(path, "rb") as f:
-        found = _tiff_tags(f.read(head))
-    if found is None or not found[2]:
-        return None
-    return _geometry(found[0], found[1])
-
-
 def plain_tiff(data: bytes) -> tuple[tuple[int, int], np.dtype, int] | None:
     """Shape, dtype and pixel offset of a plain TIFF (classic, one uncompressed 2-D image in contiguous
     strips, as IDEAS and tifffile write event images), parsed from its bytes; None for anything else (the
     general path, tifffile, reads those)."""
-    return _plain_from_tags(data, _tiff_tags(data))
+    found = _plain_from_tags(_tiff_tags(data))
+    return found if found is not None and _fits(found, len(data)) else None
 
 
-def _plain_from_tags(data: bytes, found) -> tuple[tuple[int, int], np.dtype, int] | None:
+def _fits(plain, size: int) -> bool:
+    (h, w), dtype, at = plain
+    return at + h * w * dtype.itemsize <= size
+
+
+def _plain_from_tags(found) -> tuple[tuple[int, int], np.dtype, int] | None:
     if found is None or not found[2]:
         return None
     bo, tags, _, _ = found
@@ -189,7 +187,7 @@ def _plain_from_tags(data: bytes, found) -> tuple[tuple[int, int], np.dtype, int
     (height, width), dtype = geometry
     offsets, counts = np.array(tags[273], np.int64), np.array(tags[279], np.int64)
     nbytes = width * height * dtype.itemsize
-    if len(offsets) != len(counts) or int(counts.sum()) != nbytes or int(offsets[0]) + nbytes > len(data) \
+    if len(offsets) != len(counts) or int(counts.sum()) != nbytes \
             or not np.array_equal(offsets[1:], offsets[:-1] + counts[:-1]):
         return None
     return (height, width), dtype, int(offsets[0])
@@ -198,55 +196,95 @@ def _plain_from_tags(data: bytes, found) -> tuple[tuple[int, int], np.dtype, int
 _KNOWN_HEADERS: dict[bytes, tuple] = {}
 
 
-def _plain_tiff_cached(data: bytes):
-    """:func:`plain_tiff`, remembered by the bytes of the file's header and directory (the files of one export
-    share them, so most files are not parsed again) and checked against the strip offsets and counts the
-    directory points to, which may lie outside it."""
+def _plain_tiff_cached(data, size: int | None = None):
+    """:func:`plain_tiff` of a file's bytes, or of its first bytes (``data``) and its ``size``, remembered by the
+    bytes of the file's header and directory (the files of one export share them, so most files are not
+    parsed again) and checked against the strip offsets and counts the directory points to, which may lie
+    outside it. ``data`` may be any bytes-like object (a view of a reused buffer)."""
     span = _ifd_span(data)
     if span is None:
         return None
     _, off, n = span
-    key = data[:8] + data[off:off + 6 + 12 * n]
+    key = bytes(data[:8]) + bytes(data[off:off + 6 + 12 * n])
     known = _KNOWN_HEADERS.get(key)
     if known is not None and all(data[at:at + nbytes] == value for at, nbytes, value in known[1]):
         found = known[0]
     else:
         tags = _tiff_tags(data)
-        found = _plain_from_tags(data, tags)
-        outside = [(at, nbytes, data[at:at + nbytes]) for tag, (at, nbytes) in (tags[3] if tags else {}).items()
+        if tags is not None and any(tags[1].get(t, 0) is None for t in (273, 279)):
+            return None  # strip offsets beyond these bytes: not known here, and not remembered as "not plain"
+        found = _plain_from_tags(tags)
+        outside = [(at, nbytes, bytes(data[at:at + nbytes])) for tag, (at, nbytes) in (tags[3] if tags else {}).items()
                    if tag in (273, 279)]
         if len(_KNOWN_HEADERS) > 64:
             _KNOWN_HEADERS.clear()
         _KNOWN_HEADERS[key] = (found, outside)
-    if found is not None and found[2] + found[0][0] * found[0][1] * found[1].itemsize > len(data):
-        return None
-    return found
+    return found if found is not None and _fits(found, len(data) if size is None else size) else None
 
 
-def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=None) -> np.ndarray:
-    """One channel image, each file read once: the plain-TIFF fast path (:func:`plain_tiff`), else tifffile on
-    the same bytes. ``shape``/``dtype``: what discovery assumed (checked; one clear line if not)."""
-    import io
+_BUFFER = threading.local()
 
+
+def _read_file(path, head: int | None = None) -> tuple[memoryview, int]:
+    """A file's bytes (or its first ``head`` bytes) and its size, read with one ``readv`` into a buffer this
+    thread reuses (valid until its next read: copy what you keep). Python's file objects cost about 5x more per
+    small file than the read itself."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        data = path.read_bytes()
+        size = os.fstat(fd).st_size
+        want = size if head is None else min(head, size)
+        buf = getattr(_BUFFER, "buf", None)
+        if buf is None or len(buf) < want:
+            buf = _BUFFER.buf = bytearray(max(want, 1 << 16))
+        view = memoryview(buf)[:want]
+        got = os.readv(fd, [view]) if want else 0
+    finally:
+        os.close(fd)
+    return view[:got], size
+
+
+def tiff_layouts(paths: list) -> list[tuple[tuple[int, int], np.dtype, int] | None]:
+    """The plain-TIFF layout (:func:`plain_tiff`: shape, dtype, pixel offset) of each file from its first 4 KiB
+    (its directory) and its size; None where the file is not plain or unreadable (tifffile then says why)."""
+    out = []
+    for path in paths:
+        try:
+            head, size = _read_file(path, 4096)
+        except OSError:
+            out.append(None)
+            continue
+        out.append(_plain_tiff_cached(head, size))
+    return out
+
+
+def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=None, out: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """One channel image, each file read once: the plain-TIFF fast path (:func:`plain_tiff`), else tifffile on
+    the same bytes. ``shape``/``dtype``: what discovery assumed (checked; one clear line if not). ``out``: where
+    to put the pixels (an array of that shape and dtype)."""
+    try:
+        data, _ = _read_file(path)
     except OSError as exc:
         raise ScipzarrError(f"{path}: cannot read pixel data ({exc.strerror}); the file is missing or unreadable, "
                             "re-export it") from None
     plain = _plain_tiff_cached(data)
     if plain is not None:
         (h, w), dt, at = plain
-        img = np.frombuffer(data, dt, count=h * w, offset=at).reshape(h, w).astype(dt.newbyteorder("="), copy=False)
+        img = np.frombuffer(data, dt, count=h * w, offset=at).reshape(h, w)
     else:
         try:
-            img = tifffile.imread(io.BytesIO(data))
+            img = tifffile.imread(io.BytesIO(bytes(data)))
         except Exception as exc:
             raise ScipzarrError(f"{path}: cannot read pixel data ({_reason(exc)}); the file is corrupt or truncated, "
                                 "re-export it") from None
-    if shape is not None and (img.shape != tuple(shape) or (dtype is not None and img.dtype != dtype)):
-        raise ScipzarrError(f"{path}: the image is {'x'.join(map(str, img.shape))} {img.dtype} but the export's other "
+    native = img.dtype if img.dtype.isnative else img.dtype.newbyteorder("=")
+    if shape is not None and (img.shape != shape or (dtype is not None and native != dtype)):
+        raise ScipzarrError(f"{path}: the image is {'x'.join(map(str, img.shape))} {native} but the export's other "
                             f"files of this channel are {'x'.join(map(str, shape))} {dtype}; re-export the object")
-    return img
+    if out is None:
+        return img.astype(native, copy=True)
+    out[...] = img
+    return out
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -470,55 +508,61 @@ def _majority(values: dict) -> object:
 
 
 def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
-    objects: dict[tuple[Path, str], dict[int, Path]] = {}
-    roots: dict[tuple[Path, str], Path] = {}
+    """One TIFF per channel per object. Paths are handled as strings and each file's directory is read with
+    one small read (:func:`tiff_layouts`): an export holds tens of thousands of files."""
+    objects: dict[tuple[str, str], dict[int, str]] = {}
+    roots: dict[tuple[str, str], Path] = {}
     for path, root in tiffs:
-        m = _CHANNEL_RE.match(path.name)
-        key = (path.parent, m["obj"] + m["rest"])
+        parent, name = os.path.split(str(path))
+        m = _CHANNEL_RE.match(name)
+        key = (parent, m["obj"] + m["rest"])
         chans = objects.setdefault(key, {})
         ch = int(m["ch"])
         if ch in chans:
-            raise ScipzarrError(f"{path}: channel Ch{ch} of object {m['obj']} appears twice ({chans[ch].name}); remove the duplicate")
-        chans[ch] = path
+            raise ScipzarrError(f"{path}: channel Ch{ch} of object {m['obj']} appears twice "
+                                f"({os.path.basename(chans[ch])}); remove the duplicate")
+        chans[ch] = str(path)
         roots[key] = root
     channels = sorted(set().union(*objects.values()))
+    complete = [key for key, chans in objects.items() if len(chans) == len(channels)]
+    layouts = dict(zip(complete, _chunked(tiff_layouts([objects[k][c] for k in complete for c in channels]),
+                                          len(channels))))
+    where = _RelativeNames()
 
-    def info_of(path: Path):
-        """Geometry from the first 4 KiB of a plain TIFF (its directory; the pixels are read once, by
-        convert), tifffile for any other file."""
-        try:
-            geometry = tiff_geometry(path)
-        except OSError:
-            geometry = None
-        if geometry is not None:
-            return geometry[0], "YX", geometry[1].newbyteorder("=")
-        return _tiff_info(path)
+    def info_of(path: str, layout):
+        """Geometry from the file's directory (plain TIFFs; the pixels are read once, by convert), tifffile for
+        any other file."""
+        if layout is not None:
+            return layout[0], "YX", layout[1].newbyteorder("=")
+        return _tiff_info(Path(path))
 
     info: dict[tuple, tuple] = {}
-    for (parent, obj), chans in objects.items():
-        event_id = _event_name(chans[min(chans)], roots[(parent, obj)], obj)
+    for key, chans in objects.items():
+        parent, obj = key
+        event_id = where.event_name(parent, roots[key], obj)
+        here = os.path.join(parent, obj)
         if sorted(chans) != channels:
             have = ",".join(f"Ch{c}" for c in sorted(chans))
             want = ",".join(f"Ch{c}" for c in channels)
-            reject(event_id, parent / obj, f"{parent / obj}: object has channels {have} but the export has {want}; "
-                                           "export every channel for every object")
+            reject(event_id, here, f"{here}: object has channels {have} but the export has {want}; "
+                                   "export every channel for every object")
             continue
         try:
-            metas = [info_of(chans[ch]) for ch in channels]
+            metas = [info_of(chans[ch], layout) for ch, layout in zip(channels, layouts[key])]
             for ch, (shape, _, _) in zip(channels, metas):
                 if len(shape) != 2:
                     raise ScipzarrError(f"{chans[ch]}: expected one 2-D plane per channel file, got shape {shape}")
                 _check_size(shape, chans[ch])
             shapes = {m[0] for m in metas}
             if len(shapes) > 1:
-                raise ScipzarrError(f"{parent / obj}: channel images differ in size {sorted(shapes)}; re-export the object")
+                raise ScipzarrError(f"{here}: channel images differ in size {sorted(shapes)}; re-export the object")
             dtypes = {m[2] for m in metas}
             if len(dtypes) > 1:
-                raise ScipzarrError(f"{parent / obj}: channel files differ in pixel type {sorted(map(str, dtypes))}; re-export the object")
+                raise ScipzarrError(f"{here}: channel files differ in pixel type {sorted(map(str, dtypes))}; re-export the object")
         except ScipzarrError as exc:
-            reject(event_id, parent / obj, str(exc))
+            reject(event_id, here, str(exc))
             continue
-        info[(parent, obj)] = (event_id, shapes.pop(), dtypes.pop())
+        info[key] = (event_id, shapes.pop(), dtypes.pop())
     dtype = _common_dtype({k: v[2] for k, v in info.items()}, {k: objects[k][channels[0]] for k in info}, reject,
                           {k: v[0] for k, v in info.items()})
     rows, paths = [], []
@@ -526,8 +570,8 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         if dt != dtype:
             continue
         chans = objects[key]
-        rows.append({"event_id": event_id, "source": ";".join(str(chans[c]) for c in channels),
-                     "class_label": _class_label(chans[channels[0]], roots[key]), "height": h, "width": w})
+        rows.append({"event_id": event_id, "source": ";".join(chans[c] for c in channels),
+                     "class_label": where.class_label(key[0], roots[key]), "height": h, "width": w})
         paths.append([chans[c] for c in channels])
     if not rows:
         raise ScipzarrError("every event was rejected; see the reasons above or run with --on-error fail")
@@ -535,9 +579,38 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
     shapes = [(r["height"], r["width"]) for r in rows]
 
     def read(i: int) -> np.ndarray:
-        return np.stack([_read_event_file(p, shapes[i], dtype) for p in paths[i]])
+        out = np.empty((len(channels), *shapes[i]), dtype)
+        for c, path in enumerate(paths[i]):
+            _read_event_file(path, shapes[i], dtype, out[c])
+        return out
 
     return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(pd.DataFrame(rows)), read)
+
+
+def _chunked(items: list, n: int) -> list[list]:
+    return [items[i:i + n] for i in range(0, len(items), n)]
+
+
+class _RelativeNames:
+    """:func:`_event_name` and :func:`_class_label` for files given as folder strings, each folder worked out
+    once (pathlib's ``relative_to`` per file cost more than reading the file's directory)."""
+
+    def __init__(self):
+        self._rel: dict[tuple[str, Path], tuple[str, ...]] = {}
+
+    def _parts(self, parent: str, root: Path) -> tuple[str, ...]:
+        key = (parent, root)
+        if key not in self._rel:
+            self._rel[key] = Path(parent).relative_to(root).parts
+        return self._rel[key]
+
+    def event_name(self, parent: str, root: Path, stem: str) -> str:
+        parts = self._parts(parent, root)
+        return "/".join((*parts, stem))
+
+    def class_label(self, parent: str, root: Path) -> str:
+        parts = self._parts(parent, root)
+        return parts[0] if parts else ""
 
 
 def _common_dtype(dtypes: dict, where: dict, reject: Rejects, ids: dict) -> np.dtype:

@@ -341,6 +341,16 @@ def scratch_array(path: Path, shape, chunks, dtype, reuse: bool = False, dims: l
         return zarr.open_array(str(path), mode="r+")
 
 
+def put_files(group: zarr.Group, name: str, files: dict[str, bytes]) -> None:
+    """Put the files of a zarr hierarchy made in memory (``{key: bytes}``, e.g. from a ``MemoryStore``) under
+    ``<group>/<name>`` on the local disk, replacing what was there under the same keys."""
+    base = Path(str(group.store.root)) / group.path / name
+    for key, value in files.items():
+        target = base / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(value)
+
+
 def persist(array: da.Array, path: Path, compute) -> da.Array:
     """Write a lazy array to a scratch array (bounded memory) and return it read back lazily."""
     compute([da.to_zarr(array, str(path), overwrite=True, compute=False)])
