@@ -174,7 +174,7 @@ def _cleanup(work: Work):
 
 def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume, options,
            on_error) -> dict:
-    fits = table[["valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"]].to_numpy()
+    fits = table[["valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"]].to_numpy().tolist()
     n_channels = len(source.channel_names)
     work = Work(work_path(output), {"input": fingerprint(inputs), "options": config_hash(options)}, resume=resume,
                 say=_note if progress else None)
@@ -183,9 +183,8 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
 
     masks = source.read_masks is not None
 
-    def read_block(events: range):
-        out = np.zeros((len(events), n_channels, *tile), dtype=source.dtype)
-        out_masks = np.zeros((len(events), n_channels, *tile), np.uint8) if masks else None
+    def read_block(events: range, tiles: np.ndarray, mask_tiles: np.ndarray | None) -> None:
+        k = tiles.shape[1]
         bad = {}
         for j, i in enumerate(events):
             try:
@@ -205,13 +204,12 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
                 bad[int(i)] = str(exc)  # the tile stays empty; the event is marked rejected
                 continue
             vy, vx, vh, vw, cy, cx = fits[i]
-            out[j, :, vy:vy + vh, vx:vx + vw] = img[:, cy:cy + vh, cx:cx + vw]
+            tiles[j // k, j % k, :, vy:vy + vh, vx:vx + vw] = img[:, cy:cy + vh, cx:cx + vw]
             if masks:
-                out_masks[j, :, vy:vy + vh, vx:vx + vw] = mask[:, cy:cy + vh, cx:cx + vw]
+                mask_tiles[j // k, j % k, :, vy:vy + vh, vx:vx + vw] = mask[:, cy:cy + vh, cx:cx + vw]
         if bad:
             rejected_dir.mkdir(exist_ok=True)
             (rejected_dir / f"{events.start:09d}.json").write_text(json.dumps(bad))
-        return (out, out_masks) if masks else out
 
     def tables():
         bad = {}

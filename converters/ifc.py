@@ -27,6 +27,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,8 +66,10 @@ def _natural_key(text: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
-def _collect_files(inputs: list[Path]) -> list[tuple[Path, Path]]:
-    """All files named by the inputs, as (file, the input folder it came from); hidden files left out."""
+def _collect_files(inputs: list[Path]) -> list[tuple[str, Path]]:
+    """All files named by the inputs, as (file, the input folder it came from), in natural order; hidden files
+    left out. Files are strings: an IDEAS export holds tens of thousands, and pathlib costs more than reading
+    their directories."""
     found = []
     for inp in inputs:
         if not inp.exists():
@@ -77,7 +80,7 @@ def _collect_files(inputs: list[Path]) -> list[tuple[Path, Path]]:
         else:
             found.append((str(inp), inp.parent))
     found.sort(key=lambda fr: _natural_key(fr[0]))
-    return [(Path(f), root) for f, root in found]
+    return found
 
 
 def _class_label(path: Path, root: Path) -> str:
@@ -164,17 +167,26 @@ def _geometry(bo, tags) -> tuple[tuple[int, int], np.dtype] | None:
     return (int(height), int(width)), np.dtype(bo + _TIFF_DTYPES[(fmt, bits)])
 
 
-def plain_tiff(data: bytes) -> tuple[tuple[int, int], np.dtype, int] | None:
+class PlainLayout(NamedTuple):
+    """Where a plain TIFF keeps its pixels, and what its header looks like (to recognise the file again)."""
+
+    shape: tuple[int, int]
+    dtype: np.dtype  # the file's byte order
+    at: int  # offset of the pixels (one contiguous run)
+    key: bytes  # the file's first 8 bytes and its directory
+    ifd: int  # where the directory starts
+    outside: tuple[tuple[int, bytes], ...]  # strip offsets/counts stored outside the directory: (offset, bytes)
+
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self.shape[1] * self.dtype.itemsize
+
+
+def plain_tiff(data: bytes) -> PlainLayout | None:
     """Shape, dtype and pixel offset of a plain TIFF (classic, one uncompressed 2-D image in contiguous
     strips, as IDEAS and tifffile write event images), parsed from its bytes; None for anything else (the
     general path, tifffile, reads those)."""
-    found = _plain_from_tags(_tiff_tags(data))
-    return found if found is not None and _fits(found, len(data)) else None
-
-
-def _fits(plain, size: int) -> bool:
-    (h, w), dtype, at = plain
-    return at + h * w * dtype.itemsize <= size
+    return _plain_tiff_cached(data)
 
 
 def _plain_from_tags(found) -> tuple[tuple[int, int], np.dtype, int] | None:
@@ -193,10 +205,10 @@ def _plain_from_tags(found) -> tuple[tuple[int, int], np.dtype, int] | None:
     return (height, width), dtype, int(offsets[0])
 
 
-_KNOWN_HEADERS: dict[bytes, tuple] = {}
+_KNOWN_HEADERS: dict[bytes, PlainLayout | None] = {}
 
 
-def _plain_tiff_cached(data, size: int | None = None):
+def _plain_tiff_cached(data, size: int | None = None) -> PlainLayout | None:
     """:func:`plain_tiff` of a file's bytes, or of its first bytes (``data``) and its ``size``, remembered by the
     bytes of the file's header and directory (the files of one export share them, so most files are not
     parsed again) and checked against the strip offsets and counts the directory points to, which may lie
@@ -206,23 +218,37 @@ def _plain_tiff_cached(data, size: int | None = None):
         return None
     _, off, n = span
     key = bytes(data[:8]) + bytes(data[off:off + 6 + 12 * n])
-    known = _KNOWN_HEADERS.get(key)
-    if known is not None and all(data[at:at + nbytes] == value for at, nbytes, value in known[1]):
-        found = known[0]
+    if key in _KNOWN_HEADERS and _same_outside(data, _KNOWN_HEADERS[key]):
+        found = _KNOWN_HEADERS[key]
     else:
         tags = _tiff_tags(data)
         if tags is not None and any(tags[1].get(t, 0) is None for t in (273, 279)):
             return None  # strip offsets beyond these bytes: not known here, and not remembered as "not plain"
-        found = _plain_from_tags(tags)
-        outside = [(at, nbytes, bytes(data[at:at + nbytes])) for tag, (at, nbytes) in (tags[3] if tags else {}).items()
-                   if tag in (273, 279)]
+        plain = _plain_from_tags(tags)
+        found = None if plain is None else PlainLayout(
+            *plain, key, off, tuple((at, bytes(data[at:at + nbytes])) for tag, (at, nbytes) in tags[3].items()
+                                    if tag in (273, 279)))
         if len(_KNOWN_HEADERS) > 64:
             _KNOWN_HEADERS.clear()
-        _KNOWN_HEADERS[key] = (found, outside)
-    return found if found is not None and _fits(found, len(data) if size is None else size) else None
+        _KNOWN_HEADERS[key] = found
+    fits = found is not None and found.at + found.nbytes <= (len(data) if size is None else size)
+    return found if fits else None
+
+
+def _same_outside(data, layout: PlainLayout | None) -> bool:
+    return layout is None or all(data[at:at + len(value)] == value for at, value in layout.outside)
 
 
 _BUFFER = threading.local()
+
+
+def _buffer(size: int, name: str = "buf") -> bytearray:
+    """A scratch buffer of at least ``size`` bytes that this thread reuses."""
+    buf = getattr(_BUFFER, name, None)
+    if buf is None or len(buf) < size:
+        buf = bytearray(max(size, 1 << 16))
+        setattr(_BUFFER, name, buf)
+    return buf
 
 
 def _read_file(path, head: int | None = None) -> tuple[memoryview, int]:
@@ -233,28 +259,49 @@ def _read_file(path, head: int | None = None) -> tuple[memoryview, int]:
     try:
         size = os.fstat(fd).st_size
         want = size if head is None else min(head, size)
-        buf = getattr(_BUFFER, "buf", None)
-        if buf is None or len(buf) < want:
-            buf = _BUFFER.buf = bytearray(max(want, 1 << 16))
-        view = memoryview(buf)[:want]
+        view = memoryview(_buffer(want))[:want]
         got = os.readv(fd, [view]) if want else 0
     finally:
         os.close(fd)
     return view[:got], size
 
 
-def tiff_layouts(paths: list) -> list[tuple[tuple[int, int], np.dtype, int] | None]:
-    """The plain-TIFF layout (:func:`plain_tiff`: shape, dtype, pixel offset) of each file from its first 4 KiB
-    (its directory) and its size; None where the file is not plain or unreadable (tifffile then says why)."""
-    out = []
-    for path in paths:
+def tiff_layouts(paths: list[str]) -> list[PlainLayout | None]:
+    """The plain-TIFF layout (:func:`plain_tiff`) of each file from its first 4 KiB (its directory) and its
+    size; None where the file is not plain or unreadable (tifffile then says why). One thread: with a second
+    one the two fight over the GIL between their short reads and take twice as long (measured)."""
+    out: list = [None] * len(paths)
+    for i, path in enumerate(paths):
         try:
             head, size = _read_file(path, 4096)
         except OSError:
-            out.append(None)
             continue
-        out.append(_plain_tiff_cached(head, size))
+        out[i] = _plain_tiff_cached(head, size)
     return out
+
+
+def _read_plain(path: str, layout: PlainLayout, out: np.ndarray) -> bool:
+    """A plain TIFF's pixels read straight into ``out`` (native byte order) and its header into a scratch
+    buffer, in one ``preadv``, when the file still has the header and directory discovery saw; False otherwise
+    (the general path then reads it and says what is wrong)."""
+    at, ifd = layout.at, layout.ifd
+    if ifd + len(layout.key) - 8 > at or any(a + len(v) > at for a, v in layout.outside):
+        return False  # the directory lies after the pixels
+    head = _buffer(at, "head")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            got = os.preadv(fd, [memoryview(head)[:at], out], 0)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    if got != at + layout.nbytes or head[:8] != layout.key[:8] or head[ifd:ifd + len(layout.key) - 8] != layout.key[8:] \
+            or not _same_outside(head, layout):
+        return False
+    if not layout.dtype.isnative:
+        out.byteswap(inplace=True)
+    return True
 
 
 def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=None, out: np.ndarray | None = None
@@ -269,8 +316,8 @@ def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=Non
                             "re-export it") from None
     plain = _plain_tiff_cached(data)
     if plain is not None:
-        (h, w), dt, at = plain
-        img = np.frombuffer(data, dt, count=h * w, offset=at).reshape(h, w)
+        img = np.frombuffer(data, plain.dtype, count=plain.nbytes // plain.dtype.itemsize, offset=plain.at
+                            ).reshape(plain.shape)
     else:
         try:
             img = tifffile.imread(io.BytesIO(bytes(data)))
@@ -347,8 +394,8 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
         source = _from_npy(inputs[0])
     else:
         files = _collect_files(inputs)
-        cifs = [(p, r) for p, r in files if p.suffix.lower() in CIF_SUFFIXES + RIF_SUFFIXES]
-        tiffs = [(p, r) for p, r in files if p.suffix.lower() in TIFF_SUFFIXES]
+        cifs = [(Path(p), r) for p, r in files if os.path.splitext(p)[1].lower() in CIF_SUFFIXES + RIF_SUFFIXES]
+        tiffs = [(p, r) for p, r in files if os.path.splitext(p)[1].lower() in TIFF_SUFFIXES]
         if cifs and tiffs:
             raise ScipzarrError(f"{cifs[0][0]} and {tiffs[0][0]}: the input mixes .cif files and TIFF exports; "
                                 "convert them into separate stores")
@@ -358,12 +405,12 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
     if len(inputs) != 1 or inputs[0].suffix != ".npy":
         if cifs:
             source = _from_cifs(cifs, reject)
-        elif tile_size is not None and _looks_like_montages(tiffs, tile_size):
-            source = _from_montages(tiffs, tile_size)
-        elif all(_CHANNEL_RE.match(p.name) for p, _ in tiffs):
+        elif tile_size is not None and _looks_like_montages(as_paths := [(Path(p), r) for p, r in tiffs], tile_size):
+            source = _from_montages(as_paths, tile_size)
+        elif all(_CHANNEL_RE.match(os.path.basename(p)) for p, _ in tiffs):
             source = _from_ideas(tiffs, reject)
         else:
-            source = _from_event_tiffs(tiffs, reject)
+            source = _from_event_tiffs([(Path(p), r) for p, r in tiffs], reject)
     source.rejected = reject.rows
     if channel_names is not None and len(channel_names) < len(source.channel_names) and \
             set(channel_names) <= set(source.channel_names) and len(set(channel_names)) == len(channel_names):
@@ -507,13 +554,13 @@ def _majority(values: dict) -> object:
     return max(counts, key=counts.get)
 
 
-def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
+def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
     """One TIFF per channel per object. Paths are handled as strings and each file's directory is read with
     one small read (:func:`tiff_layouts`): an export holds tens of thousands of files."""
     objects: dict[tuple[str, str], dict[int, str]] = {}
     roots: dict[tuple[str, str], Path] = {}
     for path, root in tiffs:
-        parent, name = os.path.split(str(path))
+        parent, name = os.path.split(path)
         m = _CHANNEL_RE.match(name)
         key = (parent, m["obj"] + m["rest"])
         chans = objects.setdefault(key, {})
@@ -521,7 +568,7 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         if ch in chans:
             raise ScipzarrError(f"{path}: channel Ch{ch} of object {m['obj']} appears twice "
                                 f"({os.path.basename(chans[ch])}); remove the duplicate")
-        chans[ch] = str(path)
+        chans[ch] = path
         roots[key] = root
     channels = sorted(set().union(*objects.values()))
     complete = [key for key, chans in objects.items() if len(chans) == len(channels)]
@@ -533,7 +580,7 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         """Geometry from the file's directory (plain TIFFs; the pixels are read once, by convert), tifffile for
         any other file."""
         if layout is not None:
-            return layout[0], "YX", layout[1].newbyteorder("=")
+            return layout.shape, "YX", layout.dtype.newbyteorder("=")
         return _tiff_info(Path(path))
 
     info: dict[tuple, tuple] = {}
@@ -547,6 +594,12 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
             reject(event_id, here, f"{here}: object has channels {have} but the export has {want}; "
                                    "export every channel for every object")
             continue
+        first = layouts[key][0]
+        if first is not None and all(lay is not None and lay.shape == first.shape and lay.dtype == first.dtype
+                                     for lay in layouts[key]):  # plain files of one geometry: the usual export
+            if min(first.shape) >= 1 and max(first.shape) <= MAX_EVENT_SIDE:
+                info[key] = (event_id, first.shape, first.dtype.newbyteorder("="))
+                continue
         try:
             metas = [info_of(chans[ch], layout) for ch, layout in zip(channels, layouts[key])]
             for ch, (shape, _, _) in zip(channels, metas):
@@ -565,7 +618,7 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         info[key] = (event_id, shapes.pop(), dtypes.pop())
     dtype = _common_dtype({k: v[2] for k, v in info.items()}, {k: objects[k][channels[0]] for k in info}, reject,
                           {k: v[0] for k, v in info.items()})
-    rows, paths = [], []
+    rows, paths, plain = [], [], []
     for key, (event_id, (h, w), dt) in info.items():
         if dt != dtype:
             continue
@@ -573,6 +626,7 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         rows.append({"event_id": event_id, "source": ";".join(chans[c] for c in channels),
                      "class_label": where.class_label(key[0], roots[key]), "height": h, "width": w})
         paths.append([chans[c] for c in channels])
+        plain.append(layouts[key])
     if not rows:
         raise ScipzarrError("every event was rejected; see the reasons above or run with --on-error fail")
 
@@ -580,8 +634,9 @@ def _from_ideas(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
 
     def read(i: int) -> np.ndarray:
         out = np.empty((len(channels), *shapes[i]), dtype)
-        for c, path in enumerate(paths[i]):
-            _read_event_file(path, shapes[i], dtype, out[c])
+        for c, (path, layout) in enumerate(zip(paths[i], plain[i])):
+            if layout is None or not _read_plain(path, layout, out[c]):
+                _read_event_file(path, shapes[i], dtype, out[c])
         return out
 
     return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(pd.DataFrame(rows)), read)

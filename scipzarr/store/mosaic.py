@@ -125,6 +125,12 @@ class Mosaic:
         c = block.shape[0]
         return block.reshape(c, k, th, k, tw).transpose(1, 3, 0, 2, 4).reshape(k * k, c, th, tw)
 
+    def tiles(self, block: np.ndarray) -> np.ndarray:
+        """The tiles of one chunk ``(C, K*th, K*tw)`` as a writable view ``(K, K, C, th, tw)``: the block's
+        ``j``-th event is ``tiles[j // K, j % K]`` (events are written in place, no batch copy)."""
+        k, (th, tw) = self.chunk_tiles, self.tile
+        return block.reshape(block.shape[0], k, th, k, tw).transpose(1, 3, 0, 2, 4)
+
     def from_batch(self, batch: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`to_batch` (also for ``(K*K, th, tw)`` label batches)."""
         k, (th, tw) = self.chunk_tiles, self.tile
@@ -172,7 +178,7 @@ def fit_to_tile(shape: tuple[int, int], tile: tuple[int, int]) -> dict[str, int]
 def write_ifc_mosaic(
     path: Path,
     mosaic: Mosaic,
-    read_block: Callable[[range], np.ndarray],
+    read_block: Callable[[range, np.ndarray, np.ndarray | None], None],
     tables: Callable[[], tuple[pd.DataFrame, pd.DataFrame]],
     channel_names: list[str],
     dtype: np.dtype,
@@ -185,17 +191,21 @@ def write_ifc_mosaic(
 ) -> None:
     """Write an IFC mosaic store at ``path``.
 
-    Level 0 is written by one task per chunk (``read_block(event_range)``
-    returns the tiles of those events as ``(n, C, th, tw)``, already fitted);
-    chunks already on disk are skipped when ``resume`` is set (zarr writes each
-    chunk file atomically, so a present chunk is a whole chunk). The pyramid
-    levels are then computed from level 0. ``compute(collections, layer)``
-    runs dask collections (the caller chooses scheduler and progress).
-    ``tables()``, called once level 0 is written, returns the per-event table
-    and the rejected-events table. With ``mask_labels`` (one label image name
-    per channel, e.g. the instrument's masks), ``read_block`` returns
-    ``(pixels, masks)``; masks become label mosaics ``labels/<name>`` whose
-    value is the event's index + 1 where the mask is set.
+    Level 0 and the pyramid levels its chunks own are written by one task per
+    chunk: ``read_block(event_range, tiles, mask_tiles)`` puts the events,
+    already fitted, into the chunk's zeroed tiles (``(K, K, C, th, tw)``
+    views, :meth:`Mosaic.tiles`; the range's ``j``-th event at
+    ``[j // K, j % K]``). Chunks already on disk are skipped when ``resume``
+    is set (zarr writes each chunk file atomically, and a chunk's levels and
+    labels are written before its level-0 chunk, so a present chunk is a
+    whole chunk). The other levels are then computed from the last owned one.
+    ``compute(collections, layer)`` runs dask collections (the caller chooses
+    scheduler and progress). ``tables()``, called once level 0 is written,
+    returns the per-event table and the rejected-events table. With
+    ``mask_labels`` (one label image name per channel, e.g. the instrument's
+    masks), ``read_block`` also fills ``mask_tiles`` (0/1); masks become label
+    mosaics ``labels/<name>`` whose value is the event's index + 1 where the
+    mask is set.
     """
     dtype = np.dtype(dtype)
     c, cy, cx = mosaic.chunk_shape
@@ -208,25 +218,22 @@ def write_ifc_mosaic(
     mask_levels = [ngff.create_labels(path, name, mosaic.shape[1:], (cy, cx), label_dtype, n_levels, reuse=resume)
                    for name in (mask_labels or [])]
 
+    k, n_masks = mosaic.chunk_tiles, len(mask_levels)
+
     def write_block(_, block_id=None):
         by, bx = block_id
-        block = mosaic.block_of(by, bx)
-        idx = mosaic.block_events(block)
+        idx = mosaic.block_events(mosaic.block_of(by, bx))
         if len(idx) and not (resume and ngff.chunk_file(path, "s0", 0, by, bx).exists()):
-            batch = np.zeros((mosaic.per_block, mosaic.n_channels, *mosaic.tile), dtype=dtype)
-            if mask_levels:
-                pixels, masks = read_block(idx)
+            pixels = np.zeros((c, cy, cx), dtype=dtype)
+            masks = np.zeros((n_masks, cy, cx), np.uint8) if n_masks else None
+            read_block(idx, mosaic.tiles(pixels), None if masks is None else mosaic.tiles(masks))
+            if n_masks:  # label = event index + 1 where the mask is set; before s0: a present s0 chunk is whole
                 ids = np.zeros(mosaic.per_block, label_dtype)
                 ids[: len(idx)] = np.arange(idx.start, idx.stop) + 1
-                lab = np.zeros((mosaic.per_block, len(mask_levels), *mosaic.tile), label_dtype)
-                lab[: len(idx)] = masks
-                lab *= ids[:, None, None, None]
-                for k, arrays in enumerate(mask_levels):  # before s0: a present s0 chunk means a whole chunk
-                    ngff.write_block(arrays, by * cy, bx * cx, mosaic.from_batch(lab[:, k]), nearest=True)
-            else:
-                pixels = read_block(idx)
-            batch[: len(idx)] = pixels
-            ngff.write_block(levels, by * cy, bx * cx, mosaic.from_batch(batch))
+                ids = np.repeat(np.repeat(ids.reshape(k, k), mosaic.tile[0], 0), mosaic.tile[1], 1)
+                for arrays, mask in zip(mask_levels, masks):
+                    ngff.write_block(arrays, by * cy, bx * cx, mask * ids, nearest=True)
+            ngff.write_block(levels, by * cy, bx * cx, pixels)
         return np.ones((1, 1), dtype=np.int8)
 
     layer = f"scipzarr-read-events-{uuid.uuid4().hex}"
