@@ -62,8 +62,14 @@ class EventSource:
         return len(self.table)
 
 
-def _natural_key(text: str):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_key(text: str) -> list:
+    """Sort key: runs of digits compare as numbers (``2`` before ``10``), the rest case-blind."""
+    parts = _DIGITS.split(text.lower())
+    parts[1::2] = map(int, parts[1::2])
+    return parts
 
 
 def _collect_files(inputs: list[Path]) -> list[tuple[str, Path]]:
@@ -394,8 +400,8 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
         source = _from_npy(inputs[0])
     else:
         files = _collect_files(inputs)
-        cifs = [(Path(p), r) for p, r in files if os.path.splitext(p)[1].lower() in CIF_SUFFIXES + RIF_SUFFIXES]
-        tiffs = [(p, r) for p, r in files if os.path.splitext(p)[1].lower() in TIFF_SUFFIXES]
+        cifs = [(Path(p), r) for p, r in files if p.lower().endswith(CIF_SUFFIXES + RIF_SUFFIXES)]
+        tiffs = [(p, r) for p, r in files if p.lower().endswith(TIFF_SUFFIXES)]
         if cifs and tiffs:
             raise ScipzarrError(f"{cifs[0][0]} and {tiffs[0][0]}: the input mixes .cif files and TIFF exports; "
                                 "convert them into separate stores")
