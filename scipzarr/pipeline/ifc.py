@@ -277,12 +277,10 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
                                                        device=plan.device)], axis=1)
     event = meta["event"][obj.event]
     if labels_out is not None:
-        by, bx = divmod(block_index, plan.mosaic.chunk_grid[1])
-        cy, cx = plan.mosaic.chunk_shape[1:]
         planes = [local] + ([channel[0][:, i] for i in range(channel[0].shape[1])] if channel is not None else [])
         for out, plane in zip(labels_out, planes):
             glob = np.where(plane > 0, meta["event"][:, None, None] * plan.label_stride + plane, 0)
-            out[by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx] = plan.mosaic.from_batch(glob.astype(plan.label_dtype))
+            store.write_label_block(out, plan.mosaic, block_index, plan.mosaic.from_batch(glob.astype(plan.label_dtype)))
     rows = {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
             "X": values, "rejected": bad, "mask_parts": parts[obj.event], "fills_event": fills_event(obj, meta)}
     if work is not None:
@@ -486,7 +484,7 @@ def shard_labels_name(config: dict, count: int) -> str:
 def scratch_arrays(st: store.MosaicStore, plan: Plan, work_name: str, reuse: bool) -> list:
     """The run's scratch label arrays: the objects', then one per mask channel (``<work_name>-c<index>``)."""
     names = [work_name] + [f"{work_name}-c{c}" for c in plan.mask_channels]
-    return [store.label_block_array(st, name, plan.label_dtype, reuse=reuse) for name in names]
+    return [store.label_block_levels(st, name, plan.label_dtype, reuse=reuse) for name in names]
 
 
 def write_labels(st: store.MosaicStore, plan: Plan, scratches: list, compute) -> None:

@@ -392,16 +392,25 @@ def open_store(path: str | Path) -> MosaicStore:
 # --------------------------------------------------------------------------
 # Labels
 # --------------------------------------------------------------------------
-def label_block_array(store: MosaicStore, work_name: str, dtype: str, reuse: bool = False) -> zarr.Array:
-    """A scratch full-resolution label array, one zarr chunk per mosaic chunk.
+def label_block_levels(store: MosaicStore, work_name: str, dtype: str, reuse: bool = False) -> list[zarr.Array]:
+    """Scratch label levels, one zarr chunk per mosaic chunk at level 0 (:func:`ngff.scratch_levels`).
 
-    Chunk tasks write their label block straight into it (so segmentation
-    runs once, inside the measuring task); :func:`write_mosaic_labels` then
-    builds the NGFF label pyramid from it. A resumed run keeps its finished blocks.
+    Chunk tasks write their label block straight into them (:func:`write_label_block`: level 0 and the levels
+    it owns), so segmentation runs once, inside the measuring task; :func:`write_mosaic_labels` then moves
+    them into the NGFF label image and computes the remaining (small) levels. A resumed run keeps its
+    finished blocks.
     """
     c, cy, cx = store.mosaic.chunk_shape
-    return ngff.scratch_array(store.path / "labels" / f"{work_name}-scratch", store.mosaic.shape[1:], (cy, cx),
-                              dtype, reuse=reuse, dims=["y", "x"])
+    return ngff.scratch_levels(store.path / "labels" / f"{work_name}-scratch", store.mosaic.shape[1:],
+                               len(store.level_paths), (cy, cx), dtype, reuse=reuse)
+
+
+def write_label_block(levels: list[zarr.Array], mosaic: Mosaic, block_index: int, block: np.ndarray) -> None:
+    """One chunk's labels ``(K*th, K*tw)`` into scratch label levels (level 0 last: a present level-0 chunk
+    means its levels are written)."""
+    by, bx = divmod(block_index, mosaic.chunk_grid[1])
+    cy, cx = mosaic.chunk_shape[1:]
+    ngff.write_block(levels, by * cy, bx * cx, block, nearest=True)
 
 
 def write_mosaic_labels(store: MosaicStore, name: str, labels, compute, properties: dict | None = None) -> None:

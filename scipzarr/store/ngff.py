@@ -69,17 +69,23 @@ def pyramid_chunks(chunk_yx: tuple[int, int], n_levels: int) -> tuple[list[tuple
 
 def create_levels(group: zarr.Group, shape, n_levels: int, chunk_yx: tuple[int, int], dtype, dims: list[str],
                   reuse: bool = False) -> list[zarr.Array]:
-    """Level 0 and the levels its chunks own (:func:`pyramid_chunks`), created empty (``reuse``: those already
-    there are opened, for a resumed write)."""
+    """Level 0 and the levels its chunks own (:func:`pyramid_chunks`), created empty. ``reuse``: those already
+    there are kept (a resumed write, or shards of one job starting together: created without overwriting, so
+    none deletes another's chunks)."""
     sides, owned = pyramid_chunks(chunk_yx, n_levels)
     arrays = []
     for level in range(owned + 1):
         name = f"s{level}"
         shape_l = (*shape[:-2], shape[-2] >> level, shape[-1] >> level)
-        if reuse and name in group:
+        chunks = level_chunks(shape_l, sides[level])
+        if not reuse:
+            arrays.append(create_array(group, name, shape_l, chunks, dtype, dims))
+            continue
+        try:
+            arrays.append(group.create_array(name, shape=shape_l, chunks=chunks, dtype=dtype, fill_value=0,
+                                             compressors=[COMPRESSOR], dimension_names=dims, overwrite=False))
+        except Exception:  # noqa: BLE001 - there already (zarr's ContainsArrayError)
             arrays.append(group[name])
-        else:
-            arrays.append(create_array(group, name, shape_l, level_chunks(shape_l, sides[level]), dtype, dims))
     return arrays
 
 
@@ -219,6 +225,9 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
                  properties: dict | None = None, pixel_size=(None, None)) -> None:
     """Write ``labels`` (``(y, x)`` on the image's level-0 grid) as ``<image>/labels/<name>`` with ``n_levels``.
 
+    ``labels`` may also be the levels :func:`scratch_levels` made (level 0 and the levels it owns, filled by
+    :func:`write_block`): they are moved in as they are and only the later levels are computed.
+
     A numpy array (in memory anyway): each level is a view of the one before,
     written in one zarr call. A dask array: each level is computed from the one
     before it as stored, so memory stays at a few chunks whatever the image
@@ -228,12 +237,18 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
     labels_dir = Path(image) / "labels"
     work = f".{name}-writing"
     shutil.rmtree(labels_dir / work, ignore_errors=True)
-    source = _adoptable(labels, chunk_yx)
-    if source is not None:  # a scratch array made like a level: moved in as level 0, not decoded and re-encoded
+    levels = labels if isinstance(labels, list) else [labels]
+    sides = pyramid_chunks(chunk_yx, n_levels)[0]
+    sources = [_adoptable(level, sides[i]) for i, level in enumerate(levels)]
+    if all(source is not None for source in sources):
+        # scratch arrays made like levels (:func:`scratch_levels`): moved in, not decoded and re-encoded
         _labels_group(image, work)
-        source.rename(labels_dir / work / "s0")
-        finish_labels(image, work, n_levels, chunk_yx, compute, properties, pixel_size, final_name=name)
+        for i, source in enumerate(sources):
+            source.rename(labels_dir / work / f"s{i}")
+        finish_labels(image, work, n_levels, chunk_yx, compute, properties, pixel_size, written=len(sources),
+                      final_name=name)
         return
+    labels = levels[0]
     if isinstance(labels, zarr.Array):
         labels = da.from_zarr(labels)
     (s0,) = create_labels(image, work, labels.shape, chunk_yx, labels.dtype)
@@ -321,26 +336,6 @@ def label_names(image: Path) -> list[str]:
 # --------------------------------------------------------------------------
 # scratch arrays, regions, checks
 # --------------------------------------------------------------------------
-def scratch_array(path: Path, shape, chunks, dtype, reuse: bool = False, dims: list[str] | None = None
-                  ) -> zarr.Array:
-    """A plain zarr array for intermediate results. ``reuse``: open the one a resumed run (or another shard of
-    the same job, writing other chunks) left; created without overwriting, so shards starting together cannot
-    delete each other's chunks. ``dims``: its dimension names (a label scratch array made like a level, so
-    :func:`write_labels` can adopt it as level 0)."""
-    def create(overwrite: bool) -> zarr.Array:
-        return zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, compressors=[COMPRESSOR],
-                                 fill_value=0, zarr_format=3, overwrite=overwrite, dimension_names=dims)
-
-    if not reuse:
-        return create(True)
-    if (Path(path) / "zarr.json").exists():
-        return zarr.open_array(str(path), mode="r+")
-    try:
-        return create(False)
-    except Exception:  # noqa: BLE001 - created meanwhile by another shard (zarr's ContainsArrayError)
-        return zarr.open_array(str(path), mode="r+")
-
-
 def put_files(group: zarr.Group, name: str, files: dict[str, bytes]) -> None:
     """Put the files of a zarr hierarchy made in memory (``{key: bytes}``, e.g. from a ``MemoryStore``) under
     ``<group>/<name>`` on the local disk, replacing what was there under the same keys."""
@@ -349,6 +344,15 @@ def put_files(group: zarr.Group, name: str, files: dict[str, bytes]) -> None:
         target = base / key
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(value)
+
+
+def scratch_levels(path: Path, shape, n_levels: int, chunk_yx: tuple[int, int], dtype, reuse: bool = False
+                   ) -> list[zarr.Array]:
+    """Scratch label levels (level 0 and the levels it owns, :func:`create_levels`) in a plain group at ``path``,
+    for chunk tasks to fill with :func:`write_block` and :func:`write_labels` to adopt. ``reuse``: keep what a
+    resumed run or another shard of the same job wrote."""
+    group = zarr.open_group(str(path), mode="a" if reuse else "w", zarr_format=3)
+    return create_levels(group, shape, n_levels, chunk_yx, dtype, ["y", "x"], reuse=reuse)
 
 
 def persist(array: da.Array, path: Path, compute) -> da.Array:
