@@ -134,20 +134,32 @@ def _halve_region(src: str, dst: str, y0: int, y1: int, x0: int, x1: int, neares
     arr[..., y0:y1, x0:x1] = halve(zarr.open_array(src, mode="r")[..., 2 * y0:2 * y1, 2 * x0:2 * x1], nearest)
 
 
+#: Levels up to this size (bytes) are computed in memory in one go, from the level before them read whole.
+SMALL_LEVEL = 32 * 2**20
+
+
 def write_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], compute, nearest: bool = False,
                  dims: tuple[str, ...] = ("c", "y", "x"), start: int = 1) -> zarr.Array:
     """Write levels ``s<start> .. s<n-1>`` of an image or label image whose earlier levels are on disk, each
     from the level before it as stored: one task per output chunk reads the 2x2 chunks under it (bounded
-    memory whatever the image size); returns the last level. ``chunk_yx``: level 0's chunk
-    (:func:`pyramid_chunks` gives the others)."""
+    memory whatever the image size); a level of at most :data:`SMALL_LEVEL` bytes and the ones after it are
+    computed in memory from the level before it read whole (one zarr call per level: the per-task cost of
+    opening arrays and reading chunks is most of the time of small levels). Returns the last level.
+    ``chunk_yx``: level 0's chunk (:func:`pyramid_chunks` gives the others)."""
     import dask
 
     sides, _ = pyramid_chunks(chunk_yx, n_levels)
     prev = group[f"s{start - 1}"]
+    data = None
     for i in range(start, n_levels):
         shape = (*prev.shape[:-2], prev.shape[-2] // 2, prev.shape[-1] // 2)
         chunks = level_chunks(shape, sides[i])
         arr = create_array(group, f"s{i}", shape, chunks, prev.dtype, list(dims))
+        if data is not None or int(np.prod(shape)) * prev.dtype.itemsize <= SMALL_LEVEL:
+            data = halve(prev[...] if data is None else data, nearest)
+            arr[...] = data
+            prev = arr
+            continue
         cy, cx = chunks[-2:]
         src, dst = _array_path(group, prev), _array_path(group, arr)
         tasks = [dask.delayed(_halve_region)(src, dst, y, min(y + cy, shape[-2]), x, min(x + cx, shape[-1]), nearest)
