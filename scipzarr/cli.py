@@ -46,7 +46,9 @@ def _family_names() -> list[str]:
     return list(FAMILIES)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(families: bool = True) -> argparse.ArgumentParser:
+    """The command line. ``families``: list the feature families in the help (imports the feature registry,
+    ~1 s: only when help is asked for)."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="scipzarr", formatter_class=fmt,
@@ -119,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
                          "auto (a GPU when there is one, said in one line); results are the same (docs/gpu.md)")
     pr.add_argument("--features", metavar="all|FAMILY,...",
                     help="feature families to measure, overriding the config's features.families: all, or a "
-                         f"comma-separated list of {', '.join(_family_names())}")
+                         f"comma-separated list of {', '.join(_family_names()) if families else 'families'}")
     pr.add_argument("--on-error", choices=["fail", "skip"], default="fail",
                     help="events with NaN/inf pixels: fail (default) or leave them out (listed in the table)")
     pr.add_argument("--resume", action="store_true",
@@ -395,7 +397,8 @@ def _closed_pipe() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(families=any(a in ("-h", "--help") for a in argv)).parse_args(argv)
     if not args.debug:
         # readers' own log lines (e.g. tifffile on a corrupt file) would duplicate our one-line errors;
         # dask.distributed's INFO chatter (and its tracebacks at normal shutdown) only with --debug
