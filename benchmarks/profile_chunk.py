@@ -80,9 +80,8 @@ def profile(path: Path, device: str, families: list[str], repeat: int) -> dict[s
                 planes = [local] + [channel[0][:, i] for i in range(channel[0].shape[1])]
             else:
                 planes = [local]
-            timed("label images (mosaic)", lambda: [plan.mosaic.from_batch(  # noqa: B023
-                np.where(p > 0, meta["event"][:, None, None] * plan.label_stride + p, 0).astype(plan.label_dtype))  # noqa: B023
-                for p in planes])  # noqa: B023
+            timed("label images (mosaic)", lambda: [pipeline.label_block(plan, meta, p)  # noqa: B023
+                                                     for p in planes])  # noqa: B023
         if rep:  # the first pass is the warm-up
             best = {name: min(best.get(name, np.inf), sec) for name, sec in spent.items()}
     return {name: sec / len(blocks) for name, sec in best.items()}

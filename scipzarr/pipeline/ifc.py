@@ -254,6 +254,16 @@ def _non_finite_events(plan: Plan, block: np.ndarray, meta: dict) -> np.ndarray:
     return meta["event"][slots].astype(np.int64)
 
 
+def label_block(plan: Plan, meta: dict, plane: np.ndarray) -> np.ndarray:
+    """A chunk's label block ``(K*th, K*tw)`` from its events' object numbers ``plane`` ``(K*K, th, tw)``: the
+    data-set label ``event index * label_stride + object`` on object pixels, 0 elsewhere (computed in the label
+    dtype, not through int64 temporaries)."""
+    labels = plane.astype(plan.label_dtype)
+    base = (meta["event"].astype(np.int64) * plan.label_stride).astype(plan.label_dtype)
+    np.add(labels, base[:, None, None], out=labels, where=plane > 0)
+    return plan.mosaic.from_batch(labels)
+
+
 def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, labels_out, work):
     """Segment and measure one chunk; write its label block; return (and keep) its feature rows."""
     if work is not None and work.done(block_index):
@@ -279,8 +289,7 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
     if labels_out is not None:
         planes = [local] + ([channel[0][:, i] for i in range(channel[0].shape[1])] if channel is not None else [])
         for out, plane in zip(labels_out, planes):
-            glob = np.where(plane > 0, meta["event"][:, None, None] * plan.label_stride + plane, 0)
-            store.write_label_block(out, plan.mosaic, block_index, plan.mosaic.from_batch(glob.astype(plan.label_dtype)))
+            store.write_label_block(out, plan.mosaic, block_index, label_block(plan, meta, plane))
     rows = {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
             "X": values, "rejected": bad, "mask_parts": parts[obj.event], "fills_event": fills_event(obj, meta)}
     if work is not None:
