@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from dask.callbacks import Callback
 from rich.console import Console
@@ -53,6 +54,61 @@ def _distributed(runner: Runner, collections, prefix: str, on_done, poll, set_do
     return tuple(client.compute(persisted, sync=True))
 
 
+class _Compiling:
+    """Numba's compile events (a kernel compiled on its first use; later runs load it from numba's cache) passed
+    to ``show(name)`` at the start and ``show(None)`` at the end, with the seconds they took. Local threads only
+    (a distributed worker compiles in its own process)."""
+
+    def __init__(self, show: Callable[[str | None], None]):
+        self.show, self.seconds, self._depth, self._t0 = show, 0.0, 0, 0.0
+
+    def __enter__(self):
+        from numba.core import event
+
+        class Listener(event.Listener):
+            def on_start(listener, ev):  # noqa: N805 - the outer self is the state
+                self._depth += 1
+                if self._depth == 1:
+                    self._t0 = time.perf_counter()
+                    dispatcher = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
+                    self.show(getattr(getattr(dispatcher, "py_func", None), "__name__", "kernels"))
+
+            def on_end(listener, ev):  # noqa: N805
+                self._depth -= 1
+                if self._depth == 0:
+                    self.seconds += time.perf_counter() - self._t0
+                    self.show(None)
+
+        self._listener = Listener()
+        event.register("numba:compile", self._listener)
+        return self
+
+    def __exit__(self, *exc):
+        from numba.core import event
+
+        event.unregister("numba:compile", self._listener)
+        return False
+
+
+@contextmanager
+def compile_notice(say: Callable[[str], None] | None):
+    """One line through ``say`` when numba compiles a kernel for the first time inside the block (an empty
+    cache: a fresh install or a new numba), none when every kernel comes from numba's cache."""
+    if say is None:
+        yield
+        return
+    told = []
+
+    def show(kernel: str | None) -> None:
+        if kernel is not None and not told:
+            told.append(kernel)
+            say("scipzarr: compiling the numba kernels on their first use (once: numba caches them for later runs; "
+                "the progress bar names each)")
+
+    with _Compiling(show):
+        yield
+
+
 class Bar:
     """A progress bar over ``total`` units (events, FOVs): advanced by hand or by the tasks of one layer."""
 
@@ -63,10 +119,13 @@ class Bar:
         self._progress = None
         self._task = None
         self._t0 = time.perf_counter()
+        self._compiling = None
 
     def __enter__(self):
         self._t0 = time.perf_counter()
         if self.enabled:
+            self._compiling = _Compiling(self._show_compiling)
+            self._compiling.__enter__()
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn(f"{self.unit}  {{task.fields[rate]}}"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -76,14 +135,24 @@ class Bar:
         return self
 
     def __exit__(self, exc_type, *rest):
+        if self._compiling is not None:
+            self._compiling.__exit__()
         if self._progress is not None:
             self._progress.__exit__(exc_type, *rest)
             if exc_type is None:
                 seconds = time.perf_counter() - self._t0
+                compiled = self._compiling.seconds if self._compiling is not None else 0.0
+                note = (f"; {compiled:.1f} s of it compiling kernels: first run"
+                        if compiled >= 0.5 else "")
                 console.print(f"{self.description}: {self.total:,} {self.unit} in {seconds:.1f} s "
                               f"({self.total / max(seconds, 1e-9):,.{0 if self.unit == 'events' else 2}f} "
-                              f"{self.unit}/s)", highlight=False)
+                              f"{self.unit}/s{note})", highlight=False)
         return False
+
+    def _show_compiling(self, kernel: str | None) -> None:
+        if self._progress is not None:
+            text = self.description if kernel is None else f"{self.description} (compiling {kernel}: first run)"
+            self._progress.update(self._task, description=text)
 
     def set(self, done: int) -> None:
         self.done = min(done, self.total)

@@ -30,14 +30,14 @@ def measure_labels(labels, offsets, obj, images, channel: int):
     ``offsets``) give them, in ``channel`` of the host batch ``images``; ``(obj.n, 19)``."""
     valid = obj.valid if obj.valid is not None else np.ones(labels.shape, bool)
     return intensity_host(np.ascontiguousarray(labels), np.asarray(offsets), images[:, channel], valid,
-                          np.asarray(obj.valid_y0), np.asarray(obj.valid_x0), obj.n, sorter(images))
+                          np.asarray(obj.valid_y0), np.asarray(obj.valid_x0), obj.n, counting_sort(images))
 
 
-def sorter(images):
-    """The compiled sort for an array's values: :func:`_sort16` for unsigned integers of at most 16 bits
-    (counting), else :func:`_sort_any`. A function argument of :func:`intensity_host`, so only the one used
-    is compiled (numba's ``np.sort`` alone takes ~4 s to compile)."""
-    return _sort16 if images.dtype.kind == "u" and images.dtype.itemsize <= 2 else _sort_any
+def counting_sort(images) -> bool:
+    """Whether an array's values sort by counting (:func:`_sort16`: unsigned integers of at most 16 bits), else
+    by comparison (:func:`_sort_any`). A flag, not the sort function as an argument: numba cannot cache a
+    kernel that takes a function, so it was compiled again in every process (2.3 s per run, measured)."""
+    return images.dtype.kind == "u" and images.dtype.itemsize <= 2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -179,11 +179,11 @@ def _sort_any(vals, n, out, keys, spare, c0, c1):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def intensity_host(labels, offsets, plane, valid, y0, x0, m, sort):
+def intensity_host(labels, offsets, plane, valid, y0, x0, m, counting):
     """``(m, 19)`` float64: the intensity columns (:data:`COLUMNS`) of objects 1..m in ``plane`` ``(N, Y, X)``:
     ``labels`` ``(N, Y, X)`` numbers each event's objects, ``offsets`` ``(N,)`` is added to them (object
     ``labels + offsets``; 0 stays background); ``valid`` the events' real pixels, ``y0``/``x0`` their offsets
-    (coordinates are relative to the event); ``sort``: the compiled sort for the values (:func:`sorter`).
+    (coordinates are relative to the event); ``counting``: sort the values by counting (:func:`counting_sort`).
     Rows of objects without pixels are NaN."""
     n_ev, h, w = labels.shape
     size = h * w
@@ -234,7 +234,10 @@ def intensity_host(labels, offsets, plane, valid, y0, x0, m, sort):
             y, x = rest // w, rest - (rest // w) * w
             ys[j], xs[j] = y, x
             vals[j] = float(plane[e, y, x])
-        sort(vals, n, srt, keys, spare, c0, c1)
+        if counting:
+            _sort16(vals, n, srt, keys, spare, c0, c1)
+        else:
+            _sort_any(vals, n, srt, keys, spare, c0, c1)
         total = _reduceat(vals, n)
         mean = total / n
         for j in range(n):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import atomic, backend
 from ..errors import ScipzarrError
-from ..progress import Bar
+from ..progress import Bar, compile_notice
 from ..scheduler import ClusterOptions, open_runner
 from ..store import mosaic as mosaic_store
 from ..store import open_fov_store, open_store, require_kind
@@ -101,6 +101,13 @@ def process(
     -------
     anndata.AnnData
     """
+    with compile_notice(_note if progress else None):
+        return _process(store_path, config, output, overwrite, resume, on_error, progress, scheduler, cluster,
+                        chunk_size, device, shard)
+
+
+def _process(store_path, config, output, overwrite, resume, on_error, progress, scheduler, cluster, chunk_size,
+             device, shard):
     t0 = time.perf_counter()
     if on_error not in ("fail", "skip"):
         raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
