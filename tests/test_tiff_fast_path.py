@@ -20,6 +20,15 @@ def test_plain_tiffs_read_as_tifffile_reads_them(tmp_path, dtype, kwargs):
     got = _read_event_file(path)
     np.testing.assert_array_equal(got, tifffile.imread(path))
     assert got.dtype == np.dtype(dtype)
+    # the export path: geometry from the directory at discovery, pixels read straight into the event
+    export = tmp_path / "export"
+    export.mkdir()
+    for c in (1, 2):
+        tifffile.imwrite(export / f"7_Ch{c}.ome.tif", img + c, **kwargs)
+    source = discover([export])
+    event = source.read(0)
+    assert event.dtype == np.dtype(dtype) and event.dtype.isnative
+    np.testing.assert_array_equal(event, np.stack([tifffile.imread(export / f"7_Ch{c}.ome.tif") for c in (1, 2)]))
 
 
 def test_other_tiffs_take_the_general_path(tmp_path):
