@@ -91,6 +91,13 @@ class _Compiling:
 
 
 @contextmanager
+def compile_seconds():
+    """The seconds numba spends compiling kernels inside the block: ``.seconds`` of the object yielded."""
+    with _Compiling(lambda kernel: None) as watch:
+        yield watch
+
+
+@contextmanager
 def compile_notice(say: Callable[[str], None] | None):
     """One line through ``say`` when numba compiles a kernel for the first time inside the block (an empty
     cache: a fresh install or a new numba), none when every kernel comes from numba's cache."""
