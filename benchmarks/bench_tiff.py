@@ -6,7 +6,9 @@ bytes in the same run.
 Phases (one run, the same files):
   * read      every file's bytes (the baseline),
   * convert   ``scipzarr convert`` of the export (threads scheduler, in this process: no start-up),
-  * check     the store's pixels equal the files' (every event).
+  * check     the store's pixels equal the files' (every event),
+  * phases    the same convert again with timers on its phases (discovery, input fingerprint, the
+              remaining pyramid levels, image metadata, tables; level 0 is what the rest leaves).
 """
 
 from __future__ import annotations
@@ -61,6 +63,44 @@ def main() -> None:
     print(f"read bytes  {read_s:7.2f} s  {n / read_s:9,.0f} events/s  (baseline)")
     print(f"convert     {convert_s:7.2f} s  {n / convert_s:9,.0f} events/s  ({convert_s / read_s:.1f}x the read)")
     print(f"pixels unchanged: {same}")
+    phases = _phases(lambda: convert([out / "in"], out / "s3.zarr", progress=False))
+    level0 = phases.pop("total") - sum(v for k, v in phases.items() if k != "write_ifc_mosaic")
+    print("phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items() if k != "write_ifc_mosaic")
+          + f", level 0 and the rest {level0:.2f}")
+
+
+def _phases(run) -> dict[str, float]:
+    """Seconds spent in convert's main steps during ``run()`` (timers wrapped around the module functions)."""
+    import functools
+    import sys
+
+    import scipzarr.converters  # noqa: F401 - registers the modules below
+    from scipzarr.store import mosaic, ngff
+
+    convert_module = sys.modules["scipzarr.converters.convert"]
+    spent: dict[str, float] = {}
+    saved = []
+    for module, name in ((convert_module, "discover"), (convert_module, "fingerprint"), (ngff, "write_levels"),
+                         (ngff, "write_image_metadata"), (mosaic, "write_events_table"),
+                         (mosaic, "write_ifc_mosaic"), (convert_module, "event_table")):
+        fn = getattr(module, name)
+        saved.append((module, name, fn))
+
+        def timed(*a, _fn=fn, _name=name, **k):
+            t0 = time.perf_counter()
+            try:
+                return _fn(*a, **k)
+            finally:
+                spent[_name] = spent.get(_name, 0.0) + time.perf_counter() - t0
+
+        setattr(module, name, functools.wraps(fn)(timed))
+    t0 = time.perf_counter()
+    try:
+        run()
+    finally:
+        for module, name, fn in saved:
+            setattr(module, name, fn)
+    return spent | {"total": time.perf_counter() - t0}
 
 
 if __name__ == "__main__":
