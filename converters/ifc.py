@@ -27,9 +27,9 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -89,14 +89,20 @@ def _collect_files(inputs: list[Path]) -> list[tuple[str, Path]]:
     return found
 
 
-def _class_label(path: Path, root: Path) -> str:
-    rel = path.relative_to(root)
-    return rel.parts[0] if len(rel.parts) > 1 else ""
+def _class_label(path: str | Path, root: Path) -> str:
+    parts = _folder_parts(os.path.dirname(str(path)), root)
+    return parts[0] if parts else ""
 
 
-def _event_name(path: Path, root: Path, stem: str) -> str:
-    rel = path.parent.relative_to(root)
-    return stem if str(rel) == "." else f"{rel.as_posix()}/{stem}"
+def _event_name(path: str | Path, root: Path, stem: str) -> str:
+    return "/".join((*_folder_parts(os.path.dirname(str(path)), root), stem))
+
+
+@lru_cache(maxsize=4096)
+def _folder_parts(folder: str, root: Path) -> tuple[str, ...]:
+    """The parts of a file's folder below the input folder it came from, worked out once per folder (pathlib's
+    ``relative_to`` per file of a large export costs more than reading the files' directories)."""
+    return Path(folder).relative_to(root).parts
 
 
 def _tiff_info(path: Path) -> tuple[tuple[int, ...], str, np.dtype]:
@@ -580,7 +586,6 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
     complete = [key for key, chans in objects.items() if len(chans) == len(channels)]
     layouts = dict(zip(complete, _chunked(tiff_layouts([objects[k][c] for k in complete for c in channels]),
                                           len(channels))))
-    where = _RelativeNames()
 
     def info_of(path: str, layout):
         """Geometry from the file's directory (plain TIFFs; the pixels are read once, by convert), tifffile for
@@ -592,7 +597,7 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
     info: dict[tuple, tuple] = {}
     for key, chans in objects.items():
         parent, obj = key
-        event_id = where.event_name(parent, roots[key], obj)
+        event_id = _event_name(chans[min(chans)], roots[key], obj)
         here = os.path.join(parent, obj)
         if sorted(chans) != channels:
             have = ",".join(f"Ch{c}" for c in sorted(chans))
@@ -601,12 +606,12 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
                                    "export every channel for every object")
             continue
         first = layouts[key][0]
-        if first is not None and all(lay is not None and lay.shape == first.shape and lay.dtype == first.dtype
-                                     for lay in layouts[key]):  # plain files of one geometry: the usual export
-            if min(first.shape) >= 1 and max(first.shape) <= MAX_EVENT_SIDE:
+        try:
+            if first is not None and all(lay is not None and lay.shape == first.shape and lay.dtype == first.dtype
+                                         for lay in layouts[key]):  # plain files of one geometry: the usual export
+                _check_size(first.shape, chans[channels[0]])
                 info[key] = (event_id, first.shape, first.dtype.newbyteorder("="))
                 continue
-        try:
             metas = [info_of(chans[ch], layout) for ch, layout in zip(channels, layouts[key])]
             for ch, (shape, _, _) in zip(channels, metas):
                 if len(shape) != 2:
@@ -630,7 +635,7 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
             continue
         chans = objects[key]
         rows.append({"event_id": event_id, "source": ";".join(chans[c] for c in channels),
-                     "class_label": where.class_label(key[0], roots[key]), "height": h, "width": w})
+                     "class_label": _class_label(chans[channels[0]], roots[key]), "height": h, "width": w})
         paths.append([chans[c] for c in channels])
         plain.append(layouts[key])
     if not rows:
@@ -650,28 +655,6 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
 
 def _chunked(items: list, n: int) -> list[list]:
     return [items[i:i + n] for i in range(0, len(items), n)]
-
-
-class _RelativeNames:
-    """:func:`_event_name` and :func:`_class_label` for files given as folder strings, each folder worked out
-    once (pathlib's ``relative_to`` per file cost more than reading the file's directory)."""
-
-    def __init__(self):
-        self._rel: dict[tuple[str, Path], tuple[str, ...]] = {}
-
-    def _parts(self, parent: str, root: Path) -> tuple[str, ...]:
-        key = (parent, root)
-        if key not in self._rel:
-            self._rel[key] = Path(parent).relative_to(root).parts
-        return self._rel[key]
-
-    def event_name(self, parent: str, root: Path, stem: str) -> str:
-        parts = self._parts(parent, root)
-        return "/".join((*parts, stem))
-
-    def class_label(self, parent: str, root: Path) -> str:
-        parts = self._parts(parent, root)
-        return parts[0] if parts else ""
 
 
 def _common_dtype(dtypes: dict, where: dict, reject: Rejects, ids: dict) -> np.dtype:

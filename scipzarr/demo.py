@@ -13,7 +13,7 @@ def run_demo(folder: Path, n_events: int = 600, quiet: bool = False) -> dict:
     from .config import resolve_config
     from .converters import convert
     from .pipeline import process
-    from .progress import compile_seconds
+    from .progress import compile_note, compile_seconds
     from .synthetic import make_events, write_ideas_export
 
     if n_events < 1:
@@ -42,10 +42,9 @@ def run_demo(folder: Path, n_events: int = 600, quiet: bool = False) -> dict:
         print(f"scipzarr demo in {folder}/")
         print(f"  generated  {n_events} IDEAS-style events (3 channels) in {t_gen:.1f} s -> {raw}/")
         print(f"  converted  {conv['events']} events in {conv['seconds']:.1f} s -> {store_path}")
-        first = (f"; {compiling.seconds:.1f} s of it compiling kernels: first run, cached for the next"
-                 if compiling.seconds >= 0.5 else "")
+        note = compile_note(compiling.seconds)
         print(f"  processed  {meta['events']} events -> {meta['objects']} objects x {meta['features']} features "
-              f"in {meta['seconds']:.1f} s ({meta['events'] / meta['seconds']:,.0f} events/s{first}) -> {table_path}")
+              f"in {meta['seconds']:.1f} s ({meta['events'] / meta['seconds']:,.0f} events/s{note}) -> {table_path}")
         print(f"  total      {total:.1f} s")
         print(f"  next       scipzarr info {table_path}   |   napari {store_path} (gallery of all events)")
     return summary

@@ -66,14 +66,14 @@ class _Compiling:
         from numba.core import event
 
         class Listener(event.Listener):
-            def on_start(listener, ev):  # noqa: N805 - the outer self is the state
+            def on_start(listener, ev):  # "listener": the outer self holds the state
                 self._depth += 1
                 if self._depth == 1:
                     self._t0 = time.perf_counter()
                     dispatcher = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
                     self.show(getattr(getattr(dispatcher, "py_func", None), "__name__", "kernels"))
 
-            def on_end(listener, ev):  # noqa: N805
+            def on_end(listener, ev):
                 self._depth -= 1
                 if self._depth == 0:
                     self.seconds += time.perf_counter() - self._t0
@@ -88,6 +88,12 @@ class _Compiling:
 
         event.unregister("numba:compile", self._listener)
         return False
+
+
+def compile_note(seconds: float) -> str:
+    """``"; N s of it compiling kernels: first run"`` to add to a timing, or ``""`` when (almost) nothing was
+    compiled."""
+    return f"; {seconds:.1f} s of it compiling kernels: first run" if seconds >= 0.5 else ""
 
 
 @contextmanager
@@ -148,9 +154,7 @@ class Bar:
             self._progress.__exit__(exc_type, *rest)
             if exc_type is None:
                 seconds = time.perf_counter() - self._t0
-                compiled = self._compiling.seconds if self._compiling is not None else 0.0
-                note = (f"; {compiled:.1f} s of it compiling kernels: first run"
-                        if compiled >= 0.5 else "")
+                note = compile_note(self._compiling.seconds if self._compiling is not None else 0.0)
                 console.print(f"{self.description}: {self.total:,} {self.unit} in {seconds:.1f} s "
                               f"({self.total / max(seconds, 1e-9):,.{0 if self.unit == 'events' else 2}f} "
                               f"{self.unit}/s{note})", highlight=False)

@@ -46,7 +46,7 @@ def fingerprint(paths: list[Path]) -> str:
         else:
             files = []
             for folder, dirs, names in os.walk(root):
-                dirs[:] = [d for d in dirs if not _ours(d)]
+                dirs[:] = [d for d in dirs if d != "labels" and not _ours(d)]  # label images inside the input
                 files += [os.path.join(folder, n) for n in names if not _ours(n)]
             files.sort()
         for f in files:
@@ -56,8 +56,8 @@ def fingerprint(paths: list[Path]) -> str:
 
 
 def _ours(name: str) -> bool:
-    """Our own work folders, label images and scratch arrays inside an input do not change the input."""
-    return ".scipzarr-work" in name or name == "labels" or (name.startswith(".") and name.endswith("-scratch"))
+    """Our own work folders and scratch arrays inside an input do not change the input."""
+    return ".scipzarr-work" in name or (name.startswith(".") and name.endswith("-scratch"))
 
 
 def check_manifest(manifest: Path, identity: dict) -> None:

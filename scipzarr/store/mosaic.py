@@ -400,7 +400,7 @@ def label_block_levels(store: MosaicStore, work_name: str, dtype: str, reuse: bo
     them into the NGFF label image and computes the remaining (small) levels. A resumed run keeps its
     finished blocks.
     """
-    c, cy, cx = store.mosaic.chunk_shape
+    cy, cx = store.mosaic.chunk_shape[1:]
     return ngff.scratch_levels(store.path / "labels" / f"{work_name}-scratch", store.mosaic.shape[1:],
                                len(store.level_paths), (cy, cx), dtype, reuse=reuse)
 

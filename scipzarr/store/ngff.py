@@ -78,13 +78,11 @@ def create_levels(group: zarr.Group, shape, n_levels: int, chunk_yx: tuple[int, 
         name = f"s{level}"
         shape_l = (*shape[:-2], shape[-2] >> level, shape[-1] >> level)
         chunks = level_chunks(shape_l, sides[level])
-        if not reuse:
-            arrays.append(create_array(group, name, shape_l, chunks, dtype, dims))
-            continue
         try:
-            arrays.append(group.create_array(name, shape=shape_l, chunks=chunks, dtype=dtype, fill_value=0,
-                                             compressors=[COMPRESSOR], dimension_names=dims, overwrite=False))
-        except Exception:  # noqa: BLE001 - there already (zarr's ContainsArrayError)
+            arrays.append(create_array(group, name, shape_l, chunks, dtype, dims, overwrite=not reuse))
+        except Exception:  # noqa: BLE001 - reuse: there already (zarr's ContainsArrayError)
+            if not reuse:
+                raise
             arrays.append(group[name])
     return arrays
 
@@ -101,9 +99,10 @@ def write_block(levels: list[zarr.Array], y0: int, x0: int, block: np.ndarray, n
         levels[level][..., y:y + piece.shape[-2], x:x + piece.shape[-1]] = piece
 
 
-def create_array(group: zarr.Group, name: str, shape, chunks, dtype, dims: list[str]) -> zarr.Array:
+def create_array(group: zarr.Group, name: str, shape, chunks, dtype, dims: list[str], overwrite: bool = True
+                 ) -> zarr.Array:
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
-                              compressors=[COMPRESSOR], dimension_names=dims, overwrite=True)
+                              compressors=[COMPRESSOR], dimension_names=dims, overwrite=overwrite)
 
 
 def halve(block, nearest: bool = False):
@@ -267,7 +266,7 @@ def write_labels(image: Path, name: str, labels, n_levels: int, chunk_yx: tuple[
     if isinstance(labels, np.ndarray):
         s0[...] = labels
         sub = zarr.open_group(str(labels_dir / work), mode="r+")
-        prev, sides = labels, pyramid_chunks(chunk_yx, n_levels)[0]
+        prev = labels
         for lv in range(1, n_levels):
             prev = halve(prev, nearest=True)
             create_array(sub, f"s{lv}", prev.shape, level_chunks(prev.shape, sides[lv]), prev.dtype, ["y", "x"])[...] = prev
