@@ -7,8 +7,8 @@ ways; a logistic regression (standardized features, balanced class weights, C = 
 
 * ``default``: ``scipzarr process`` with the default config (background-referenced masks, cell mask from the
   brightfield channels, intensity also in each channel's own mask);
-* ``old_default``: the default before issue #17 (per-event Otsu on channel 0, all objects; the largest
-  object of an event stands for its cell);
+* ``old_default``: the default before issue #17 (per-event Otsu on channel 0, all objects, the intensity
+  family's location columns; the largest object of an event stands for its cell);
 * ``handmade``: 10 features computed here from the pixels alone (DNA content and peak, spread of the DNA,
   brightfield contrast and darkfield signal), the kind an analyst writes in an afternoon.
 
@@ -28,7 +28,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ifc_jurkat_cellcycle" / "single_cells"
-OLD_DEFAULT = {"segmentation": {"channels": [0], "threshold": {"method": "otsu"}, "keep": "all"}}
+OLD_DEFAULT = {"segmentation": {"channels": [0], "threshold": {"method": "otsu"}, "keep": "all"},
+               "features": {"intensity": {"locations": True}}}
 
 
 def one_row_per_event(table):
@@ -108,7 +109,8 @@ def evaluate(families: str = "shape,intensity", data: Path = DATA) -> dict:
         out, seconds = {}, {}
         for name, cfg in (("default", {}), ("old_default", OLD_DEFAULT)):
             t0 = time.perf_counter()
-            table = process(store, resolve_config(cfg | {"features": {"families": fams}}), progress=False)
+            feats = cfg.get("features", {}) | {"families": fams}
+            table = process(store, resolve_config(cfg | {"features": feats}), progress=False)
             seconds[name] = time.perf_counter() - t0
             rows = one_row_per_event(table)
             out[name] = {"balanced_accuracy": cv_score(rows.to_numpy(np.float64), y), "features": rows.shape[1],

@@ -183,9 +183,9 @@ def test_brightfield_channels_are_found_in_the_jurkat_data(jurkat, tmp_path):
     assert 1.6 < dna["G2"] / dna["G1"] < 2.4
 
 
-def test_default_table_classifies_jurkat_phases_better_than_the_old_default(jurkat):
+def test_default_table_classifies_jurkat_phases_better_than_the_old_default_and_a_handmade_set(jurkat):
     """benchmarks/jurkat_cv.py: 5-fold cross-validated balanced accuracy of a logistic regression on the
-    217 real cells (docs/segmentation.md has the figures, with a hand-made feature set)."""
+    217 real cells (issue #17 requirement 6; docs/segmentation.md has the figures)."""
     import importlib.util
 
     from .conftest import REPO
@@ -196,6 +196,7 @@ def test_default_table_classifies_jurkat_phases_better_than_the_old_default(jurk
     res = mod.evaluate(data=jurkat / "single_cells")
     assert res["old_default"]["objects_filling_event"] > 50 and res["default"]["objects_filling_event"] == 0
     assert res["default"]["balanced_accuracy"] > res["old_default"]["balanced_accuracy"] + 0.1, res
+    assert res["default"]["balanced_accuracy"] > res["handmade"]["balanced_accuracy"] + 0.02, res
 
 
 def test_channel_label_images_do_not_depend_on_the_chunking(tmp_path):

@@ -32,11 +32,11 @@ def test_config_prints_valid_default_yaml():
 def test_demo_end_to_end(tmp_path):
     r = run("demo", tmp_path / "d", "--events", "90")
     assert r.returncode == 0, r.stderr
-    assert "90 events -> 90 objects x 253 features" in r.stdout
+    assert "90 events -> 90 objects x 229 features" in r.stdout
     r = run("validate", tmp_path / "d" / "demo.zarr")
     assert r.returncode == 0 and "valid" in r.stdout
     r = run("info", tmp_path / "d" / "demo.h5ad")
-    assert r.returncode == 0 and "90 objects x 253 features" in r.stdout
+    assert r.returncode == 0 and "90 objects x 229 features" in r.stdout
     r = run("info", tmp_path / "d" / "demo.zarr")
     assert "events     90" in r.stdout and "labels     cells" in r.stdout
 

@@ -76,8 +76,9 @@ def _reference(local: np.ndarray, img: np.ndarray) -> dict[str, np.ndarray]:
 def _compare(local: np.ndarray, img: np.ndarray, min_objects: int) -> int:
     obj = Objects(local, np.zeros(len(local), int), np.zeros(len(local), int))
     families = list(FAMILIES)
-    var = feature_columns(families, CHANNELS)
-    values = measure(obj, img, families, [0, 1])
+    params = {"intensity": {"locations": True}}  # CellProfiler's Location_* columns too
+    var = feature_columns(families, CHANNELS, params)
+    values = measure(obj, img, families, [0, 1], params)
     column = {cp: i for i, cp in enumerate(var["cellprofiler_name"])}
     not_ours = {"AreaShape_PerimeterCrofton", "Location_CenterMassIntensity_Z_a", "Location_MaxIntensity_Z_a"}
     checked = 0

@@ -31,9 +31,10 @@ def table():
     local, img = _batch()
     obj = Objects(local, np.zeros(4, int), np.zeros(4, int), np.ones(local.shape, bool))
     families = list(FAMILIES)
-    var = feature_columns(families, ["a", "b"])
+    params = {"intensity": {"locations": True}}
+    var = feature_columns(families, ["a", "b"], params)
     with np.errstate(all="raise"):  # no floating-point warning escapes either
-        values = measure(obj, img, families, [0, 1])
+        values = measure(obj, img, families, [0, 1], params)
     assert values.shape == (3, len(var))  # the empty event has no row
     return {name: values[:, i] for i, name in enumerate(var.index)}
 

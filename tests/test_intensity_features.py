@@ -69,3 +69,30 @@ def test_compiled_sums_are_numpy_reduceat_bit_for_bit():
     values = rng.normal(1e3, 300, 50_000)
     for n in [1, 2, 7, 8, 9, 127, 128, 129, 255, 256, 1000, 1537, 4099, 50_000]:
         assert _reduceat(values, n) == np.add.reduceat(values[:n], [0])[0], n
+
+
+def test_location_columns_only_when_asked():
+    """features.intensity.locations: the default table has no Location_* columns; asked for, they are the
+    kernel's values (the brightest pixel's row and column, the intensity-weighted centre)."""
+    from scipzarr.features import feature_columns, measure
+
+    local = np.zeros((2, 6, 6), np.int32)
+    local[0, 1:4, 1:4] = 1
+    local[1, 2:6, 0:3] = 1
+    img = np.zeros((2, 1, 6, 6))
+    img[0, 0, 2, 3] = 5.0
+    img[1, 0, 2:6, 0:3] = 1.0
+    img[1, 0, 5, 2] = 3.0
+    obj = Objects(local, np.zeros(2, int), np.zeros(2, int))
+    plain = feature_columns(["intensity"], ["a"])
+    assert not any("max_y" in c or "center_mass" in c for c in plain.index) and len(plain) == 15
+    params = {"intensity": {"locations": True}}
+    full = feature_columns(["intensity"], ["a"], params)
+    assert len(full) == 19 and set(plain.index) < set(full.index)
+    values = dict(zip(full.index, measure(obj, img, ["intensity"], [0], params).T))
+    np.testing.assert_array_equal(values["intensity_max_y_a"], [2, 5])
+    np.testing.assert_array_equal(values["intensity_max_x_a"], [3, 2])
+    np.testing.assert_allclose(values["intensity_center_mass_y_a"], [2, (3 * (2 + 3 + 4) + 5 * 5) / 14])
+    without = dict(zip(plain.index, measure(obj, img, ["intensity"], [0]).T))
+    for name, v in without.items():
+        np.testing.assert_array_equal(v, values[name])

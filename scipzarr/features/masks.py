@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import FAMILIES, feature_columns, measure
-from ._intensity import measure_labels, overlap_host
+from ._intensity import COLUMNS, measure_labels, overlap_host
 from .objects import Objects
 
 #: the mask columns of each channel: (feature, definition)
@@ -119,10 +119,12 @@ def measure_masks(obj: Objects, images: np.ndarray, attributed: np.ndarray, back
     out = [np.asarray(overlap(obj, images[:, ch], attributed[:, i], background[:, i], noise[:, i]))
            for i, ch in enumerate(channels)]
     for fam in families:
-        width = len(FAMILIES[fam].columns((params or {}).get(fam, {})))
+        cols = FAMILIES[fam].columns((params or {}).get(fam, {}))
+        width = len(cols)
         for i, ch in enumerate(channels):
             if fam == "intensity":  # straight from the attributed labels (NaN rows: objects without mask pixels)
-                out.append(measure_labels(attributed[:, i], obj.offsets, obj, images, ch))
+                picked = [COLUMNS.index(c.feature) for c in cols]
+                out.append(measure_labels(attributed[:, i], obj.offsets, obj, images, ch)[:, picked])
                 continue
             sub, rows = channel_objects(obj, attributed[:, i])
             block = np.full((m, width), np.nan)

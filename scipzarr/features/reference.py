@@ -7,6 +7,8 @@ file with this output).
 
 from __future__ import annotations
 
+import json
+
 from . import FAMILIES
 
 HEADER = """# Feature reference
@@ -87,16 +89,22 @@ def _family_section(name: str) -> str:
              "pair": "each pair of measured channels"}[fam.scope]
     lines = [f"## {name}", "", f"{fam.summary[0].upper()}{fam.summary[1:]}; measured on {scope}."]
     if params:
-        settings = ", ".join(f"`{k}: {v}`" for k, v in params.items())
+        settings = ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in params.items())  # as the YAML config writes them
         lines += ["", f"Settings (`features.{name}`, defaults): {settings}."]
     target = {"object": "", "channel": "_<ch>", "pair": "_<ch1>_<ch2>"}[fam.scope]
     fill = {"ch": "<ch>", "ch1": "<ch1>", "ch2": "<ch2>"}
     lines += ["", "| column | definition | CellProfiler |", "|---|---|---|"]
-    for col in fam.columns(params):
+    default = {col.feature for col in fam.columns(params)}
+    switches = [k for k, v in params.items() if v is False]  # columns that a setting switched on adds
+    everything = fam.columns(params | {k: True for k in switches})
+    for col in everything:
         definition = col.definition.replace("|", "\\|")
+        if col.feature not in default:
+            definition += " (only with " + " or ".join(f"`{k}: true`" for k in switches) + ")"
         lines.append(f"| `{name}_{col.feature}{target}` | {definition} | `{col.cellprofiler.format(**fill)}` |")
-    n = len(fam.columns(params))
-    lines += ["", f"{n} columns" + ("" if fam.scope == "object" else f" per {'channel' if fam.scope == 'channel' else 'pair'}") + "."]
+    per = "" if fam.scope == "object" else f" per {'channel' if fam.scope == 'channel' else 'pair'}"
+    extra = f" ({len(everything)} with {', '.join(f'`{k}: true`' for k in switches)})" if len(everything) > len(default) else ""
+    lines += ["", f"{len(default)} columns{per}{extra}."]
     return "\n".join(lines)
 
 
