@@ -118,7 +118,9 @@ def make_plan(st: FovStore, config: dict, chunk_size: int | None = None, device:
 
 
 def _sync(collections):
-    return dask.compute(*collections, scheduler="sync")
+    from dask.local import get_sync  # the function, not "sync": dask then does not import distributed to look for a client
+
+    return dask.compute(*collections, scheduler=get_sync)
 
 
 def _smooth(channels: np.ndarray, plan: FovPlan) -> np.ndarray:
