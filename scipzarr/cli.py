@@ -396,6 +396,38 @@ def _closed_pipe() -> int:
     return 141
 
 
+def _watched() -> bool:
+    """Whether a profiler, debugger or coverage tool watches this process (they write at a normal exit)."""
+    monitoring = getattr(sys, "monitoring", None)
+    tools = any(monitoring.get_tool(i) for i in range(6)) if monitoring else False
+    return bool(tools or sys.getprofile() or sys.gettrace())
+
+
+def run() -> None:
+    """The ``scipzarr`` command: :func:`main`, then a quick exit.
+
+    A normal interpreter exit after a run spends ~0.4 s tearing down modules and objects (measured on a CIF
+    convert of 3.6 s in all). Here the exit handlers run as they would (temporary folders, logging, worker
+    threads joined), output is flushed, and the process ends with ``os._exit``. Runs that started MPI or a
+    dask.distributed cluster exit the normal way (their clean-up hooks live outside Python's handlers), and so
+    do runs under a profiler or tracer (``python -m cProfile -m scipzarr ...``).
+    """
+    code = main() or 0
+    if "mpi4py" in sys.modules or "distributed" in sys.modules or _watched():
+        sys.exit(code)
+    import atexit
+    import threading
+
+    getattr(threading, "_shutdown", lambda: None)()  # what a normal exit does first: join the worker threads
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to say
+            pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser(families=any(a in ("-h", "--help") for a in argv)).parse_args(argv)

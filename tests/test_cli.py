@@ -186,3 +186,23 @@ def test_jobscript(system, needles, tmp_path):
     assert subprocess.run(["bash", "-n", tmp_path / "job.sh"]).returncode == 0
     r = run("jobscript", "--system", system, "--ranks", "2", "--", "process", "a.zarr", "-o", "t.h5ad")
     assert_one_line_error(r, "at least 3 ranks")
+
+
+def test_quick_exit_keeps_exit_codes_output_and_profiles(tmp_path):
+    """The command ends with os._exit after the exit handlers (scipzarr.cli.run): the exit code, all of a
+    piped output and a temporary folder's clean-up survive it, and under a profiler the exit is the normal
+    one (the profile is written)."""
+    import sys
+
+    script = ("import sys, tempfile; sys.argv = ['scipzarr', 'config']; "
+              f"d = tempfile.TemporaryDirectory(dir={str(tmp_path)!r}); open(d.name + '/x', 'w').close(); "
+              "from scipzarr.cli import run; run()")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0 and yaml.safe_load(r.stdout)["features"]["families"] == ["shape", "intensity"]
+    assert list(tmp_path.iterdir()) == []  # the TemporaryDirectory's finalizer ran
+    r = run("info", tmp_path / "missing.zarr")
+    assert r.returncode == 2 and "missing.zarr" in r.stderr
+    prof = tmp_path / "cli.prof"
+    r = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "scipzarr", "config"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and prof.stat().st_size > 0
