@@ -110,16 +110,50 @@ def feature_distributions(adata) -> list[tuple[str, str]]:
     out = []
     for name in names:
         fig, ax = _figure(4.2, 2.8)
-        for cls in sorted(classes.unique()):
-            v = df.loc[(classes == cls).to_numpy(), name].to_numpy()
-            v = v[np.isfinite(v)]
-            if v.size:
-                ax.hist(v, bins=50, histtype="step", label=cls or "all", density=True)
-        ax.set_title(name)
+        values = df[name].to_numpy()
+        finite = np.isfinite(values)
         if classes.nunique() > 1:
+            _class_densities(ax, values, classes.to_numpy(), finite)
+            ax.set_ylabel("density")
             ax.legend(fontsize=7)
+        else:  # one distribution: counts, so that a pile-up of identical values (a failed mask) shows as a spike
+            v = values[finite]
+            edges = np.histogram_bin_edges(v, bins="auto") if v.size else 10
+            ax.hist(v, bins=edges if np.size(edges) <= MAX_BINS + 1 else MAX_BINS, histtype="step", color="#4c72b0")
+            ax.set_ylabel("objects")
+        ax.set_title(name)
         out.append((name, _png(fig)))
     return out
+
+
+#: most bins of a one-class feature histogram
+MAX_BINS = 60
+
+
+def _class_densities(ax, values: np.ndarray, classes: np.ndarray, finite: np.ndarray) -> None:
+    """One smooth density per class (Gaussian kernel, Scott's bandwidth) on a grid shared by all classes.
+
+    Per-class histograms of 50 bins drew a class of a few cells as a few tall spikes (density 1/(n x bin)),
+    which read as artefacts; a kernel density keeps small classes comparable with large ones. A class whose
+    values are all equal (or that has one value) is drawn as a vertical line at that value.
+    """
+    import matplotlib
+    from scipy.stats import gaussian_kde
+
+    v = values[finite]
+    if not v.size:
+        return
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.05 * (hi - lo) if hi > lo else 0.5
+    grid = np.linspace(lo - pad, hi + pad, 256)
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, cls in enumerate(sorted(set(classes.tolist()))):
+        x = values[(classes == cls) & finite]
+        colour, label = colours[i % len(colours)], f"{cls or 'all'} ({x.size})"
+        if x.size >= 2 and np.ptp(x) > 0:
+            ax.plot(grid, gaussian_kde(x)(grid), lw=1.2, color=colour, label=label)
+        elif x.size:
+            ax.axvline(float(x[0]), lw=1.2, color=colour, label=label)
 
 
 def pca_plot(adata) -> str | None:

@@ -111,3 +111,29 @@ def test_python_api_mirrors_the_cli(processed, tmp_path):
     b = scipzarr.process(tmp / "c.zarr", cfg, None, progress=False)  # a YAML path works too
     np.testing.assert_array_equal(adata.X, b.X)
     assert scipzarr.process.__doc__ and scipzarr.convert.__doc__
+
+
+def test_report_class_densities_do_not_spike_for_small_classes():
+    """The report's per-class feature plots: one kernel density per class on a shared grid, each integrating
+    to 1, so a class of 5 cells peaks about as high as one of 200 (per-class 50-bin histograms drew it as
+    spikes ~10x taller); a class of one value is a vertical line."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from scipzarr.report import _class_densities
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(100, 10, 200), rng.normal(120, 10, 5), [150.0], [np.nan]])
+    classes = np.array(["big"] * 200 + ["small"] * 5 + ["one", "big"])
+    fig, ax = plt.subplots()
+    _class_densities(ax, values, classes, np.isfinite(values))
+    curves = {line.get_label(): line for line in ax.get_lines()}
+    assert set(curves) == {"big (200)", "small (5)", "one (1)"}
+    for name in ("big (200)", "small (5)"):
+        x, y = curves[name].get_data()
+        assert np.trapezoid(y, x) == pytest.approx(1, abs=0.05)
+    assert curves["small (5)"].get_ydata().max() < 3 * curves["big (200)"].get_ydata().max()
+    assert list(curves["one (1)"].get_xdata()) == [150.0, 150.0]
+    plt.close(fig)
