@@ -106,7 +106,7 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
 
 FAMILY = Family(
     "intensity", "channel", columns, measure,
-    "intensity statistics, edge intensities and locations (MeasureObjectIntensity)",
+    "intensity statistics and edge intensities, locations on request (MeasureObjectIntensity)",
     device=False,
     defaults={"locations": False},
     parameters={
