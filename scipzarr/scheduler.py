@@ -156,7 +156,7 @@ class Runner:
         if self.client is not None:
             return tuple(self.client.compute(list(collections), sync=True))
         if self.scheduler != "threads":
-            return dask.compute(*collections, scheduler=_local_get(self.scheduler))
+            return dask.compute(*collections, scheduler=local_scheduler(self.scheduler))
         import os
         from concurrent.futures import ThreadPoolExecutor
 
@@ -169,7 +169,7 @@ class Runner:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _local_get(name: str):
+def local_scheduler(name: str):
     """dask's local scheduler function of that name. Given the function, not its name, ``dask.compute`` skips
     looking for a distributed client, which imports ``distributed`` (0.35 s of every convert and threads run)."""
     if name == "sync":

@@ -121,9 +121,9 @@ def measure_masks(obj: Objects, images: np.ndarray, attributed: np.ndarray, back
     for fam in families:
         cols = FAMILIES[fam].columns((params or {}).get(fam, {}))
         width = len(cols)
+        picked = [COLUMNS.index(c.feature) for c in cols] if fam == "intensity" else None  # the kernel's columns
         for i, ch in enumerate(channels):
             if fam == "intensity":  # straight from the attributed labels (NaN rows: objects without mask pixels)
-                picked = [COLUMNS.index(c.feature) for c in cols]
                 out.append(measure_labels(attributed[:, i], obj.offsets, obj, images, ch)[:, picked])
                 continue
             sub, rows = channel_objects(obj, attributed[:, i])

@@ -43,6 +43,7 @@ from ..kernels import components, split
 from ..kernels.batch import fill_holes
 from ..kernels import segment as seg
 from ..kernels import threshold as thr_k
+from ..scheduler import local_scheduler
 from ..store import FovStore, ngff, write_fov_labels
 from . import chunked
 from .shards import owns
@@ -118,9 +119,7 @@ def make_plan(st: FovStore, config: dict, chunk_size: int | None = None, device:
 
 
 def _sync(collections):
-    from dask.local import get_sync  # the function, not "sync": dask then does not import distributed to look for a client
-
-    return dask.compute(*collections, scheduler=get_sync)
+    return dask.compute(*collections, scheduler=local_scheduler("sync"))
 
 
 def _smooth(channels: np.ndarray, plan: FovPlan) -> np.ndarray:
