@@ -3,7 +3,10 @@ job arrays with a merge job, and a cancelled job resubmitted with --resume all g
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -125,27 +128,44 @@ def test_array_job_without_mpi_and_its_merge_job_give_the_threads_table(slurm, i
 
 
 def test_a_job_cancelled_mid_run_and_resubmitted_with_resume_gives_the_same_table(slurm, ifc_store, tmp_path):
-    store, ref, _ = ifc_store
+    store, _, _ = ifc_store
+    # the job stops mid-run for certain: one chunk file of its store copy is a named pipe it blocks on
+    shutil.copytree(store, tmp_path / "s.zarr")
+    store = tmp_path / "s.zarr"
+    held = store / "s0" / "c" / "0" / "2" / "0"  # mosaic chunk 10 of 19
+    saved = held.read_bytes()
+    held.unlink()
+    os.mkfifo(held)
+    config = tmp_path / "c.yml"  # stated mask channels and direction: no data scan before the chunks run
+    config.write_text("segmentation:\n  channels: [0, 1]\n  threshold:\n    direction: up\n")
     out = tmp_path / "t.h5ad"
+    args = f"process {store} -o {out} --config {config} --features shape,intensity,texture -q"
     script = tmp_path / "job.sh"
     script.write_text("\n".join([
         "#!/bin/bash", "#SBATCH --ntasks=1", "#SBATCH --cpus-per-task=1", f"#SBATCH --output={tmp_path}/%j.out",
-        f"source {VENV}/bin/activate",
-        f"python -m scipzarr process {store} -o {out} --resume --scheduler synchronous --features "
-        "shape,intensity,texture -q", ""]))
+        f"source {VENV}/bin/activate", f"python -m scipzarr {args} --resume --scheduler synchronous", ""]))
     ref_t = tmp_path / "ref.h5ad"
-    subprocess.run([*SCIPZARR, "process", str(store), "-o", str(ref_t), "--features", "shape,intensity,texture", "-q"],
+    subprocess.run([*SCIPZARR, *args.replace(str(store), str(ifc_store[0])).replace(str(out), str(ref_t)).split()],
                    check=True)
     job = _sbatch(slurm, script, "--parsable").stdout.strip()
-    chunks = tmp_path / ".t.h5ad.scipzarr-work" / "chunks"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (chunks.exists() and len(list(chunks.glob("*[0-9].npz"))) >= 2):
-        time.sleep(0.2)
+    writer, deadline = None, time.time() + 300
+    while writer is None and time.time() < deadline:
+        try:  # opening a pipe's write end succeeds once a reader has it open: the job is waiting on it
+            writer = os.open(held, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            time.sleep(0.2)
+    assert writer is not None, "the job never reached the held chunk"
     subprocess.run(["scancel", job], env=slurm, check=True)
     wait_for_job(slurm, job)
+    os.close(writer)
+    chunks = tmp_path / ".t.h5ad.scipzarr-work" / "chunks"
     done = len(list(chunks.glob("*[0-9].npz")))
-    assert not out.exists() and 2 <= done < 19, done
+    assert not out.exists() and 1 <= done < 19, done
+    # the resubmitted job finds the same input (the pipe is still there) and is given the chunk's bytes
+    feed = threading.Thread(target=held.write_bytes, args=(saved,), daemon=True)
+    feed.start()
     r = _sbatch(slurm, script, "--wait")
-    assert r.returncode == 0, r.stderr
+    assert not feed.is_alive(), "the resumed job did not read the held chunk"
+    assert r.returncode == 0, r.stderr + "".join(p.read_text() for p in tmp_path.glob("*.out"))
     _same(out, ad.read_h5ad(ref_t))
     assert not (tmp_path / ".t.h5ad.scipzarr-work").exists()
