@@ -107,5 +107,5 @@ def _block(fam: Family, obj: Objects, images, target: tuple, params: dict) -> np
     """``(M, columns)`` float64 on the host: one family on one target; one copy back from a device."""
     xp = obj.xp
     res = fam.measure(obj, images, target, params)
-    return backend.to_host(xp.stack([xp.asarray(res[c.feature]).astype(xp.float64) for c in fam.columns(params)],
+    return backend.to_host(xp.stack([xp.asarray(res[f]).astype(xp.float64) for f in fam.feature_names(params)],
                                     axis=1))

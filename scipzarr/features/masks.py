@@ -119,9 +119,9 @@ def measure_masks(obj: Objects, images: np.ndarray, attributed: np.ndarray, back
     out = [np.asarray(overlap(obj, images[:, ch], attributed[:, i], background[:, i], noise[:, i]))
            for i, ch in enumerate(channels)]
     for fam in families:
-        cols = FAMILIES[fam].columns((params or {}).get(fam, {}))
-        width = len(cols)
-        picked = [COLUMNS.index(c.feature) for c in cols] if fam == "intensity" else None  # the kernel's columns
+        names = FAMILIES[fam].feature_names((params or {}).get(fam, {}))
+        width = len(names)
+        picked = [COLUMNS.index(f) for f in names] if fam == "intensity" else None  # the kernel's columns
         for i, ch in enumerate(channels):
             if fam == "intensity":  # straight from the attributed labels (NaN rows: objects without mask pixels)
                 out.append(measure_labels(attributed[:, i], obj.offsets, obj, images, ch)[:, picked])

@@ -17,6 +17,8 @@ fixed mapping for the whole image, as CellProfiler does.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -64,11 +66,14 @@ def quantize(values: np.ndarray, levels: int = 256, bit_depth: int | None = None
 
 
 @numba.njit(cache=True, nogil=True)
-def _haralick_all(labels, q, event, boxes, distance, levels, out):  # pragma: no cover - compiled
+def _haralick_all(labels, images, channel, lut, event, boxes, distances, out):  # pragma: no cover - compiled
     n = boxes.shape[0]
-    glcm = np.zeros((levels, levels), np.int64)
-    touched_i = np.empty(0, np.int64)
-    touched_j = np.empty(0, np.int64)
+    levels = 256
+    span = distances.max()
+    glcm = np.zeros((levels, levels), np.int32)  # counts <= 2 * 90 * 90 on the seed's events; 256 KiB
+    touched_i = np.empty(0, np.int32)
+    touched_j = np.empty(0, np.int32)
+    local = np.zeros(0, np.uint8)
     px = np.zeros(levels)
     p_plus = np.zeros(2 * levels)
     p_minus = np.zeros(levels)
@@ -76,143 +81,185 @@ def _haralick_all(labels, q, event, boxes, distance, levels, out):  # pragma: no
     for m in range(n):
         e = event[m]
         y0, x0, y1, x1 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
+        h, w = y1 - y0, x1 - x0
         lab = m + 1
+        # the object's grey levels in its box, 0 outside it, framed by `span` zeros right, left and below:
+        # a pair counts where both its levels are non-zero, with no bounds or label tests
+        row = w + 2 * span
+        need = (h + span) * row
+        if local.shape[0] < need:
+            local = np.zeros(need, np.uint8)
+        else:
+            local[:need] = 0
         qmax = 0
         lmin = levels
         lmax = 0
-        for y in range(y0, y1):
-            for x in range(x0, x1):
-                if labels[e, y, x] == lab:
-                    v = q[e, y, x]
+        for y in range(h):
+            for x in range(w):
+                if labels[e, y0 + y, x0 + x] == lab:
+                    v = lut[images[e, channel, y0 + y, x0 + x]]
+                    local[y * row + span + x] = v
                     qmax = max(qmax, v)
                     if v > 0 and v < lmin:
                         lmin = v
                     lmax = max(lmax, v)
-        cap = 2 * (y1 - y0) * (x1 - x0) + 1
+        cap = 2 * h * w + 1
         if touched_i.shape[0] < cap:
-            touched_i = np.empty(cap, np.int64)
-            touched_j = np.empty(cap, np.int64)
-        missing = False
-        for d in range(4):
-            dy = distance * (1 if d > 0 else 0)
-            dx = distance * (1 if d < 2 else (0 if d == 2 else -1))
-            nt = 0
-            total = 0
-            for y in range(y0, y1 - dy):
-                for x in range(max(x0, x0 - dx), min(x1, x1 - dx)):
-                    if labels[e, y, x] != lab or labels[e, y + dy, x + dx] != lab:
-                        continue
-                    a = q[e, y, x]
-                    b = q[e, y + dy, x + dx]
-                    if a == 0 or b == 0:
-                        continue
-                    if glcm[a, b] == 0:
-                        touched_i[nt] = a
-                        touched_j[nt] = b
-                        nt += 1
-                    glcm[a, b] += 1
-                    if a != b:
-                        if glcm[b, a] == 0:
-                            touched_i[nt] = b
-                            touched_j[nt] = a
+            touched_i = np.empty(cap, np.int32)
+            touched_j = np.empty(cap, np.int32)
+        for di in range(distances.shape[0]):
+            distance = distances[di]
+            missing = False
+            for d in range(4):
+                dy = distance * (1 if d > 0 else 0)
+                dx = distance * (1 if d < 2 else (0 if d == 2 else -1))
+                off = dy * row + dx
+                nt = 0
+                total = 0
+                for y in range(h - dy):
+                    base = y * row + span
+                    for x in range(max(0, -dx), min(w, w - dx)):
+                        a = local[base + x]
+                        if a == 0:
+                            continue
+                        b = local[base + x + off]
+                        if b == 0:
+                            continue
+                        if glcm[a, b] == 0:
+                            touched_i[nt] = a
+                            touched_j[nt] = b
                             nt += 1
-                        glcm[b, a] += 1
-                    else:
                         glcm[a, b] += 1
-                    total += 2
-            if total == 0:
-                missing = True
-                continue
-            for k in range(lmin, lmax + 1):
-                px[k] = 0.0
-            for k in range(2 * lmin, 2 * lmax + 1):
-                p_plus[k] = 0.0
-            for k in range(lmax - lmin + 1):
-                p_minus[k] = 0.0
-            asm = 0.0
-            sij = 0.0
-            idm = 0.0
-            ent = 0.0
-            for t in range(nt):
-                i = touched_i[t]
-                j = touched_j[t]
-                p = glcm[i, j] / total
-                asm += p * p
-                sij += i * j * p
-                idm += p / (1.0 + (i - j) * (i - j))
-                ent -= p * np.log2(p)
-                px[i] += p
-                p_plus[i + j] += p
-                p_minus[abs(i - j)] += p
-            ux = 0.0
-            sxx = 0.0
-            hx = 0.0
-            for k in range(lmin, lmax + 1):
-                ux += k * px[k]
-                sxx += k * k * px[k]
-                if px[k] > 0:
-                    log_px[k] = np.log2(px[k])
-                    hx -= px[k] * log_px[k]
-            vx = sxx - ux * ux
-            sum_avg = 0.0
-            sum_sq = 0.0
-            sum_ent = 0.0
-            for k in range(2 * lmin, 2 * lmax + 1):
-                pk = p_plus[k]
-                sum_avg += k * pk
-                sum_sq += k * k * pk
-                if pk > 0:
-                    sum_ent -= pk * np.log2(pk)
-            contrast = 0.0
-            diff_ent = 0.0
-            sq = 0.0
-            s1 = 0.0
-            for k in range(lmax - lmin + 1):
-                pk = p_minus[k]
-                contrast += k * k * pk
-                sq += pk * pk
-                s1 += pk
-                if pk > 0:
-                    diff_ent -= pk * np.log2(pk)
-            maxv = qmax + 1
-            hxy1 = 0.0
-            for t in range(nt):
-                i = touched_i[t]
-                j = touched_j[t]
-                hxy1 -= glcm[i, j] / total * (log_px[i] + log_px[j])
-                glcm[i, j] = 0
-            corr = 1.0 if vx <= 0 or np.sqrt(vx) == 0 else (sij - ux * ux) / vx
-            info1 = (ent - hxy1) if hx == 0 else (ent - hxy1) / hx
-            info2 = np.sqrt(max(0.0, 1.0 - np.exp(-2.0 * (2 * hx - ent))))
-            out[m, d, 0] = asm
-            out[m, d, 1] = contrast
-            out[m, d, 2] = corr
-            out[m, d, 3] = vx
-            out[m, d, 4] = idm
-            out[m, d, 5] = sum_avg
-            out[m, d, 6] = sum_sq - sum_avg * sum_avg
-            out[m, d, 7] = sum_ent
-            out[m, d, 8] = ent
-            out[m, d, 9] = sq / maxv - (s1 / maxv) ** 2
-            out[m, d, 10] = diff_ent
-            out[m, d, 11] = info1
-            out[m, d, 12] = info2
-        if missing:
-            out[m, :, :] = np.nan
+                        if a != b:
+                            if glcm[b, a] == 0:
+                                touched_i[nt] = b
+                                touched_j[nt] = a
+                                nt += 1
+                            glcm[b, a] += 1
+                        else:
+                            glcm[a, b] += 1
+                        total += 2
+                if total == 0:
+                    missing = True
+                    continue
+                for k in range(lmin, lmax + 1):
+                    px[k] = 0.0
+                for k in range(2 * lmin, 2 * lmax + 1):
+                    p_plus[k] = 0.0
+                for k in range(lmax - lmin + 1):
+                    p_minus[k] = 0.0
+                asm = 0.0
+                sij = 0.0
+                idm = 0.0
+                ent = 0.0
+                for t in range(nt):
+                    i = touched_i[t]
+                    j = touched_j[t]
+                    p = glcm[i, j] / total
+                    asm += p * p
+                    sij += i * j * p
+                    idm += p / (1.0 + (i - j) * (i - j))
+                    ent -= p * np.log2(p)
+                    px[i] += p
+                    p_plus[i + j] += p
+                    p_minus[abs(i - j)] += p
+                ux = 0.0
+                sxx = 0.0
+                hx = 0.0
+                for k in range(lmin, lmax + 1):
+                    ux += k * px[k]
+                    sxx += k * k * px[k]
+                    if px[k] > 0:
+                        log_px[k] = np.log2(px[k])
+                        hx -= px[k] * log_px[k]
+                vx = sxx - ux * ux
+                sum_avg = 0.0
+                sum_sq = 0.0
+                sum_ent = 0.0
+                for k in range(2 * lmin, 2 * lmax + 1):
+                    pk = p_plus[k]
+                    sum_avg += k * pk
+                    sum_sq += k * k * pk
+                    if pk > 0:
+                        sum_ent -= pk * np.log2(pk)
+                contrast = 0.0
+                diff_ent = 0.0
+                sq = 0.0
+                s1 = 0.0
+                for k in range(lmax - lmin + 1):
+                    pk = p_minus[k]
+                    contrast += k * k * pk
+                    sq += pk * pk
+                    s1 += pk
+                    if pk > 0:
+                        diff_ent -= pk * np.log2(pk)
+                maxv = qmax + 1
+                hxy1 = 0.0
+                for t in range(nt):
+                    i = touched_i[t]
+                    j = touched_j[t]
+                    hxy1 -= glcm[i, j] / total * (log_px[i] + log_px[j])
+                    glcm[i, j] = 0
+                corr = 1.0 if vx <= 0 or np.sqrt(vx) == 0 else (sij - ux * ux) / vx
+                info1 = (ent - hxy1) if hx == 0 else (ent - hxy1) / hx
+                info2 = np.sqrt(max(0.0, 1.0 - np.exp(-2.0 * (2 * hx - ent))))
+                res = out[m, di, d]
+                res[0] = asm
+                res[1] = contrast
+                res[2] = corr
+                res[3] = vx
+                res[4] = idm
+                res[5] = sum_avg
+                res[6] = sum_sq - sum_avg * sum_avg
+                res[7] = sum_ent
+                res[8] = ent
+                res[9] = sq / maxv - (s1 / maxv) ** 2
+                res[10] = diff_ent
+                res[11] = info1
+                res[12] = info2
+            if missing:
+                out[m, di, :, :] = np.nan
+
+
+@functools.lru_cache(maxsize=8)
+def _lut(dtype: str, levels: int, bit_depth: int | None) -> np.ndarray:
+    """``quantize`` of every value of an 8- or 16-bit unsigned type, as a lookup table."""
+    return quantize(np.arange(np.iinfo(dtype).max + 1, dtype=dtype), levels, bit_depth)
+
+
+def haralick_batch(obj: Objects, images: np.ndarray, channel: int, distances, levels: int = 256,
+                   bit_depth: int | None = None) -> np.ndarray:
+    """``(M, D, 4, 13)`` Haralick features (objects, ``distances``, directions, ``NAMES``) of one channel of an
+    ``(N, C, Y, X)`` batch, quantized as ``quantize(images, levels, bit_depth)``.
+
+    Grey level 0 is ignored. As in CellProfiler, an object without pairs in
+    any one direction at a distance gets NaN in every direction at that distance.
+    16- and 8-bit images are quantized through a lookup table, pixel by pixel in
+    the objects only; other types are quantized whole first.
+    """
+    distances = np.asarray(distances, dtype=np.int64)
+    out = np.empty((obj.n, len(distances), 4, 13))
+    if not obj.n:
+        return out
+    images = np.asarray(images)
+    if images.dtype == np.uint16:
+        lut = _lut("uint16", levels, bit_depth)
+        raw = np.ascontiguousarray(images)
+    else:
+        raw = images[:, channel:channel + 1]
+        if images.dtype == np.uint8:
+            lut = _lut("uint8", levels, bit_depth)
+        else:
+            raw, lut = quantize(raw, levels, bit_depth), _lut("uint8", 256, None)  # identity
+        raw, channel = raw.astype(np.uint16), 0
+    _haralick_all(obj.labels, raw, int(channel), lut, obj.event.astype(np.int64), obj.boxes, distances, out)
+    return out
 
 
 def haralick(obj: Objects, q: np.ndarray, distance: int) -> np.ndarray:
-    """``(M, 4, 13)`` Haralick features (objects, directions, ``NAMES``) of an ``(N, Y, X)`` grey-level batch.
-
-    Grey level 0 is ignored. As in CellProfiler, an object without pairs in
-    any one direction gets NaN in every direction.
-    """
-    out = np.empty((obj.n, 4, 13))
-    if obj.n:
-        levels = int(q.max()) + 1 if q.size else 1
-        _haralick_all(obj.labels, np.ascontiguousarray(q, dtype=np.uint8), obj.event.astype(np.int64),
-                      obj.boxes, int(distance), max(levels, 2), out)
-    return out
+    """``(M, 4, 13)`` Haralick features (objects, directions, ``NAMES``) of an ``(N, Y, X)`` grey-level batch
+    (``uint8`` levels, as ``quantize`` returns them)."""
+    return haralick_batch(obj, np.asarray(q, dtype=np.uint8)[:, None], 0, [distance])[:, 0]
 
 
 def _snake(name: str) -> str:
@@ -232,14 +279,13 @@ def measure_family(obj: Objects, images: np.ndarray, channels: tuple[int, ...] =
                    ) -> dict[str, np.ndarray]:
     """Texture features of one channel (``channels[0]``) at every configured distance."""
     params = params or {}
-    levels = params.get("levels", 256)
-    q = quantize(images[:, channels[0]], levels, params.get("bit_depth"))
+    distances = params.get("distances", [3, 5])
+    res = haralick_batch(obj, images, channels[0], distances, params.get("levels", 256), params.get("bit_depth"))
     out = {}
-    for d in params.get("distances", [3, 5]):
-        res = haralick(obj, q, d)
+    for di, d in enumerate(distances):
         for k in range(4):
             for f, name in enumerate(NAMES):
-                out[f"{_snake(name)}_{d}_{k:02d}"] = res[:, k, f]
+                out[f"{_snake(name)}_{d}_{k:02d}"] = res[:, di, k, f]
     return out
 
 
