@@ -25,12 +25,16 @@ COLUMNS = ("sum", "mean", "std", "min", "max", "median", "q25", "q75", "mad", "m
            "edge_max")
 
 
-def measure_labels(labels, offsets, obj, images, channel: int):
+def measure_labels(labels, offsets, obj, images, channel: int, pixels=None):
     """:func:`intensity_host` of the objects of ``obj`` as ``labels`` (each event's object numbers, plus
-    ``offsets``) give them, in ``channel`` of the host batch ``images``; ``(obj.n, 19)``."""
+    ``offsets``) give them, in ``channel`` of the host batch ``images``; ``(obj.n, 19)``. ``pixels``: the
+    labels' :func:`object_pixels` when the caller has them (one scan of the labels for every channel)."""
     valid = obj.valid if obj.valid is not None else np.ones(labels.shape, bool)
-    return intensity_host(np.ascontiguousarray(labels), np.asarray(offsets), images[:, channel], valid,
-                          np.asarray(obj.valid_y0), np.asarray(obj.valid_x0), obj.n, counting_sort(images))
+    labels, offsets = np.ascontiguousarray(labels), np.asarray(offsets)
+    if pixels is None:
+        pixels = object_pixels(labels, offsets, obj.n)
+    return intensity_host(labels, offsets, images[:, channel], valid, np.asarray(obj.valid_y0),
+                          np.asarray(obj.valid_x0), obj.n, counting_sort(images), *pixels)
 
 
 def counting_sort(images) -> bool:
@@ -178,15 +182,13 @@ def _sort_any(vals, n, out, keys, spare, c0, c1):
     out[:n] = np.sort(vals[:n])
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def intensity_host(labels, offsets, plane, valid, y0, x0, m, counting):
-    """``(m, 19)`` float64: the intensity columns (:data:`COLUMNS`) of objects 1..m in ``plane`` ``(N, Y, X)``:
-    ``labels`` ``(N, Y, X)`` numbers each event's objects, ``offsets`` ``(N,)`` is added to them (object
-    ``labels + offsets``; 0 stays background); ``valid`` the events' real pixels, ``y0``/``x0`` their offsets
-    (coordinates are relative to the event); ``counting``: sort the values by counting (:func:`counting_sort`).
-    Rows of objects without pixels are NaN."""
+@numba.njit(cache=True, nogil=True)
+def object_pixels(labels, offsets, m):
+    """The pixels of objects 1..m (``labels + offsets`` where ``labels`` ``(N, Y, X)`` is set), grouped by
+    object in raster order: group starts ``(m + 2,)`` (object k's pixels at ``start[k]:start[k + 1]``), their
+    rows and columns (int32) and each object's event ``(m + 1,)``. Two passes over the label image; shared by
+    every channel measured in the same labels."""
     n_ev, h, w = labels.shape
-    size = h * w
     count = np.zeros(m + 1, dtype=np.int64)
     for e in range(n_ev):
         off = offsets[e]
@@ -199,7 +201,9 @@ def intensity_host(labels, offsets, plane, valid, y0, x0, m, counting):
     for k in range(1, m + 1):
         start[k + 1] = start[k] + count[k]
     fill = start.copy()
-    order = np.empty(start[m + 1], dtype=np.int64)  # pixels grouped by object, raster order inside
+    order_y = np.empty(start[m + 1], dtype=np.int32)
+    order_x = np.empty(start[m + 1], dtype=np.int32)
+    event_of = np.zeros(m + 1, dtype=np.int64)
     for e in range(n_ev):
         off = offsets[e]
         for y in range(h):
@@ -207,11 +211,25 @@ def intensity_host(labels, offsets, plane, valid, y0, x0, m, counting):
                 raw = labels[e, y, x]
                 if raw:
                     k = raw + off
-                    order[fill[k]] = e * size + y * w + x
+                    order_y[fill[k]] = y
+                    order_x[fill[k]] = x
+                    event_of[k] = e
                     fill[k] += 1
+    return start, order_y, order_x, event_of
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def intensity_host(labels, offsets, plane, valid, y0, x0, m, counting, start, order_y, order_x, event_of):
+    """``(m, 19)`` float64: the intensity columns (:data:`COLUMNS`) of objects 1..m in ``plane`` ``(N, Y, X)``:
+    ``labels`` ``(N, Y, X)`` numbers each event's objects, ``offsets`` ``(N,)`` is added to them (object
+    ``labels + offsets``; 0 stays background), and ``start``, ``order_y``, ``order_x``, ``event_of`` are their
+    :func:`object_pixels`; ``valid`` the events' real pixels, ``y0``/``x0`` their offsets (coordinates are
+    relative to the event); ``counting``: sort the values by counting (:func:`counting_sort`).
+    Rows of objects without pixels are NaN."""
+    h, w = labels.shape[1], labels.shape[2]
     widest = 1
     for k in range(1, m + 1):
-        widest = max(widest, count[k])
+        widest = max(widest, start[k + 1] - start[k])
     vals = np.empty(widest)
     srt = np.empty(widest)
     tmp = np.empty(widest)
@@ -223,15 +241,13 @@ def intensity_host(labels, offsets, plane, valid, y0, x0, m, counting):
     c1 = np.empty(257, dtype=np.int64)
     out = np.full((m, 19), np.nan)
     for k in range(1, m + 1):
-        n = count[k]
+        n = start[k + 1] - start[k]
         if n == 0:
             continue
         row = out[k - 1]
-        e = order[start[k]] // size
+        e = event_of[k]
         for j in range(n):
-            p = order[start[k] + j]
-            rest = p - e * size
-            y, x = rest // w, rest - (rest // w) * w
+            y, x = order_y[start[k] + j], order_x[start[k] + j]
             ys[j], xs[j] = y, x
             vals[j] = float(plane[e, y, x])
         if counting:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ._intensity import COLUMNS, measure_labels
+from ._intensity import COLUMNS, measure_labels, object_pixels
 from .column import Column
 from .family import Family
 from .objects import Objects
@@ -101,7 +101,11 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
     in one compiled pass (:func:`scipzarr.features._intensity.intensity_host`)."""
     if obj.n == 0:  # every column (the caller picks those of columns(params))
         return {name: np.zeros(0) for name in NAMES}
-    return dict(zip(COLUMNS, measure_labels(obj.host("local"), obj.host("offsets"), obj, images, channels[0]).T))
+    labels, offsets = np.ascontiguousarray(obj.host("local")), obj.host("offsets")
+    if "intensity pixels" not in obj.cache:  # the objects' pixel lists, shared by the channels
+        obj.cache["intensity pixels"] = object_pixels(labels, offsets, obj.n)
+    values = measure_labels(labels, offsets, obj, images, channels[0], obj.cache["intensity pixels"])
+    return dict(zip(COLUMNS, values.T))
 
 
 FAMILY = Family(
