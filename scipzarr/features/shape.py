@@ -4,8 +4,8 @@ Definitions follow ``skimage.measure.regionprops`` (2-D, unit spacing), and
 the tests check equality with it. Coordinates (centroid, bounding box) are
 relative to the event's own pixels, so padding never changes them.
 
-numpy or cupy: the pixel-wise work (moments, perimeter, Euler number, filled
-area, distances) runs where the objects live; the convex hulls, Feret
+numpy or cupy: the pixel-wise work (moments, filled area, distances) runs
+where the objects live; perimeters and Euler numbers, the convex hulls, Feret
 diameters, enclosing circles and Zernike sums are compiled for the CPU
 (numba) and run on host copies (``Objects.host``).
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from math import sqrt
 
+import numba
 import numpy as np
 
-from .. import backend
 from ..backend import segment_sum
 from ..kernels.batch import fill_holes
 from . import zernike
@@ -105,62 +105,65 @@ _PERIMETER_WEIGHTS = np.zeros(50, dtype=np.float64)
 _PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1
 _PERIMETER_WEIGHTS[[21, 33]] = sqrt(2)
 _PERIMETER_WEIGHTS[[13, 23]] = (1 + sqrt(2)) / 2
-_NEIGHBOURS_8 = [(-1, -1, 10), (-1, 0, 2), (-1, 1, 10), (0, -1, 2), (0, 1, 2), (1, -1, 10), (1, 0, 2), (1, 1, 10)]
 
 
-def _padded_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Labels padded by one pixel in y and x, flat, with the flat indices of object pixels.
+@numba.njit(cache=True, nogil=True)
+def _borders_host(labels, n, table):  # pragma: no cover - compiled
+    """Perimeter and Euler number sums of labels 1..n of a host ``(N, Y, X)`` batch (see :func:`borders`)."""
+    m, h, w = labels.shape
+    perim = np.zeros(n + 1)
+    euler = np.zeros(n + 1)
+    border = np.zeros((h + 2, w + 2), dtype=labels.dtype)  # the event's border pixels' labels, framed by zeros
+    for e in range(m):
+        lab = labels[e]
+        for y in range(h):
+            for x in range(w):
+                v = lab[y, x]
+                inner = (v != 0 and y > 0 and y < h - 1 and x > 0 and x < w - 1 and lab[y - 1, x] == v
+                         and lab[y + 1, x] == v and lab[y, x - 1] == v and lab[y, x + 1] == v)
+                border[y + 1, x + 1] = 0 if inner else v
+        for y in range(h):
+            for x in range(w):
+                v = lab[y, x]
+                if v == 0:
+                    continue
+                if border[y + 1, x + 1] == v:
+                    code = 1
+                    for dy in range(-1, 2):
+                        for dx in range(-1, 2):
+                            if (dy != 0 or dx != 0) and border[y + 1 + dy, x + 1 + dx] == v:
+                                code += 10 if dy != 0 and dx != 0 else 2
+                    perim[v] += table[code]
+                right = lab[y, x + 1] if x < w - 1 else 0
+                left = lab[y, x - 1] if x > 0 else 0
+                below = lab[y + 1, x] if y < h - 1 else 0
+                below_right = lab[y + 1, x + 1] if y < h - 1 and x < w - 1 else 0
+                below_left = lab[y + 1, x - 1] if y < h - 1 and x > 0 else 0
+                term = 0.0
+                if right != v and below != v and below_right != v:  # alone
+                    term += 1.0
+                if right == v and below == v and below_right != v:  # three
+                    term -= 1.0
+                if below_left == v and left != v and below != v:  # the anti-diagonal pair
+                    term -= 1.0
+                euler[v] += term
+    return perim[1:], euler[1:]
 
-    Neighbours of a pixel ``i`` are then ``flat[i + dy * row + dx]``; work is
-    proportional to the number of object pixels, not to the tile area.
+
+def borders(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Perimeter and Euler number of every label 1..n of a host ``(N, Y, X)`` label batch, one compiled pass.
+
+    Perimeter: scikit-image's estimator (4-connected border pixels weighted by
+    the pattern of border pixels around them), each object measured on its own.
+    Euler number (8-connectivity): scikit-image's 2x2-pattern formula; with its
+    coefficients only three patterns count (for each object alone): a top-left
+    pixel alone (+1), an anti-diagonal pair (-1) and three pixels without the
+    bottom-right (-1), each found from the object pixel at its top-left or
+    top-right corner. Each object's terms are added in raster order (as a
+    weighted ``np.bincount`` of its pixels), so the sums are the array
+    formulation's, bit for bit.
     """
-    xp = backend.xp_of(labels)
-    lp = xp.pad(labels, ((0, 0), (1, 1), (1, 1)))
-    flat = lp.ravel()
-    return flat, xp.flatnonzero(flat), lp.shape[2]
-
-
-def perimeters(labels: np.ndarray, n: int) -> np.ndarray:
-    """Perimeter of every label 1..n of a ``(N, Y, X)`` label batch.
-
-    scikit-image's estimator (4-connected border pixels weighted by the
-    pattern of border pixels around them), each object measured on its own.
-    """
-    xp = backend.xp_of(labels)
-    flat, idx, row = _padded_pixels(labels)
-    lab = flat[idx]
-    interior = xp.ones(len(idx), dtype=bool)
-    for off in (-row, row, -1, 1):
-        interior &= flat[idx + off] == lab
-    border_idx, border_lab = idx[~interior], lab[~interior]
-    border = xp.zeros_like(flat)
-    border[border_idx] = border_lab
-    code = xp.ones(len(border_idx), dtype=xp.int64)
-    for dy, dx, k in _NEIGHBOURS_8:
-        code += k * (border[border_idx + dy * row + dx] == border_lab)
-    weights = xp.asarray(_PERIMETER_WEIGHTS)[code]
-    return xp.bincount(border_lab, weights=weights, minlength=n + 1)[1:]
-
-
-def euler_numbers(labels: np.ndarray, n: int) -> np.ndarray:
-    """Euler number (8-connectivity) of every label 1..n.
-
-    scikit-image's 2x2-pattern formula: with its coefficients only three
-    patterns count (for each object alone): a top-left pixel alone (+1), an
-    anti-diagonal pair (-1) and three pixels without the bottom-right (-1);
-    each is found from the object pixel at its top-left or top-right corner.
-    """
-    flat, idx, row = _padded_pixels(labels)
-    lab = flat[idx]
-    right, below, below_right = flat[idx + 1], flat[idx + row], flat[idx + row + 1]
-    below_left, left = flat[idx + row - 1], flat[idx - 1]
-    alone = (right != lab) & (below != lab) & (below_right != lab)
-    three = (right == lab) & (below == lab) & (below_right != lab)
-    # the pixel is the top-right corner of a window holding only the anti-diagonal pair
-    diagonal = (below_left == lab) & (left != lab) & (below != lab)
-    xp = backend.xp_of(labels)
-    weights = alone.astype(xp.float64) - three - diagonal
-    return xp.bincount(lab, weights=weights, minlength=n + 1)[1:]
+    return _borders_host(np.ascontiguousarray(labels), int(n), _PERIMETER_WEIGHTS)
 
 
 def filled_areas(obj: Objects) -> np.ndarray:
@@ -204,7 +207,8 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
     hull_host = hull_geometry(labels, event, hbox[:, 0], hbox[:, 2], hbox[:, 1], hbox[:, 3])
     hull = xp.asarray(hull_host)
     bbox_area = ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])).astype(xp.float64)
-    perim = perimeters(obj.labels, n)
+    perim_host, euler_host = borders(labels, n)
+    perim = xp.asarray(perim_host)
     dist = distance_to_edge(obj, border_is_edge=True)
     dist_sorted = sort_within_objects(dist, lab, starts, obj.areas)
     oy, ox = obj.valid_y0[obj.event], obj.valid_x0[obj.event]
@@ -225,7 +229,7 @@ def measure(obj: Objects, images: np.ndarray | None = None, channels=(), params:
         "axis_major_length": 4 * xp.sqrt(l1),
         "axis_minor_length": 4 * xp.sqrt(l2),
         "orientation": orient,
-        "euler_number": euler_numbers(obj.labels, n),
+        "euler_number": xp.asarray(euler_host),
         "radius_max": dist_sorted[starts + obj.areas - 1],
         "radius_mean": segment_sum(dist, lab, starts, n) / area,
         "radius_median": quantile(dist_sorted, starts, obj.areas, 0.5),
