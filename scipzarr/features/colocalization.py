@@ -111,13 +111,22 @@ def _costes_one(f, s, scale):  # pragma: no cover - compiled
     lastmid = 0.0
     valid = -1.0
     it = 0
+    f_top, s_top = f.max(), s.max()
+    r_all = 0.0
+    have_all = False
     while lastmid != mid:
         it += 1
         if it > 256:
             return nan2
         tf = mid / scale
         ts = a * tf + b
-        r = _pearson_below(f, s, tf, ts)
+        if tf > f_top or ts > s_top:  # every pixel lies below a threshold: the same r as the last time so
+            if not have_all:
+                r_all = _pearson_below(f, s, tf, ts)
+                have_all = True
+            r = r_all
+        else:
+            r = _pearson_below(f, s, tf, ts)
         if not np.isfinite(r) or r < 0:
             left = mid - 1
         else:
