@@ -291,7 +291,8 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
         for out, plane in zip(labels_out, planes):
             store.write_label_block(out, plan.mosaic, block_index, label_block(plan, meta, plane))
     rows = {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
-            "X": values, "rejected": bad, "mask_parts": parts[obj.event], "fills_event": fills_event(obj, meta)}
+            "X": values.astype(np.float32),  # the table's type: half the memory held until the table is built
+            "rejected": bad, "mask_parts": parts[obj.event], "fills_event": fills_event(obj, meta)}
     if work is not None:
         work.save_chunk(block_index, rows)  # after the label block: a saved chunk is a complete chunk
     return rows
