@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,16 +81,48 @@ def test_mpi_jobscript_on_a_fov_store(slurm, tmp_path):
     _same(tmp_path / "mpi.h5ad", ref)
 
 
+def _held_copy(store: Path, tmp_path: Path) -> tuple[Path, Path, bytes, Path]:
+    """A copy of ``store`` whose mosaic chunk 10 (of 19) is a named pipe, so that a run stops there for certain
+    until the test writes the chunk's bytes into the pipe; and a config that states the mask channels and
+    direction (no data scan reads the chunks before the chunk tasks do). Returns the copy, the pipe, the
+    chunk's bytes and the config."""
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    held = copy / "s0" / "c" / "0" / "2" / "0"
+    saved = held.read_bytes()
+    held.unlink()
+    os.mkfifo(held)
+    config = tmp_path / "c.yml"
+    config.write_text("segmentation:\n  channels: [0, 1]\n  threshold:\n    direction: up\n")
+    return copy, held, saved, config
+
+
+def _feed(held: Path, saved: bytes, release: threading.Event) -> threading.Thread:
+    """A thread that gives the held chunk's bytes to every reader of the pipe once ``release`` is set."""
+    def run():
+        while True:
+            try:
+                with open(held, "wb") as pipe:  # waits for a reader
+                    release.wait()
+                    pipe.write(saved)
+            except BrokenPipeError:  # the reader was cancelled meanwhile; its task runs again elsewhere
+                continue
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_jobqueue_workers_are_slurm_jobs_and_a_cancelled_one_is_replaced(slurm, ifc_store, tmp_path):
-    store, _, _ = ifc_store
+    store, held, saved, config = _held_copy(ifc_store[0], tmp_path)
     out = tmp_path / "jq.h5ad"
-    # all six families: long enough a run to cancel a worker job in the middle of it
-    subprocess.run([*SCIPZARR, "process", str(store), "-o", str(tmp_path / "ref.h5ad"), "--features", "all", "-q"],
-                   check=True)
+    subprocess.run([*SCIPZARR, "process", str(ifc_store[0]), "-o", str(tmp_path / "ref.h5ad"), "--config",
+                    str(config), "--features", "all", "-q"], check=True)
     ref = ad.read_h5ad(tmp_path / "ref.h5ad")
     run = subprocess.Popen([*SCIPZARR, "process", str(store), "-o", str(out), "--scheduler", "slurm", "--workers",
-                            "2", "--job-memory", "2GiB", "--features", "all"], env=slurm, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            "2", "--job-memory", "2GiB", "--config", str(config), "--features", "all"], env=slurm,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    release = threading.Event()  # the run cannot end before the held chunk is given: both workers come up
+    _feed(held, saved, release)
     cancelled = None
     deadline = time.time() + 240
     while time.time() < deadline and run.poll() is None:
@@ -102,12 +134,12 @@ def test_jobqueue_workers_are_slurm_jobs_and_a_cancelled_one_is_replaced(slurm, 
             subprocess.run(["scancel", cancelled], env=slurm, check=True)
             break
         time.sleep(0.5)
+    release.set()
     stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stderr
     _same(out, ref)
-    if cancelled is not None and "left the queue" not in stderr:
-        pytest.fail(f"job {cancelled} was cancelled but no replacement was submitted: {stderr}")
-    assert cancelled is not None, "the run ended before two worker jobs ran"
+    assert cancelled is not None, "two worker jobs never ran"
+    assert "left the queue" in stderr, f"job {cancelled} was cancelled but no replacement was submitted: {stderr}"
 
 
 def test_array_job_without_mpi_and_its_merge_job_give_the_threads_table(slurm, ifc_store, tmp_path):
@@ -128,16 +160,7 @@ def test_array_job_without_mpi_and_its_merge_job_give_the_threads_table(slurm, i
 
 
 def test_a_job_cancelled_mid_run_and_resubmitted_with_resume_gives_the_same_table(slurm, ifc_store, tmp_path):
-    store, _, _ = ifc_store
-    # the job stops mid-run for certain: one chunk file of its store copy is a named pipe it blocks on
-    shutil.copytree(store, tmp_path / "s.zarr")
-    store = tmp_path / "s.zarr"
-    held = store / "s0" / "c" / "0" / "2" / "0"  # mosaic chunk 10 of 19
-    saved = held.read_bytes()
-    held.unlink()
-    os.mkfifo(held)
-    config = tmp_path / "c.yml"  # stated mask channels and direction: no data scan before the chunks run
-    config.write_text("segmentation:\n  channels: [0, 1]\n  threshold:\n    direction: up\n")
+    store, held, saved, config = _held_copy(ifc_store[0], tmp_path)  # the job stops mid-run for certain
     out = tmp_path / "t.h5ad"
     args = f"process {store} -o {out} --config {config} --features shape,intensity,texture -q"
     script = tmp_path / "job.sh"
@@ -162,10 +185,10 @@ def test_a_job_cancelled_mid_run_and_resubmitted_with_resume_gives_the_same_tabl
     done = len(list(chunks.glob("*[0-9].npz")))
     assert not out.exists() and 1 <= done < 19, done
     # the resubmitted job finds the same input (the pipe is still there) and is given the chunk's bytes
-    feed = threading.Thread(target=held.write_bytes, args=(saved,), daemon=True)
-    feed.start()
+    release = threading.Event()
+    release.set()
+    _feed(held, saved, release)
     r = _sbatch(slurm, script, "--wait")
-    assert not feed.is_alive(), "the resumed job did not read the held chunk"
     assert r.returncode == 0, r.stderr + "".join(p.read_text() for p in tmp_path.glob("*.out"))
     _same(out, ad.read_h5ad(ref_t))
     assert not (tmp_path / ".t.h5ad.scipzarr-work").exists()
