@@ -52,14 +52,16 @@ def scaled(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 @numba.njit(cache=True)
-def _pearson_below(f, s, tf, ts):  # pragma: no cover - compiled
-    """Pearson's r of the pixels with f < tf or s < ts (scipy.stats.pearsonr; NaN if < 3 or constant)."""
+def _pearson_below(f, s, tf, ts, at):  # pragma: no cover - compiled
+    """Pearson's r of the pixels with f < tf or s < ts (scipy.stats.pearsonr; NaN if < 3 or constant); ``at``
+    a scratch array of ``len(f)`` for the chosen pixels' positions (the second pass visits only them)."""
     n = 0
     mf = 0.0
     ms = 0.0
     fmin, fmax, smin, smax = np.inf, -np.inf, np.inf, -np.inf
     for k in range(f.shape[0]):
         if f[k] < tf or s[k] < ts:
+            at[n] = k
             n += 1
             mf += f[k]
             ms += s[k]
@@ -72,11 +74,11 @@ def _pearson_below(f, s, tf, ts):  # pragma: no cover - compiled
     sxy = 0.0
     sxx = 0.0
     syy = 0.0
-    for k in range(f.shape[0]):
-        if f[k] < tf or s[k] < ts:
-            sxy += (f[k] - mf) * (s[k] - ms)
-            sxx += (f[k] - mf) ** 2
-            syy += (s[k] - ms) ** 2
+    for i in range(n):
+        k = at[i]
+        sxy += (f[k] - mf) * (s[k] - ms)
+        sxx += (f[k] - mf) ** 2
+        syy += (s[k] - ms) ** 2
     r = sxy / np.sqrt(sxx * syy)
     return max(-1.0, min(1.0, r))
 
@@ -112,6 +114,7 @@ def _costes_one(f, s, scale):  # pragma: no cover - compiled
     valid = -1.0
     it = 0
     f_top, s_top = f.max(), s.max()
+    at = np.empty(n, np.int64)
     r_all = 0.0
     have_all = False
     while lastmid != mid:
@@ -122,11 +125,11 @@ def _costes_one(f, s, scale):  # pragma: no cover - compiled
         ts = a * tf + b
         if tf > f_top or ts > s_top:  # every pixel lies below a threshold: the same r as the last time so
             if not have_all:
-                r_all = _pearson_below(f, s, tf, ts)
+                r_all = _pearson_below(f, s, tf, ts, at)
                 have_all = True
             r = r_all
         else:
-            r = _pearson_below(f, s, tf, ts)
+            r = _pearson_below(f, s, tf, ts, at)
         if not np.isfinite(r) or r < 0:
             left = mid - 1
         else:
@@ -139,7 +142,7 @@ def _costes_one(f, s, scale):  # pragma: no cover - compiled
         return nan2
     tf = (valid - 1) / scale
     ts = a * tf + b
-    if not np.isfinite(_pearson_below(f, s, tf, ts)):
+    if not np.isfinite(_pearson_below(f, s, tf, ts, at)):
         return nan2
     tot_f = 0.0
     tot_s = 0.0
