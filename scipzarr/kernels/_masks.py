@@ -79,16 +79,19 @@ def _select(a, lo, hi, k):
 
 @numba.njit(cache=True, nogil=True)
 def _median(a, n):
-    """numpy's median of ``a[:n]`` (the mean of the two middle values; 0 for none), reordering ``a``: two
-    selections instead of ``np.median`` (same values, and seconds less to compile)."""
+    """numpy's median of ``a[:n]`` (the mean of the two middle values; 0 for none), reordering ``a``: one
+    selection and, for an even count, the largest value before the upper middle one, instead of ``np.median``
+    (same values, and seconds less to compile)."""
     if n == 0:
         return 0.0
     _select(a, 0, n, n // 2)
     upper = a[n // 2]
     if n % 2:
         return upper
-    _select(a, 0, n // 2, (n - 1) // 2)
-    return (a[(n - 1) // 2] + upper) / 2.0
+    lower = a[0]  # the largest value left of the upper middle one: the lower middle one
+    for i in range(1, n // 2):
+        lower = max(lower, a[i])
+    return (lower + upper) / 2.0
 
 
 @numba.njit(cache=True, nogil=True)
