@@ -70,7 +70,7 @@ def _haralick_all(labels, images, channel, lut, event, boxes, distances, out):  
     n = boxes.shape[0]
     levels = 256
     span = distances.max()
-    glcm = np.zeros((levels, levels), np.int32)  # counts <= 2 * 90 * 90 on the seed's events; 256 KiB
+    glcm = np.zeros((levels, levels), np.int32)  # counts: at most twice the object's pixels; 256 KiB
     touched_i = np.empty(0, np.int32)
     touched_j = np.empty(0, np.int32)
     local = np.zeros(0, np.uint8)
