@@ -69,7 +69,6 @@ def quantize(values: np.ndarray, levels: int = 256, bit_depth: int | None = None
 def _haralick_all(labels, images, channel, lut, event, boxes, distances, out):  # pragma: no cover - compiled
     n = boxes.shape[0]
     levels = 256
-    span = distances.max()
     glcm = np.zeros((levels, levels), np.int32)  # counts: at most twice the object's pixels; 256 KiB
     touched_i = np.empty(0, np.int32)
     touched_j = np.empty(0, np.int32)
@@ -83,10 +82,9 @@ def _haralick_all(labels, images, channel, lut, event, boxes, distances, out):  
         y0, x0, y1, x1 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
         h, w = y1 - y0, x1 - x0
         lab = m + 1
-        # the object's grey levels in its box, 0 outside it, framed by `span` zeros right, left and below:
-        # a pair counts where both its levels are non-zero, with no bounds or label tests
-        row = w + 2 * span
-        need = (h + span) * row
+        # the object's grey levels in its box, 0 outside it: a pair counts where both its levels are non-zero,
+        # with no label tests (the loops' ranges keep both pixels of a pair in the box)
+        need = h * w
         if local.shape[0] < need:
             local = np.zeros(need, np.uint8)
         else:
@@ -98,7 +96,7 @@ def _haralick_all(labels, images, channel, lut, event, boxes, distances, out):  
             for x in range(w):
                 if labels[e, y0 + y, x0 + x] == lab:
                     v = lut[images[e, channel, y0 + y, x0 + x]]
-                    local[y * row + span + x] = v
+                    local[y * w + x] = v
                     qmax = max(qmax, v)
                     if v > 0 and v < lmin:
                         lmin = v
@@ -113,11 +111,11 @@ def _haralick_all(labels, images, channel, lut, event, boxes, distances, out):  
             for d in range(4):
                 dy = distance * (1 if d > 0 else 0)
                 dx = distance * (1 if d < 2 else (0 if d == 2 else -1))
-                off = dy * row + dx
+                off = dy * w + dx
                 nt = 0
                 total = 0
                 for y in range(h - dy):
-                    base = y * row + span
+                    base = y * w
                     for x in range(max(0, -dx), min(w, w - dx)):
                         a = local[base + x]
                         if a == 0:
