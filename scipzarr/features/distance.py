@@ -59,14 +59,8 @@ def distance_to_edge(obj: Objects, border_is_edge: bool = True) -> np.ndarray:
         real = inside_tile & (obj.valid[ev, rr, cc] if obj.valid is not None else True)
         mine = mine | ~real & crop | ~crop  # nothing outside the event (or the crop) is background
         # where part of a crop's ring lies outside the event, a neighbouring crop's background may be nearer
-        # than the crop's own: those crops are transformed as planes of a 3-D stack one crop diagonal apart;
-        # the others (usually all) are framed by their ring, as for border_is_edge
-        apart = ~(real | ~crop).all(axis=(1, 2))
-        dist = obj.xp.zeros(mine.shape)
-        if bool((~apart).any()):
-            dist[~apart] = framed_planes_edt(mine[~apart])
-        if bool(apart.any()):
-            dist[apart] = planes_edt(mine[apart], apart=True)
+        # than the crop's own: those crops are transformed as planes of a 3-D stack one crop diagonal apart
+        dist = planes_edt(mine, apart=~(real | ~crop).all(axis=(1, 2)))
     _, lab, _ = obj.pixels
     y, x = obj.coords
     box = obj.boxes

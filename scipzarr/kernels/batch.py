@@ -80,23 +80,23 @@ def framed_planes_edt(planes):
 
 
 def planes_edt(planes, apart=False):
-    """Euclidean distance transform (scipy's or cupyx's, exact) of each plane of a ``(m, h, w)`` bool stack on
-    its own, in one call per kind of plane.
+    """Euclidean distance transform (exact, scipy's values) of each plane of a ``(m, h, w)`` bool stack on its
+    own, in one call per kind of plane.
 
-    Side by side in a :func:`mosaic` when a plane's nearest background is in
-    the plane itself whatever lies around it (a plane framed by background,
-    as an object's crop with its one-pixel ring). Otherwise ``apart`` (True,
-    or a per-plane bool array saying which planes): as one 3-D transform whose
-    planes lie a plane's diagonal apart (``sampling``), in stacks of at most
-    ``max(h, w)`` planes (cupyx pads a 3-D image to a cube); a plane without
-    background then gets distances to other planes.
+    :func:`framed_planes_edt` when a plane's nearest background is in the plane
+    itself whatever lies around it (a plane framed by background, as an
+    object's crop with its one-pixel ring). Otherwise ``apart`` (True, or a
+    per-plane bool array saying which planes): scipy's or cupyx's transform of
+    one 3-D image whose planes lie a plane's diagonal apart (``sampling``), in
+    stacks of at most ``max(h, w)`` planes (cupyx pads a 3-D image to a cube);
+    a plane without background then gets distances to other planes.
     """
     xp = xp_of(planes)
     m, h, w = planes.shape
     edt = ndimage(xp).distance_transform_edt
     if isinstance(apart, bool):
         if not apart:
-            return unmosaic(edt(mosaic(planes, 0, True)), m, h, w, 0)
+            return framed_planes_edt(planes)
         step = max(h, w)
         return xp.concatenate([edt(planes[s:s + step], sampling=(hypot(h, w) + 1, 1, 1))
                                for s in range(0, m, step)])
