@@ -179,7 +179,9 @@ def _sort16(vals, n, out, keys, spare, c0, c1):
 @numba.njit(cache=True, nogil=True)
 def _sort_any(vals, n, out, keys, spare, c0, c1):
     """``out[:n]`` = the values ``vals[:n]`` sorted (any values; the other arguments as :func:`_sort16`'s)."""
-    out[:n] = np.sort(vals[:n])
+    srt = np.sort(vals[:n])
+    for j in range(n):  # not out[:n] = ...: see _masks.label_pieces_host
+        out[j] = srt[j]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -355,7 +357,7 @@ def overlap_host(labels, own, offsets, plane, background, m):
                     n_runs += 1
                     n_cur += 1
                 x += 1
-            prev[:n_cur] = cur[:n_cur]
+            prev, cur = cur, prev
             n_prev = n_cur
         for i in range(n_runs):
             if parent[i] == i:

@@ -148,7 +148,8 @@ def reconstruct(seed, mask):  # pragma: no cover - compiled
             if 0 <= yy < h and 0 <= xx < w and out[e, yy, xx] < v and out[e, yy, xx] != mask[e, yy, xx]:
                 out[e, yy, xx] = min(v, mask[e, yy, xx])
                 if tail == queue.shape[0]:  # compact the queue (rare)
-                    queue[: tail - head] = queue[head:tail]
+                    for j in range(tail - head):  # a loop, not a slice copy: see _masks.label_pieces_host
+                        queue[j] = queue[head + j]
                     tail -= head
                     head = 0
                 queue[tail] = (e * h + yy) * w + xx

@@ -314,7 +314,9 @@ def label_pieces_host(mask, valid, fill, min_size, largest):
     number = np.empty(len(runs), dtype=np.int64)
     plane = np.empty((h, w), dtype=np.bool_)
     for e in range(n):
-        plane[:, :] = mask[e]
+        for y in range(h):  # element loops, not plane[:, :] = mask[e]: numba's shape check for array copies
+            for x in range(w):  # compiles its error message's formatting (~6 s on the first run)
+                plane[y, x] = mask[e, y, x]
         y0, y1, x0, x1 = _box(plane)
         if fill:
             _fill(plane, valid[e], y0, y1, x0, x1, runs, parent, size)
