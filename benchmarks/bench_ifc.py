@@ -82,6 +82,7 @@ def phase_process(out: Path, families: str, device: str = "cpu", scheduler: str 
     cfg = {"features": {"families": resolve_families(families)}, "segmentation": {"channels": [0]}}
     t0 = time.perf_counter()
     a = scipzarr.process(out / "bench.zarr", cfg, out / "bench.h5ad", overwrite=True, progress=False, device=device,
+                         table_in_memory=False,  # as the command line: the features go to the file, not back
                          **scheduler_args(scheduler))
     return {"seconds": time.perf_counter() - t0, "objects": int(a.n_obs), "features": int(a.n_vars)}
 

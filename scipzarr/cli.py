@@ -270,7 +270,7 @@ def _cmd_process(args) -> int:
                     on_error=args.on_error,
                     progress=not args.quiet,
                     scheduler=args.scheduler, cluster=_cluster(args), chunk_size=args.chunk_size,
-                    device=args.device, shard=args.shard)
+                    device=args.device, shard=args.shard, table_in_memory=False)
     meta = adata.uns["scipzarr"]
     if args.shard:
         _say(args, f"{args.output}: shard {args.shard}: {meta['objects']} objects x {meta['features']} features, "

@@ -30,7 +30,7 @@ def run_demo(folder: Path, n_events: int = 600, quiet: bool = False) -> dict:
                    overwrite=True, progress=not quiet)
     config = resolve_config({"segmentation": {"channels": ["DNA", "membrane"], "min_size": 20}})
     with compile_seconds() as compiling:
-        adata = process(store_path, config, table_path, overwrite=True, progress=not quiet)
+        adata = process(store_path, config, table_path, overwrite=True, progress=not quiet, table_in_memory=False)
     meta = adata.uns["scipzarr"]
     total = time.perf_counter() - t0
     summary = {

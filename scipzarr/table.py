@@ -23,6 +23,7 @@ from . import atomic
 from ._version import __version__
 from .schema import validate_document
 from .errors import ScipzarrError
+from .work import Stored
 
 DEPENDENCIES = ["numpy", "scipy", "dask", "distributed", "zarr", "numcodecs", "ome-zarr", "dask-image",
                 "scikit-image", "anndata", "tifffile", "numba", "pandas"]
@@ -58,20 +59,34 @@ def _rows(rows: list[dict], key: str, dtype) -> np.ndarray:
     return np.concatenate([np.asarray(r[key], dtype) for r in rows]) if rows else np.zeros(0, dtype)
 
 
+def _features(rows: list[dict], n_vars: int):
+    """The table's float32 ``X`` from the row blocks (each popped from its block). Blocks left in the run's work
+    folder (:class:`~scipzarr.work.Stored`, every run with an output table) become one dask array that reads
+    each chunk's block when it is written, so the table is written without ever being held whole (200,000
+    events x 352 default columns are 282 MB in float32); blocks in memory are copied into one matrix."""
+    blocks = [(r.pop("X"), len(r["event_index"])) for r in rows]
+    if blocks and all(isinstance(b, Stored) for b, _ in blocks):
+        import dask
+        import dask.array as da
+
+        parts = [da.from_delayed(dask.delayed(b.load, pure=True)(), (n, n_vars), np.float32)
+                 for b, n in blocks if n]
+        return da.concatenate(parts) if parts else np.zeros((0, n_vars), np.float32)
+    X = np.empty((sum(n for _, n in blocks), n_vars), dtype=np.float32)
+    at = 0
+    for block, n in blocks:
+        X[at:at + n] = block.load() if isinstance(block, Stored) else block
+        at += n
+    return X
+
+
 def build_table(st, plan, rows: list[dict], var: pd.DataFrame, config: dict, *, seconds: float,
                 thresholds: dict) -> ad.AnnData:
-    """Assemble chunk results (in event order) into one AnnData. Each row block's ``X`` is moved into the table's
-    float32 matrix and dropped from its block (the blocks and the table are never all held twice: 200,000
-    events x 352 default columns are 282 MB in float32)."""
+    """Assemble chunk results (in event order) into one AnnData; ``X`` as :func:`_features` gives it (a dask
+    array for a run with an output table: :func:`write_table` writes it block by block)."""
     events = st.events
     ev_idx, obj, label = (_rows(rows, key, np.int64) for key in ("event_index", "object", "label"))
-    X = np.empty((sum(len(r["X"]) for r in rows), len(var)), dtype=np.float32)
-    at = 0
-    for r in rows:
-        block = r.pop("X")
-        X[at:at + len(block)] = block
-        at += len(block)
-        del block
+    X = _features(rows, len(var))
     ev = events.iloc[ev_idx]
     obs = pd.DataFrame({
         "event_id": ev["event_id"].to_numpy(),
@@ -160,7 +175,8 @@ def check_table_path(path: Path) -> None:
 
 
 def write_table(adata: ad.AnnData, path: Path) -> None:
-    """Write ``.h5ad`` or ``.zarr`` (by suffix) aside, then move it into place."""
+    """Write ``.h5ad`` or ``.zarr`` (by suffix) aside, then move it into place (a dask ``X`` is written block by
+    block, by anndata)."""
     check_table_path(path)
     with atomic.atomic_path(path) as work:
         if path.suffix == ".h5ad":

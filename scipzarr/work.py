@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,19 @@ def check_manifest(manifest: Path, identity: dict) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Stored:
+    """One array of a saved chunk, left on disk until :meth:`load` (the chunks' feature rows are read one
+    chunk at a time into the table, not all held at once)."""
+
+    path: Path
+    key: str
+
+    def load(self) -> np.ndarray:
+        with np.load(self.path, allow_pickle=False) as data:
+            return data[self.key]
+
+
 class Work:
     """The work folder of one run: manifest, per-chunk results, named statistics."""
 
@@ -131,9 +145,10 @@ class Work:
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
 
-    def load_chunk(self, block: int) -> dict[str, np.ndarray]:
+    def load_chunk(self, block: int, *, stored: tuple[str, ...] = ()) -> dict:
+        """A saved chunk's arrays; those named in ``stored`` stay on disk as :class:`Stored` references."""
         with np.load(self.chunk_file(block), allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+            return {k: Stored(self.chunk_file(block), k) if k in stored else data[k] for k in data.files}
 
     def n_done(self) -> int:
         return sum(1 for p in (self.path / "chunks").glob("*.npz") if not p.name.endswith(".tmp.npz"))

@@ -8,6 +8,7 @@ from skimage.measure import regionprops
 import scipzarr
 from scipzarr import store
 from scipzarr.config import resolve_config
+from scipzarr.table import read_table
 
 from .conftest import flat_events
 
@@ -52,6 +53,28 @@ def test_features_match_ground_truth(tmp_path):
     pd.testing.assert_frame_equal(back.obs, a.obs)
     np.testing.assert_array_equal(back.X, a.X)
     assert back.uns["scipzarr"]["objects"] == 30
+
+
+def test_a_table_built_from_the_work_folder_equals_one_built_in_memory(tmp_path):
+    # with an output, each chunk's features stay in the run's work folder until the table is built (the
+    # results held in memory during the run carry only the obs columns); without one, they come back in memory
+    events, masks = flat_events(20, size=40, channels=2, seed=4)
+    path = _convert(tmp_path, events, "rows", 2)  # 5 chunks of 4 events
+    kept = scipzarr.process(path, EXACT, None, progress=False)
+    written = scipzarr.process(path, EXACT, tmp_path / "rows.h5ad", progress=False)
+    assert written.n_obs == kept.n_obs == 20 and written.X.shape[1] == kept.X.shape[1] > 100
+    np.testing.assert_array_equal(written.X, kept.X)
+    pd.testing.assert_frame_equal(written.obs, kept.obs)
+    assert written.to_df()["shape_area"].tolist() == [float(m.sum()) for m in masks]
+    # the command line's way: the features go from the work folder to the file, block by block, not back
+    for name in ("cli.h5ad", "cli.zarr"):
+        meta_only = scipzarr.process(path, EXACT, tmp_path / name, progress=False, table_in_memory=False)
+        assert meta_only.X is None and meta_only.uns["scipzarr"]["objects"] == 20
+        back = read_table(tmp_path / name)
+        np.testing.assert_array_equal(back.X, kept.X)
+        assert back.X.dtype == np.float32
+        pd.testing.assert_frame_equal(back.obs, kept.obs)
+    assert not any(tmp_path.glob(".*scipzarr-work*"))  # the work folder is gone once the table is written
 
 
 def test_labels_written_unique_and_consistent(tmp_path):

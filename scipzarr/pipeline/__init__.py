@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .. import atomic, backend
 from ..errors import ScipzarrError
 from ..progress import Bar, compile_notice
@@ -64,6 +66,7 @@ def process(
     chunk_size: int | None = None,
     device: str = "cpu",
     shard: str | None = None,
+    table_in_memory: bool = True,
 ):
     """Segment and measure every event (IFC) or FOV of a store; return the AnnData table.
 
@@ -96,6 +99,10 @@ def process(
         Process every N-th chunk (IFC) or FOV from the I-th (0-based) into a
         partial table; ``scipzarr merge`` joins the N parts into the table of
         one run (job arrays without MPI: docs/scaling.md).
+    table_in_memory : bool
+        With an output, an IFC table's features are written from the run's work folder block by block; the
+        returned table holds them (default) or, ``False``, has no ``X`` (the command line: the features are
+        never all in memory).
 
     Returns
     -------
@@ -103,11 +110,11 @@ def process(
     """
     with compile_notice(_note if progress else None):
         return _process(store_path, config, output, overwrite, resume, on_error, progress, scheduler, cluster,
-                        chunk_size, device, shard)
+                        chunk_size, device, shard, table_in_memory)
 
 
 def _process(store_path, config, output, overwrite, resume, on_error, progress, scheduler, cluster, chunk_size,
-             device, shard):
+             device, shard, table_in_memory):
     t0 = time.perf_counter()
     if on_error not in ("fail", "skip"):
         raise ScipzarrError(f"--on-error {on_error}: choose fail or skip")
@@ -156,6 +163,8 @@ def _process(store_path, config, output, overwrite, resume, on_error, progress, 
         adata.uns["scipzarr"]["shard"] = {"index": parts[0], "count": parts[1]}
     if output is not None:
         write_table(adata, output)
+    if adata.X is not None and not isinstance(adata.X, np.ndarray):  # a dask array over the work folder's blocks
+        adata.X = adata.X.compute(scheduler="threads") if table_in_memory else None
     if work is not None:
         work.close()
     if kind == "ifc":

@@ -30,6 +30,7 @@ from ..kernels import threshold as thr_k
 from ..kernels.batch import event_slices, valid_mask
 from ..progress import Bar
 from ..store import mosaic as store
+from ..work import Stored
 from .shards import owns
 
 
@@ -267,7 +268,7 @@ def label_block(plan: Plan, meta: dict, plane: np.ndarray) -> np.ndarray:
 def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, labels_out, work):
     """Segment and measure one chunk; write its label block; return (and keep) its feature rows."""
     if work is not None and work.done(block_index):
-        return work.load_chunk(block_index)
+        return work.load_chunk(block_index, stored=("X",))
     block = read_block(plan, block_index)
     bad = _non_finite_events(plan, block, meta)
     images, valid = _prepared(plan, block, meta, lohi)
@@ -295,6 +296,7 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
             "rejected": bad, "mask_parts": parts[obj.event], "fills_event": fills_event(obj, meta)}
     if work is not None:
         work.save_chunk(block_index, rows)  # after the label block: a saved chunk is a complete chunk
+        rows["X"] = Stored(work.chunk_file(block_index), "X")  # the features stay on disk until the table is built
     return rows
 
 
