@@ -42,6 +42,25 @@ def _hull(xs, ys, n):
 
 
 @njit(cache=True, nogil=True)
+def _sorted_points(px, py, n, m):
+    """The points ``(px[:n], py[:n])`` (``px >= -1``, ``-1 <= py < m - 1``) sorted by x, then y (equal points
+    stay, next to each other). Their keys ``(px + 1) * m + py + 1`` are whole numbers, exact in float64, sorted
+    by ``np.sort`` (which the intensity family's sort compiles too) instead of an int64 ``np.argsort``
+    compiled for this alone (1-2.5 s of a first run)."""
+    keys = np.empty(n)
+    for j in range(n):
+        keys[j] = (px[j] + 1) * m + py[j] + 1
+    keys = np.sort(keys)
+    sx = np.empty(n, dtype=np.int64)
+    sy = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        k = int(keys[j])
+        sx[j] = k // m - 1
+        sy[j] = k % m - 1
+    return sx, sy
+
+
+@njit(cache=True, nogil=True)
 def _row_ends(labels, e, lab, y0, x0, h, w):
     """First and last column (box coordinates) of object ``lab`` in each row of its box; -1 for none."""
     firsts = np.full(h, -1, dtype=np.int64)
@@ -125,9 +144,7 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
                         py[n] = 2 * r + dy
                         px[n] = 2 * c + dx
                         n += 1
-        order = np.argsort(px[:n] * (4 * h + 8) + py[:n])
-        sx = px[:n][order]
-        sy = py[:n][order]
+        sx, sy = _sorted_points(px, py, n, 4 * h + 8)
         # drop duplicates
         ux = np.empty(n, dtype=np.int64)
         uy = np.empty(n, dtype=np.int64)
@@ -206,8 +223,8 @@ def hull_geometry(labels, ev, y0, y1, x0, x1):
                 if last != first:
                     py[n], px[n] = r, last
                     n += 1
-        order = np.argsort(px[:n] * (h + 1) + py[:n])
-        hx, hy = _hull(px[:n][order], py[:n][order], n)
+        sx, sy = _sorted_points(px, py, n, h + 1)
+        hx, hy = _hull(sx, sy, n)
         nv = hx.shape[0]
         if nv == 0:  # one point
             hx, hy, nv = px[:1], py[:1], 1
