@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..kernels._masks import ZERO
+
 
 @njit(cache=True, nogil=True)
 def _cross(ox, oy, ax, ay, bx, by):
@@ -134,7 +136,7 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
         cap = 8 * h
         px = np.empty(cap, dtype=np.int64)
         py = np.empty(cap, dtype=np.int64)
-        n = 0
+        n = ZERO  # not 0: see kernels._masks.ZERO
         firsts, lasts = _row_ends(labels, e, lab, y0[i], x0[i], h, w)
         for r in range(h):
             first, last = firsts[r], lasts[r]
@@ -148,7 +150,7 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
         # drop duplicates
         ux = np.empty(n, dtype=np.int64)
         uy = np.empty(n, dtype=np.int64)
-        u = 0
+        u = ZERO
         for j in range(n):
             if u == 0 or sx[j] != ux[u - 1] or sy[j] != uy[u - 1]:
                 ux[u] = sx[j]
@@ -213,7 +215,7 @@ def hull_geometry(labels, ev, y0, y1, x0, x1):
         h, w = y1[i] - y0[i], x1[i] - x0[i]
         px = np.empty(2 * h, dtype=np.int64)
         py = np.empty(2 * h, dtype=np.int64)
-        n = 0
+        n = ZERO  # not 0: see kernels._masks.ZERO
         firsts, lasts = _row_ends(labels, e, lab, y0[i], x0[i], h, w)
         for r in range(h):
             first, last = firsts[r], lasts[r]

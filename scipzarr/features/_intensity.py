@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..kernels._masks import _find
+from ..kernels._masks import ONE, ZERO, _find
 
 #: the columns of :func:`intensity_host`, in the family's order
 COLUMNS = ("sum", "mean", "std", "min", "max", "median", "q25", "q75", "mad", "mass_displacement",
@@ -107,7 +107,7 @@ def _pairwise(a, lo, n):
 @numba.njit(cache=True, nogil=True)
 def _reduceat(a, n):
     """``np.add.reduceat`` of one group ``a[:n]`` (n >= 1): its first value plus the pairwise sum of the rest."""
-    return a[0] + _pairwise(a, 1, n - 1)
+    return a[0] + _pairwise(a, ONE, n - 1)  # not 1: see kernels._masks.ZERO
 
 
 @numba.njit(cache=True, nogil=True)
@@ -323,7 +323,7 @@ def overlap_host(labels, own, offsets, plane, background, m):
     run_label = np.empty(len(parent), dtype=np.int64)
     for e in range(n_ev):
         bg = background[e]
-        n_runs, n_prev = 0, 0
+        n_runs, n_prev = ZERO, 0  # not 0: see kernels._masks.ZERO
         for y in range(h):
             n_cur = 0
             x = 0

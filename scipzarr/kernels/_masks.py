@@ -17,6 +17,12 @@ import numba
 import numpy as np
 from numba import uint64 as U
 
+#: Start values of counters that are passed to other kernels: with ``n = 0`` and then ``n += 1``, numba compiles
+#: the callee twice, once for the literal 0 its type inference meets first (0.3-1.4 s each on a first run); a
+#: numpy scalar is an int64 from the start. ``ONE`` likewise for a constant argument.
+ZERO = np.int64(0)
+ONE = np.int64(1)
+
 
 def gaussian_weights(sigma: float) -> tuple:
     """scipy's ``gaussian_filter`` weights (``truncate=4``) in the order ``correlate1d`` adds them: the
@@ -121,7 +127,7 @@ def _runs(mask, value, y0, y1, x0, x1, diagonal, runs, parent):
     """The runs of pixels equal to ``value`` in the box ``[y0, y1) x [x0, x1)`` of a 2-D mask (row, start,
     stop in ``runs``), joined into pieces in ``parent`` (union-find): runs of neighbouring rows that overlap,
     or also touch diagonally (``diagonal``: 8-connected). Returns the number of runs."""
-    n, prev, prev_end = 0, 0, 0
+    n, prev, prev_end = ZERO, 0, 0
     for y in range(y0, y1):
         first = n
         x = x0
@@ -284,7 +290,8 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
                     col_any[x] |= on
                 row_count[y] = count
             dark[e, ch] = below
-            y0, y1, x0, x1 = h, 0, w, 0  # the box of the set pixels, from each row's count and column's
+            # the box of the set pixels, from each row's count and column's (ZERO, not 0: see the constant)
+            y0, y1, x0, x1 = h, ZERO, w, ZERO
             for y in range(h):
                 if row_count[y]:
                     y0, y1 = min(y0, y), y + 1
