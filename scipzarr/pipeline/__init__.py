@@ -161,10 +161,13 @@ def _process(store_path, config, output, overwrite, resume, on_error, progress, 
         raise
     if parts is not None:
         adata.uns["scipzarr"]["shard"] = {"index": parts[0], "count": parts[1]}
+    lazy = adata.X is not None and not isinstance(adata.X, np.ndarray)  # a dask array over the work folder's blocks
+    if lazy and table_in_memory:
+        adata.X = adata.X.compute(scheduler="threads")  # the blocks read once, then written from memory
     if output is not None:
         write_table(adata, output)
-    if adata.X is not None and not isinstance(adata.X, np.ndarray):  # a dask array over the work folder's blocks
-        adata.X = adata.X.compute(scheduler="threads") if table_in_memory else None
+    if lazy and not table_in_memory:
+        adata.X = None  # written block by block, never held whole
     if work is not None:
         work.close()
     if kind == "ifc":
