@@ -71,8 +71,8 @@ class CifIndex:
     objects: np.ndarray                     # object numbers, file order
     width: np.ndarray                       # per-event width of one channel
     height: np.ndarray
-    image_strips: list[tuple[np.ndarray, np.ndarray]]  # (offsets, counts) per object
-    mask_strips: list[tuple[np.ndarray, np.ndarray] | None]
+    image_strips: list[tuple[tuple[int, ...], tuple[int, ...]]]  # (offsets, byte counts) per object
+    mask_strips: list[tuple[tuple[int, ...], tuple[int, ...]] | None]
     magnification: float | None = None
     pixel_size_um: float | None = None
     brightfield: list[int] = field(default_factory=list)  # channel numbers lit by the brightfield LED
@@ -114,35 +114,29 @@ class _Reader:
         os.close(self.fd)
 
 
-_ENTRY_DTYPES = {bo: np.dtype([("tag", bo + "u2"), ("typ", bo + "u2"), ("count", bo + "u4"), ("inline", "V4")])
-                 for bo in "<>"}
-
-
-def _entries(r: _Reader, bo: str, offset: int) -> tuple[dict[int, tuple[int, int, bytes, int]], int]:
-    """The tags of the IFD at ``offset`` as ``{tag: (type, count, inline bytes, value offset)}`` and the next
-    IFD's offset (the 12-byte entries decoded by numpy at once: a CIF has two directories per object)."""
+def _entries(r: _Reader, bo: str, offset: int) -> tuple[dict[int, tuple[int, int, int]], int]:
+    """The tags of the IFD at ``offset`` as ``{tag: (type, count, value or offset)}`` (the entry's last four
+    bytes as an unsigned integer in the file's byte order) and the next IFD's offset. One ``struct.unpack`` per
+    directory: a CIF has two per object, and this scan is most of a CIF's indexing time."""
     (n,) = struct.unpack(bo + "H", r.read(offset, 2, f"the directory at byte {offset}"))
     if n == 0 or n > MAX_IFD_ENTRIES:
         raise CifError(f"{r.path}: the directory at byte {offset} claims {n} entries; the file is damaged")
-    raw = r.read(offset + 2, 12 * n + 4, f"the directory at byte {offset}")
-    entries = np.frombuffer(raw, _ENTRY_DTYPES[bo], count=n)
-    voffs = np.frombuffer(raw, bo + "u4", count=3 * n)[2::3].tolist()
-    tags = {tag: (typ, count, inline, voff)
-            for (tag, typ, count, inline), voff in zip(entries.tolist(), voffs)}
-    (nxt,) = struct.unpack(bo + "I", raw[12 * n:12 * n + 4])
-    return tags, nxt
+    vals = struct.unpack(bo + "HHII" * n + "I", r.read(offset + 2, 12 * n + 4, f"the directory at byte {offset}"))
+    return dict(zip(vals[0:-1:4], zip(vals[1::4], vals[2::4], vals[3::4]))), vals[-1]
 
 
 def _values(r: _Reader, bo: str, entry, what: str, limit: int = 1 << 16):
     """The values of a tag (integers or floats as a tuple; ASCII as str)."""
-    typ, count, inline, voff = entry
+    typ, count, voff = entry
     if count == 1 and typ == 4:  # one LONG, stored in place (most tags of an object's directory)
         return (voff,)
+    if count == 1 and typ == 3:  # one SHORT: the first two of the four bytes
+        return (voff & 0xFFFF if bo == "<" else voff >> 16,)
     size = _TYPE_SIZES.get(typ)
     if size is None or count > limit:
         raise CifError(f"{r.path}: {what}: tag type {typ} with {count} values is not readable; the file is damaged")
     nbytes = size * count
-    data = inline[:nbytes] if nbytes <= 4 else r.read(voff, nbytes, what)
+    data = voff.to_bytes(4, "little" if bo == "<" else "big")[:nbytes] if nbytes <= 4 else r.read(voff, nbytes, what)
     if typ == 2:
         return data.split(b"\x00", 1)[0].decode("latin-1")
     fmt = {1: "B", 3: "H", 4: "I", 5: "II", 6: "b", 7: "B", 8: "h", 9: "i", 10: "ii", 11: "f", 12: "d",
@@ -151,6 +145,12 @@ def _values(r: _Reader, bo: str, entry, what: str, limit: int = 1 << 16):
     if typ in (5, 10):
         vals = tuple(a / b if b else float("nan") for a, b in zip(vals[::2], vals[1::2]))
     return vals
+
+
+def _strips_inside(offs: tuple, counts: tuple, size: int) -> bool:
+    """Whether strips ``(offsets, byte counts)`` pair up and lie inside a file of ``size`` bytes."""
+    return len(offs) == len(counts) and (not offs or (min(offs) >= 0 and min(counts) >= 0
+                                                      and max(o + c for o, c in zip(offs, counts)) <= size))
 
 
 def _xml_field(text: str, name: str) -> str | None:
@@ -201,7 +201,7 @@ def _scan(r: _Reader) -> CifIndex:
                 facts[key] = value
     pixel = None
     if 33064 in tags:  # the instrument XML: a megabyte and more, searched as bytes
-        typ, count, _, voff = tags[33064]
+        typ, count, voff = tags[33064]
         if typ == 2 and 0 < count <= 1 << 26:
             # IDEAS writes the camera section near the end of this document: its last 64 KiB first
             pattern = rb"<CameraPixelSize>([0-9.]+)</CameraPixelSize>"
@@ -239,8 +239,8 @@ def _scan(r: _Reader) -> CifIndex:
             width, height = (_values(r, bo, tags[_TIFF_TAGS[k]], k)[0] for k in ("width", "height"))
             where = f"object {obj}"
             compression = _values(r, bo, tags[_TIFF_TAGS["compression"]], "compression")[0]
-            offs = np.array(_values(r, bo, tags[_TIFF_TAGS["offsets"]], "strip offsets"), np.int64)
-            counts = np.array(_values(r, bo, tags[_TIFF_TAGS["counts"]], "strip byte counts"), np.int64)
+            offs = _values(r, bo, tags[_TIFF_TAGS["offsets"]], "strip offsets")
+            counts = _values(r, bo, tags[_TIFF_TAGS["counts"]], "strip byte counts")
         except KeyError as exc:
             raise CifError(f"{path}: {where}: a page lacks TIFF tag {exc.args[0]}; the file is damaged") from None
         if kind == IMAGE_KIND:
@@ -250,7 +250,7 @@ def _scan(r: _Reader) -> CifIndex:
                            f"{MAX_SIDE} px")
             elif compression != GREYSCALE:
                 problem = f"image compression {compression}, expected {GREYSCALE}"
-            elif len(offs) != len(counts) or (offs < 0).any() or (offs + counts > r.size).any():
+            elif not _strips_inside(offs, counts, r.size):
                 problem = "image strips lie outside the file"
             objects.append(int(obj))
             widths.append(width // len(channels) if not problem else 0)
@@ -262,7 +262,7 @@ def _scan(r: _Reader) -> CifIndex:
             last = obj
         elif objects and obj == objects[-1] and not (damaged and damaged[-1][0] == obj):
             ok = (compression == BITMASK and width == widths[-1] * len(channels) and height == heights[-1]
-                  and len(offs) == len(counts) and not (offs < 0).any() and not (offs + counts > r.size).any())
+                  and _strips_inside(offs, counts, r.size))
             masks[-1] = (offs, counts) if ok else None
     if n_expected is not None and len(objects) != n_expected:
         damaged.append((-1, f"the file lists {n_expected} objects but holds {len(objects)}"))

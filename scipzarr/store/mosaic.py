@@ -227,13 +227,14 @@ def write_ifc_mosaic(
             pixels = np.zeros((c, cy, cx), dtype=dtype)
             masks = np.zeros((n_masks, cy, cx), np.uint8) if n_masks else None
             read_block(idx, mosaic.tiles(pixels), None if masks is None else mosaic.tiles(masks))
-            if n_masks:  # label = event index + 1 where the mask is set; before s0: a present s0 chunk is whole
+            blocks = []
+            if n_masks:  # label = event index + 1 where the mask is set
                 ids = np.zeros(mosaic.per_block, label_dtype)
                 ids[: len(idx)] = np.arange(idx.start, idx.stop) + 1
                 ids = np.repeat(np.repeat(ids.reshape(k, k), mosaic.tile[0], 0), mosaic.tile[1], 1)
-                for arrays, mask in zip(mask_levels, masks):
-                    ngff.write_block(arrays, by * cy, bx * cx, mask * ids, nearest=True)
-            ngff.write_block(levels, by * cy, bx * cx, pixels)
+                blocks = [(arrays, mask * ids, True) for arrays, mask in zip(mask_levels, masks)]
+            # the image's level 0 is written last: a present s0 chunk is a whole chunk
+            ngff.write_blocks([*blocks, (levels, pixels, False)], by * cy, bx * cx)
         return np.ones((1, 1), dtype=np.int8)
 
     layer = f"scipzarr-read-events-{uuid.uuid4().hex}"

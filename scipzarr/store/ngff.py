@@ -9,6 +9,7 @@ keeps on disk between passes so memory stays at a few chunks).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ import dask.array as da
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.core.sync import sync
 
 NGFF_VERSION = "0.5"
 #: blosc lz4 + byte shuffle: ~550 MB/s write, ~2 GB/s read on IFC events
@@ -89,14 +91,38 @@ def create_levels(group: zarr.Group, shape, n_levels: int, chunk_yx: tuple[int, 
 
 def write_block(levels: list[zarr.Array], y0: int, x0: int, block: np.ndarray, nearest: bool = False) -> None:
     """Write one level-0 chunk ``block`` (``(..., y, x)`` at ``y0, x0``) and its halvings into the owned levels
-    (:func:`create_levels`), last level first: a present level-0 chunk means its levels are written too."""
-    pieces = [block]
-    for _ in levels[1:]:
-        pieces.append(halve(pieces[-1], nearest))
-    for level in reversed(range(len(levels))):
-        piece = pieces[level]
-        y, x = y0 >> level, x0 >> level
-        levels[level][..., y:y + piece.shape[-2], x:x + piece.shape[-1]] = piece
+    (:func:`create_levels`), level 0 last: a present level-0 chunk means its levels are written too."""
+    write_blocks([(levels, block, nearest)], y0, x0)
+
+
+def write_blocks(blocks: list[tuple[list[zarr.Array], np.ndarray, bool]], y0: int, x0: int) -> None:
+    """Write the level-0 chunks at ``y0, x0`` of several images (``(levels, block, nearest)`` each, as
+    :func:`write_block`) and their halvings, in two zarr calls: all pieces but the last image's level 0 at
+    once, then that one, so a present level-0 chunk of the last image means the whole chunk of every image
+    is written.
+
+    One call per piece cost ~6 ms each on a 2-core machine, two thirds of it zarr's round trip to its event
+    loop rather than the encoding: a CIF chunk with six mask label images has 14 pieces, and writing them
+    together made ``convert`` of 60 CIF copies ~30% faster in its chunk writes (docs/benchmarks.md).
+    """
+    writes = []
+    for levels, block, nearest in blocks:
+        piece = block
+        for level, arr in enumerate(levels):
+            if level:
+                piece = halve(piece, nearest)
+            y, x = y0 >> level, x0 >> level
+            writes.append((arr, (..., slice(y, y + piece.shape[-2]), slice(x, x + piece.shape[-1])), piece))
+    last = next(i for i, w in enumerate(writes) if w[0] is blocks[-1][0][0])
+    first = writes[:last] + writes[last + 1:]
+    if first:
+        sync(_gather([arr.async_array.setitem(sel, value) for arr, sel, value in first]))
+    arr, sel, value = writes[last]
+    arr[sel] = value
+
+
+async def _gather(coroutines) -> None:
+    await asyncio.gather(*coroutines)
 
 
 def create_array(group: zarr.Group, name: str, shape, chunks, dtype, dims: list[str], overwrite: bool = True
