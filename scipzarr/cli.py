@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import logging
 import os
 import sys
@@ -229,9 +230,19 @@ def _cluster(args):
                           account=args.account)
 
 
+def _imports_done() -> None:
+    """Called by a command once its modules are imported: the garbage collector, off while they loaded
+    (:func:`main`), is turned back on with everything loaded so far set aside (``gc.freeze``), so later
+    collections do not walk the ~1 million objects of numpy, pandas, dask, zarr, anndata and numba. A CIF
+    convert of 6,660 events spent 0.45 s collecting, 0.07 s so (docs/benchmarks.md)."""
+    gc.freeze()
+    gc.enable()
+
+
 def _cmd_convert(args) -> int:
     from .converters import convert
 
+    _imports_done()
     channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
     res = convert(args.inputs, args.output, kind=args.kind, channels=channels, chunk_tiles=args.chunk_tiles,
                   tile_size=args.tile_size, fit=args.fit, overwrite=args.overwrite, resume=args.resume,
@@ -258,6 +269,7 @@ def _cmd_process(args) -> int:
     from .config import load_config
     from .pipeline import process
 
+    _imports_done()
     config = load_config(args.config)
     if args.features is not None:
         from .features import resolve_families
@@ -290,6 +302,7 @@ def _cmd_process(args) -> int:
 def _cmd_merge(args) -> int:
     from .pipeline.merge import merge
 
+    _imports_done()
     adata = merge(args.parts, args.output, overwrite=args.overwrite, store=args.store)
     _say(args, f"{args.output}: {len(args.parts)} parts merged, {adata.n_obs} objects x {adata.n_vars} features")
     return 0
@@ -298,6 +311,7 @@ def _cmd_merge(args) -> int:
 def _cmd_config(args) -> int:
     from .config import DEFAULT_CONFIG, dump_config
 
+    _imports_done()
     print(dump_config(DEFAULT_CONFIG), end="")
     return 0
 
@@ -305,6 +319,7 @@ def _cmd_config(args) -> int:
 def _cmd_info(args) -> int:
     from .info import describe
 
+    _imports_done()
     print(describe(Path(args.path)))
     return 0
 
@@ -313,6 +328,7 @@ def _cmd_validate(args) -> int:
     from .store import validate
     from .table import validate_table_file
 
+    _imports_done()
     path = Path(args.store)
     if path.suffix == ".h5ad" or (path.suffix == ".zarr" and _is_table(path)):
         kind, problems = validate_table_file(path)
@@ -344,6 +360,7 @@ def _is_table(path: Path) -> bool:
 def _cmd_report(args) -> int:
     from .report import write_report
 
+    _imports_done()
     out = write_report(Path(args.table), Path(args.output), Path(args.store) if args.store else None,
                        overwrite=args.overwrite)
     _say(args, f"{out}: report written ({out.stat().st_size / 2**20:.1f} MiB, self-contained)")
@@ -353,6 +370,7 @@ def _cmd_report(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export
 
+    _imports_done()
     out = export(args.table, args.output, args.format, args.names, overwrite=args.overwrite)
     _say(args, f"{out}: exported ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0
@@ -361,6 +379,7 @@ def _cmd_export(args) -> int:
 def _cmd_jobscript(args) -> int:
     from .jobscript import jobscript
 
+    _imports_done()
     if args.array:
         from .jobscript import array_jobscript
 
@@ -377,6 +396,7 @@ def _cmd_jobscript(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
+    _imports_done()
     run_demo(Path(args.dir), n_events=args.events, quiet=args.quiet)
     return 0
 
@@ -437,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     mpi = getattr(args, "scheduler", None) == "mpi"
+    collecting = gc.isenabled()
+    gc.disable()  # while the command imports its modules: see _imports_done
     try:
         if mpi:
             from .scheduler import close_mpi, init_mpi
@@ -475,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"scipzarr: error: {type(exc).__name__}: {line} (rerun with --debug for details)", file=sys.stderr)
         return 3
+    finally:
+        gc.unfreeze()
+        (gc.enable if collecting else gc.disable)()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,24 @@ def test_config_prints_valid_default_yaml():
     assert doc == DEFAULT_CONFIG == resolve_config(doc)
 
 
+def test_main_gives_back_the_garbage_collector_as_it_found_it(tmp_path, capsys):
+    """The command line turns collection off while a command imports and freezes what was loaded
+    (cli._imports_done); called as a function, it leaves the collector on (or off) and unfrozen."""
+    import gc
+
+    from scipzarr.cli import main
+
+    assert main(["config"]) == 0 and gc.isenabled() and gc.get_freeze_count() == 0
+    assert main(["info", str(tmp_path / "missing.zarr")]) == 2  # an error path too
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        assert main(["config"]) == 0 and not gc.isenabled()
+    finally:
+        gc.enable()
+    capsys.readouterr()
+
+
 def test_demo_end_to_end(tmp_path):
     r = run("demo", tmp_path / "d", "--events", "90")
     assert r.returncode == 0, r.stderr
