@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,7 +245,19 @@ def write_ifc_mosaic(
     def run(collections):  # no progress layer
         return compute(collections, "")
 
-    ngff.write_levels(root, n_levels, (cy, cx), run, start=len(levels))
+    # the later levels of the image and of each mask label image, two at a time, while this thread writes the
+    # events table (mostly Python; the levels mostly numpy and codecs): 60 CIF copies, 0.65 + 0.75 s -> ~0.8 s
+    pyramids = [(root, False, ("c", "y", "x"))] + [(zarr.open_group(str(path / "labels" / name), mode="r+"), True,
+                                                      ("y", "x")) for name in mask_labels or []]
+    with ThreadPoolExecutor(2) as pool:
+        later = [pool.submit(ngff.write_levels, group, n_levels, (cy, cx), run, nearest, dims, len(levels))
+                 for group, nearest, dims in pyramids]
+        try:
+            events, rejected = tables()
+            write_events_table(root, events, rejected)
+        finally:
+            for job in later:
+                job.result()
     ngff.write_image_metadata(root, n_levels, "events", channel_names, pixel_size)
     root.attrs["scipzarr"] = {
         "format": STORE_FORMAT,
@@ -259,12 +272,10 @@ def write_ifc_mosaic(
         **({"acquisition": acquisition} if acquisition else {}),
         **({"instrument_masks": list(mask_labels)} if mask_labels else {}),
     }
-    events, rejected = tables()
-    write_events_table(root, events, rejected)
     for name in mask_labels or []:
         ngff.finish_labels(path, name, n_levels, (cy, cx), run,
                            {"scipzarr": {"label_rule": "label = event_index + 1 where the mask is set",
-                                         "source": "instrument masks"}}, pixel_size, written=len(levels))
+                                         "source": "instrument masks"}}, pixel_size, written=n_levels)
 
 
 REJECTED_COLUMNS = ["event_id", "source", "reason", "stage"]
