@@ -246,7 +246,7 @@ def write_ifc_mosaic(
         return compute(collections, "")
 
     # the later levels of the image and of each mask label image, two at a time, while this thread writes the
-    # events table (mostly Python; the levels mostly numpy and codecs): 60 CIF copies, 0.65 + 0.75 s -> ~0.8 s
+    # events table (mostly waits on zarr's event loop; the levels are mostly numpy and codecs)
     pyramids = [(root, False, ("c", "y", "x"))] + [(zarr.open_group(str(path / "labels" / name), mode="r+"), True,
                                                       ("y", "x")) for name in mask_labels or []]
     with ThreadPoolExecutor(2) as pool:
