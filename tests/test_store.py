@@ -62,6 +62,32 @@ def test_levels_written_per_chunk_equal_the_whole_image_halved(tmp_path, monkeyp
         expected = ngff.halve(expected, nearest)
 
 
+def test_several_images_written_per_chunk_together_equal_each_halved(tmp_path, monkeypatch):
+    """``ngff.write_blocks``: a chunk of an image and of two label images (a CIF's instrument masks), with the
+    levels each owns, in two zarr calls; every level of every image equals that image halved whole."""
+    import zarr
+
+    from scipzarr.store import ngff
+
+    monkeypatch.setattr(ngff, "MIN_LEVEL_CHUNK", 4)
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 60000, (3, 70, 45), dtype=np.uint16)
+    labels = [rng.integers(0, 9, (70, 45)).astype(np.uint32) for _ in range(2)]
+    root = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=3)
+    levels = ngff.create_levels(root, image.shape, 3, (24, 16), image.dtype, ["c", "y", "x"])
+    label_levels = [ngff.create_levels(root.require_group(f"lab{i}"), lab.shape, 3, (24, 16), lab.dtype, ["y", "x"])
+                    for i, lab in enumerate(labels)]
+    assert len(levels) == 3 and all(len(lv) == 3 for lv in label_levels)
+    for y in range(0, 70, 24):
+        for x in range(0, 45, 16):
+            ngff.write_blocks([*[(lv, lab[y:y + 24, x:x + 16], True) for lv, lab in zip(label_levels, labels)],
+                               (levels, image[:, y:y + 24, x:x + 16], False)], y, x)
+    for group, whole, nearest in [(root, image, False), *[(root[f"lab{i}"], lab, True) for i, lab in enumerate(labels)]]:
+        for level in range(3):
+            np.testing.assert_array_equal(group[f"s{level}"][...], whole)
+            whole = ngff.halve(whole, nearest)
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int32", "uint32", "float32"])
 def test_pyramid_halving_is_the_rounded_float_mean(dtype):
     """Integer levels are ``round(mean)`` of each 2x2 block (half to even) computed without float64; an odd
