@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ._intensity import COLUMNS, measure_labels, object_pixels
+from ._intensity import COLUMNS, label_pixels, measure_labels
 from .column import Column
 from .family import Family
 from .objects import Objects
@@ -101,9 +101,9 @@ def measure(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), 
     in one compiled pass (:func:`scipzarr.features._intensity.intensity_host`)."""
     if obj.n == 0:  # every column (the caller picks those of columns(params))
         return {name: np.zeros(0) for name in NAMES}
-    labels, offsets = np.ascontiguousarray(obj.host("local")), obj.host("offsets")
+    labels, offsets = obj.host("local"), obj.host("offsets")
     if "intensity pixels" not in obj.cache:  # the objects' pixel lists, shared by the channels
-        obj.cache["intensity pixels"] = object_pixels(labels, offsets, obj.n)
+        obj.cache["intensity pixels"] = label_pixels(labels, offsets, obj)
     values = measure_labels(labels, offsets, obj, images, channels[0], obj.cache["intensity pixels"])
     return dict(zip(COLUMNS, values.T))
 
