@@ -165,6 +165,23 @@ def test_channel_masks_equal_the_scipy_steps(fill, min_size, fraction, sigma):
         np.testing.assert_array_equal(g, r)
 
 
+def test_bucket_median_equals_numpy_median():
+    """The channel masks' median (bucket selection, kernels._masks._median) equals np.median on rings of noise,
+    ties, one repeated value, negative values, spans too narrow or too wide for buckets, and (through the
+    selection among all) with NaN or infinities; odd and even counts."""
+    from scipzarr.kernels._masks import _median
+
+    rng = np.random.default_rng(5)
+    counts, picked = np.empty(256, np.int64), np.empty(1000)
+    cases = [rng.normal(100, 5, 704), rng.normal(100, 5, 703), rng.integers(0, 3, 600).astype(float),
+             np.full(51, 7.25), np.full(50, 7.25), rng.exponential(3, 400) - 2, np.array([3.0]), np.array([1.0, 2.0]),
+             np.where(rng.random(300) < 0.5, 1e-320, 2e-320), np.array([-1e308, 1e308, 0.0, 5.0]),
+             rng.normal(0, 1e-300, 99), np.array([1.0, np.inf, 2.0, 3.0]), np.array([1.0, np.nan, 2.0])]
+    for a in cases:
+        assert _median(a.copy(), len(a), counts, picked) == pytest.approx(np.median(a), rel=0, abs=0, nan_ok=True)
+    assert _median(np.zeros(3), 0, counts, picked) == 0.0  # no values (an event without a ring)
+
+
 @pytest.mark.parametrize("fill", [True, False])
 @pytest.mark.parametrize("min_size", [0, 10, 40])
 def test_segment_mask_equals_scipy_labelling(fill, min_size):

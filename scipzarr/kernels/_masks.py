@@ -84,7 +84,7 @@ def _select(a, lo, hi, k):
 
 
 @numba.njit(cache=True, nogil=True)
-def _median(a, n):
+def _median_select(a, n):
     """numpy's median of ``a[:n]`` (the mean of the two middle values; 0 for none), reordering ``a``: one
     selection and, for an even count, the largest value before the upper middle one, instead of ``np.median``
     (same values, and seconds less to compile)."""
@@ -97,6 +97,68 @@ def _median(a, n):
     lower = a[0]  # the largest value left of the upper middle one: the lower middle one
     for i in range(1, n // 2):
         lower = max(lower, a[i])
+    return (lower + upper) / 2.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _bucket(v, lo, scale, top):
+    """The bucket of ``v`` among ``top + 1`` equal ones from ``lo``: each step (subtraction, product,
+    truncation) is monotone, so a higher value never falls in a lower bucket."""
+    return min(int((v - lo) * scale), top)
+
+
+@numba.njit(cache=True, nogil=True)
+def _median(a, n, counts, picked):
+    """numpy's median of ``a[:n]`` (:func:`_median_select`'s value) by bucket selection: the values are counted
+    into ``len(counts)`` buckets between their minimum and maximum, and only those of the bucket holding the
+    upper middle one are selected among (in ``picked``). 3.5x faster than a selection among all on a ring of
+    700 values, where the quickselect's unpredictable branches cost most (docs/benchmarks.md). Values with
+    NaN or infinities go to the selection among all."""
+    if n == 0:
+        return 0.0
+    lo = hi = a[0]
+    finite = True
+    for i in range(n):
+        v = a[i]
+        finite &= v - v == 0.0  # False for NaN and infinities
+        lo = min(lo, v)
+        hi = max(hi, v)
+    span = hi - lo
+    if finite and span == 0.0:
+        return hi if n % 2 else (hi + hi) / 2.0
+    if not finite or not span > 0.0:  # NaN or infinities among the values
+        return _median_select(a, n)
+    top = counts.shape[0] - 1
+    scale = top / span
+    if not scale - scale == 0.0 or not span - span == 0.0:  # a span too narrow or too wide for buckets
+        return _median_select(a, n)
+    counts[:] = 0
+    for i in range(n):
+        counts[_bucket(a[i], lo, scale, top)] += 1
+    k = n // 2  # the upper middle value's rank
+    below, b = 0, 0
+    while below + counts[b] <= k:
+        below += counts[b]
+        b += 1
+    m = 0
+    for i in range(n):
+        if _bucket(a[i], lo, scale, top) == b:
+            picked[m] = a[i]
+            m += 1
+    r = k - below
+    _select(picked, 0, m, r)
+    upper = picked[r]
+    if n % 2:
+        return upper
+    if r > 0:  # the lower middle value: the largest one left of the upper one in its bucket
+        lower = picked[0]
+        for i in range(1, r):
+            lower = max(lower, picked[i])
+    else:  # or the largest one in the buckets below
+        lower = -np.inf
+        for i in range(n):
+            if _bucket(a[i], lo, scale, top) < b:
+                lower = max(lower, a[i])
     return (lower + upper) / 2.0
 
 
@@ -228,6 +290,8 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
     num = np.zeros((h + 2 * r, w + 2 * r))
     den = np.zeros((h + 2 * r, w + 2 * r))
     vals = np.empty(h * w)
+    picked = np.empty(h * w)  # the medians' scratch
+    counts = np.empty(256, dtype=np.int64)
     runs = np.empty((h * (w // 2 + 1), 3), dtype=np.int64)
     parent = np.empty(len(runs), dtype=np.int64)
     size = np.empty(len(runs), dtype=np.int64)
@@ -266,10 +330,10 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
             for j in range(m):
                 y, x = ring_at[j] // uw, ring_at[j] % uw
                 vals[j] = num[y + ur, x + ur]
-            level = _median(vals, m)
+            level = _median(vals, m, counts, picked)
             for j in range(m):
                 vals[j] = abs(vals[j] - level)
-            spread = max(1.4826 * _median(vals, m), 1e-12)
+            spread = max(1.4826 * _median(vals, m, counts, picked), 1e-12)
             bg[e, ch], noise[e, ch] = level, spread
             # the highest departure (0 outside the event): rounding is monotone, so the highest value's
             top = max((top - level) / spread, 0.0) if holes else (top - level) / spread
