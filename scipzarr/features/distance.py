@@ -2,8 +2,10 @@
 
 Objects are 8-connected components and never touch, so the nearest pixel
 outside an object is background and lies in the object's bounding box grown
-by one pixel. One Euclidean distance transform over those crops
-(:func:`scipzarr.kernels.batch.planes_edt`) is therefore exact, and costs the
+by one pixel. When the event's border counts as an edge, each object is
+transformed in that box of its own (:func:`scipzarr.kernels.batch.object_edt`,
+compiled); otherwise one Euclidean distance transform over the stack of crops
+(:func:`scipzarr.kernels.batch.planes_edt`). Both are exact and cost the
 objects' boxes rather than the whole tiles. numpy or cupy.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.batch import framed_planes_edt, planes_edt
+from ..kernels.batch import object_edt, planes_edt
 from .objects import Objects
 
 
@@ -52,19 +54,20 @@ def distance_to_edge(obj: Objects, border_is_edge: bool = True) -> np.ndarray:
         return obj.cache[key]
     if obj.n == 0:
         return obj.xp.zeros(0)
-    mine, ev, rr, cc, inside_tile, crop = crops(obj)
-    if border_is_edge:  # each crop's ring is background: the nearest one is always in the object's own crop
-        dist = framed_planes_edt(mine)
+    if border_is_edge:  # each object's nearest background lies in its box grown by one pixel
+        out = object_edt(obj.host("labels"), obj.host("event"), obj.host("boxes"), int(obj.pixels[0].shape[0]))
+        out = obj.xp.asarray(out)
     else:
+        mine, ev, rr, cc, inside_tile, crop = crops(obj)
         real = inside_tile & (obj.valid[ev, rr, cc] if obj.valid is not None else True)
         mine = mine | ~real & crop | ~crop  # nothing outside the event (or the crop) is background
         # where part of a crop's ring lies outside the event, a neighbouring crop's background may be nearer
         # than the crop's own: those crops are transformed as planes of a 3-D stack one crop diagonal apart
         dist = planes_edt(mine, apart=~(real | ~crop).all(axis=(1, 2)))
-    _, lab, _ = obj.pixels
-    y, x = obj.coords
-    box = obj.boxes
-    out = dist[lab, y - box[lab, 0] + 1, x - box[lab, 1] + 1]
+        _, lab, _ = obj.pixels
+        y, x = obj.coords
+        box = obj.boxes
+        out = dist[lab, y - box[lab, 0] + 1, x - box[lab, 1] + 1]
     obj.cache[key] = out
     return out
 

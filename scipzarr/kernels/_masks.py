@@ -415,6 +415,47 @@ def label_pieces_host(mask, valid, fill, min_size, largest):
 
 
 @numba.njit(cache=True, nogil=True)
+def _edt_plane(p, h, w, out, g, f, v, z):
+    """:func:`planes_edt_host` of the ``(h, w)`` top-left part of the bool plane ``p``, into ``out``'s (``g``,
+    ``f``, ``v``, ``z``: scratch of at least that size)."""
+    big = 1e20
+    for x in range(w):  # squared distance along each column, down then up
+        d = big
+        for y in range(h):
+            d = 0.0 if not p[y, x] else (d + 1.0 if d < big else big)
+            g[y, x] = d
+        d = big
+        for y in range(h - 1, -1, -1):
+            d = 0.0 if not p[y, x] else (d + 1.0 if d < big else big)
+            g[y, x] = min(g[y, x], d)
+    for y in range(h):
+        for x in range(w):
+            f[x] = g[y, x] * g[y, x] if g[y, x] < big else big
+        k = 0
+        v[0] = 0
+        z[0], z[1] = -big, big
+        for q in range(1, w):
+            if f[q] >= big:
+                continue
+            if f[v[k]] >= big:  # the only site so far is at infinity: replace it
+                v[k] = q
+                continue
+            s = ((f[q] + q * q) - (f[v[k]] + v[k] * v[k])) / (2.0 * q - 2.0 * v[k])
+            while k > 0 and s <= z[k]:
+                k -= 1
+                s = ((f[q] + q * q) - (f[v[k]] + v[k] * v[k])) / (2.0 * q - 2.0 * v[k])
+            k += 1
+            v[k] = q
+            z[k], z[k + 1] = s, big
+        k = 0
+        for x in range(w):
+            while z[k + 1] < x:
+                k += 1
+            d2 = (x - v[k]) * (x - v[k]) + f[v[k]]
+            out[y, x] = np.sqrt(d2) if f[v[k]] < big else 1e10
+
+
+@numba.njit(cache=True, nogil=True)
 def planes_edt_host(planes):
     """The exact Euclidean distance transform of each ``(h, w)`` plane of a bool stack ``(M, h, w)`` on its own
     (distance of every True pixel to the nearest False pixel of its plane; a plane without False pixels gets
@@ -422,46 +463,48 @@ def planes_edt_host(planes):
     then the lower envelope of parabolas along rows): the squared distances are whole numbers, so their square
     roots equal scipy's ``distance_transform_edt`` bit for bit (tested)."""
     m, h, w = planes.shape
-    big = 1e20
     out = np.empty((m, h, w))
     g = np.empty((h, w))
     f = np.empty(w)
     v = np.empty(w, dtype=np.int64)
     z = np.empty(w + 1)
     for i in range(m):
-        p = planes[i]
-        for x in range(w):  # squared distance along each column, down then up
-            d = big
-            for y in range(h):
-                d = 0.0 if not p[y, x] else (d + 1.0 if d < big else big)
-                g[y, x] = d
-            d = big
-            for y in range(h - 1, -1, -1):
-                d = 0.0 if not p[y, x] else (d + 1.0 if d < big else big)
-                g[y, x] = min(g[y, x], d)
+        _edt_plane(planes[i], h, w, out[i], g, f, v, z)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def object_edt_host(labels, event, boxes, total):
+    """The distance of every pixel of each object to the nearest pixel outside it, the tile's border counting
+    as outside: object ``m`` is label ``m + 1`` of event ``event[m]`` in ``labels`` ``(N, Y, X)``, within its box
+    ``boxes[m]`` (min row, min column, max row, max column; end exclusive). Returns ``(total,)`` float64: the
+    objects' pixels one object after the other, each in raster order (as ``Objects.pixels``). Each object is
+    transformed in its own box grown by one pixel (:func:`planes_edt_host`'s exact values), not in a stack of
+    crops as large as the largest object."""
+    n_obj, th, tw = boxes.shape[0], labels.shape[1], labels.shape[2]
+    hmax, wmax = 1, 1
+    for m in range(n_obj):
+        hmax = max(hmax, boxes[m, 2] - boxes[m, 0] + 2)
+        wmax = max(wmax, boxes[m, 3] - boxes[m, 1] + 2)
+    plane = np.empty((hmax, wmax), dtype=np.bool_)
+    dist = np.empty((hmax, wmax))
+    g = np.empty((hmax, wmax))
+    f = np.empty(wmax)
+    v = np.empty(wmax, dtype=np.int64)
+    z = np.empty(wmax + 1)
+    out = np.empty(total)
+    pos = 0
+    for m in range(n_obj):
+        e, y0, x0 = event[m], boxes[m, 0] - 1, boxes[m, 1] - 1
+        h, w = boxes[m, 2] - y0 + 1, boxes[m, 3] - x0 + 1
         for y in range(h):
             for x in range(w):
-                f[x] = g[y, x] * g[y, x] if g[y, x] < big else big
-            k = 0
-            v[0] = 0
-            z[0], z[1] = -big, big
-            for q in range(1, w):
-                if f[q] >= big:
-                    continue
-                if f[v[k]] >= big:  # the only site so far is at infinity: replace it
-                    v[k] = q
-                    continue
-                s = ((f[q] + q * q) - (f[v[k]] + v[k] * v[k])) / (2.0 * q - 2.0 * v[k])
-                while k > 0 and s <= z[k]:
-                    k -= 1
-                    s = ((f[q] + q * q) - (f[v[k]] + v[k] * v[k])) / (2.0 * q - 2.0 * v[k])
-                k += 1
-                v[k] = q
-                z[k], z[k + 1] = s, big
-            k = 0
-            for x in range(w):
-                while z[k + 1] < x:
-                    k += 1
-                d2 = (x - v[k]) * (x - v[k]) + f[v[k]]
-                out[i, y, x] = np.sqrt(d2) if f[v[k]] < big else 1e10
+                ty, tx = y0 + y, x0 + x
+                plane[y, x] = ty >= 0 and ty < th and tx >= 0 and tx < tw and labels[e, ty, tx] == m + 1
+        _edt_plane(plane, h, w, dist, g, f, v, z)
+        for y in range(1, h - 1):
+            for x in range(1, w - 1):
+                if plane[y, x]:
+                    out[pos] = dist[y, x]
+                    pos += 1
     return out

@@ -79,6 +79,18 @@ def framed_planes_edt(planes):
     return xp_of(planes).asarray(planes_edt_host(np.ascontiguousarray(to_host(planes), dtype=bool)))
 
 
+def object_edt(labels, event, boxes, total: int):
+    """The distance of every object pixel to the nearest pixel outside its object, the tile's border counting as
+    outside, in the objects' pixel order (``Objects.pixels``): each object transformed in its own box grown by
+    one pixel (:func:`scipzarr.kernels._masks.object_edt_host`, exact, on the host), returned in the labels'
+    array module."""
+    from ._masks import object_edt_host
+
+    out = object_edt_host(np.ascontiguousarray(to_host(labels)), np.asarray(to_host(event), dtype=np.int64),
+                          np.asarray(to_host(boxes), dtype=np.int64), int(total))
+    return xp_of(labels).asarray(out)
+
+
 def planes_edt(planes, apart=False):
     """Euclidean distance transform (exact, scipy's values) of each plane of a ``(m, h, w)`` bool stack on its
     own, in one call per kind of plane.
