@@ -68,6 +68,25 @@ def test_single_pixel_and_border_objects():
     assert f["euler_number"].tolist() == [1.0, 1.0]
 
 
+def test_filled_area_fills_holes_with_other_objects_but_not_diagonal_leaks():
+    """area_filled: a ring's hole is filled, also where another object sits in it (that object's own area is
+    unchanged); a hole that reaches the outside through one diagonal step is not a hole (8-connected
+    background); an object cut by the tile's border is filled within the tile."""
+    local = np.zeros((2, 14, 14), np.int32)
+    local[0, 1:10, 1:10] = 1
+    local[0, 3:8, 3:8] = 0  # a 5 x 5 hole ...
+    local[0, 5, 5] = 2  # ... with another object in it
+    local[0, 11:14, 11:14] = 3  # at the tile's corner
+    local[0, 12, 13] = 0  # a notch open to the border: no hole
+    local[1, 2:7, 2:7] = 1
+    local[1, 3:5, 3:5] = 0  # a 2 x 2 hole ...
+    local[1, 5, 5] = 0  # ... and a one-pixel gap touching it only diagonally
+    local[1, 6, 6] = 0  # that reaches the outside diagonally: one 8-connected background
+    _, f = measure(local)
+    assert f["area"].tolist() == [56.0, 1.0, 8.0, 19.0]
+    assert f["area_filled"].tolist() == [81.0, 1.0, 8.0, 19.0]
+
+
 def _random_objects(seed, n=24, size=48):
     rng = np.random.default_rng(seed)
     local = np.zeros((n, size, size), np.int32)

@@ -474,6 +474,30 @@ def planes_edt_host(planes):
 
 
 @numba.njit(cache=True, nogil=True)
+def _largest_box(boxes):
+    """The largest height and width of the boxes ``(M, 4)`` grown by one pixel on each side."""
+    hmax, wmax = 1, 1
+    for m in range(boxes.shape[0]):
+        hmax = max(hmax, boxes[m, 2] - boxes[m, 0] + 2)
+        wmax = max(wmax, boxes[m, 3] - boxes[m, 1] + 2)
+    return hmax, wmax
+
+
+@numba.njit(cache=True, nogil=True)
+def _object_plane(labels, event, boxes, m, plane):
+    """Object ``m`` (label ``m + 1`` of event ``event[m]``) in its box grown by one pixel, into the top-left of
+    ``plane`` (True: the object; pixels beyond the tile are not); returns the grown box's height and width."""
+    th, tw = labels.shape[1], labels.shape[2]
+    e, y0, x0 = event[m], boxes[m, 0] - 1, boxes[m, 1] - 1
+    h, w = boxes[m, 2] - y0 + 1, boxes[m, 3] - x0 + 1
+    for y in range(h):
+        for x in range(w):
+            ty, tx = y0 + y, x0 + x
+            plane[y, x] = ty >= 0 and ty < th and tx >= 0 and tx < tw and labels[e, ty, tx] == m + 1
+    return h, w
+
+
+@numba.njit(cache=True, nogil=True)
 def object_edt_host(labels, event, boxes, total):
     """The distance of every pixel of each object to the nearest pixel outside it, the tile's border counting
     as outside: object ``m`` is label ``m + 1`` of event ``event[m]`` in ``labels`` ``(N, Y, X)``, within its box
@@ -481,11 +505,8 @@ def object_edt_host(labels, event, boxes, total):
     objects' pixels one object after the other, each in raster order (as ``Objects.pixels``). Each object is
     transformed in its own box grown by one pixel (:func:`planes_edt_host`'s exact values), not in a stack of
     crops as large as the largest object."""
-    n_obj, th, tw = boxes.shape[0], labels.shape[1], labels.shape[2]
-    hmax, wmax = 1, 1
-    for m in range(n_obj):
-        hmax = max(hmax, boxes[m, 2] - boxes[m, 0] + 2)
-        wmax = max(wmax, boxes[m, 3] - boxes[m, 1] + 2)
+    n_obj = boxes.shape[0]
+    hmax, wmax = _largest_box(boxes)
     plane = np.empty((hmax, wmax), dtype=np.bool_)
     dist = np.empty((hmax, wmax))
     g = np.empty((hmax, wmax))
@@ -495,16 +516,42 @@ def object_edt_host(labels, event, boxes, total):
     out = np.empty(total)
     pos = 0
     for m in range(n_obj):
-        e, y0, x0 = event[m], boxes[m, 0] - 1, boxes[m, 1] - 1
-        h, w = boxes[m, 2] - y0 + 1, boxes[m, 3] - x0 + 1
-        for y in range(h):
-            for x in range(w):
-                ty, tx = y0 + y, x0 + x
-                plane[y, x] = ty >= 0 and ty < th and tx >= 0 and tx < tw and labels[e, ty, tx] == m + 1
+        h, w = _object_plane(labels, event, boxes, m, plane)
         _edt_plane(plane, h, w, dist, g, f, v, z)
         for y in range(1, h - 1):
             for x in range(1, w - 1):
                 if plane[y, x]:
                     out[pos] = dist[y, x]
                     pos += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def object_filled_areas_host(labels, event, boxes):
+    """The area of each object with its holes filled (background 8-connected components of its box grown by one
+    pixel that do not reach the grown box's edge; pixels of other objects count as background), float64; the
+    objects as :func:`object_edt_host` takes them. Background runs joined by union-find (:func:`_runs`)."""
+    n_obj = boxes.shape[0]
+    hmax, wmax = _largest_box(boxes)
+    plane = np.empty((hmax, wmax), dtype=np.bool_)
+    runs = np.empty((hmax * (wmax // 2 + 1), 3), dtype=np.int64)
+    parent = np.empty(len(runs), dtype=np.int64)
+    edge = np.empty(len(runs), dtype=np.bool_)
+    out = np.empty(n_obj)
+    for m in range(n_obj):
+        h, w = _object_plane(labels, event, boxes, m, plane)
+        area = 0
+        for y in range(h):
+            for x in range(w):
+                area += plane[y, x]
+        k = _runs(plane, False, ZERO, h, ZERO, w, ONE, runs, parent)
+        for i in range(k):
+            edge[i] = False
+        for i in range(k):
+            if runs[i, 0] == 0 or runs[i, 0] == h - 1 or runs[i, 1] == 0 or runs[i, 2] == w:
+                edge[_find(parent, i)] = True
+        for i in range(k):
+            if not edge[_find(parent, i)]:
+                area += runs[i, 2] - runs[i, 1]
+        out[m] = float(area)
     return out
