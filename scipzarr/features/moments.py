@@ -29,14 +29,14 @@ def _powers(v: np.ndarray) -> list[np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _sums_host(ly, lx, starts, raw, centred):  # pragma: no cover - compiled
-    """``(n, 4, 4)``: ``segment_sum`` of ``ly**p * lx**q`` (each power as :func:`_powers` forms it) per object
-    (``starts``: where each object's pixels begin), or (``centred``) of the powers of ``ly - cy``, ``lx - cx``
-    with each object's centroid taken from its ``raw`` sums. Each sum as ``np.add.reduceat`` adds it
-    (``_reduceat``)."""
+def _sums_host(py, px, box, starts, raw, centred):  # pragma: no cover - compiled
+    """``(n, 4, 4)``: ``segment_sum`` of ``ly**p * lx**q`` per object, ``ly``, ``lx`` the pixels' rows ``py`` and
+    columns ``px`` relative to the object's box ``box`` (each power as :func:`_powers` forms it; ``starts``:
+    where each object's pixels begin), or (``centred``) of the powers of ``ly - cy``, ``lx - cx`` with each
+    object's centroid taken from its ``raw`` sums. Each sum as ``np.add.reduceat`` adds it (``_reduceat``)."""
     n = starts.shape[0]
     out = np.zeros((n, 4, 4))
-    total = ly.shape[0]
+    total = py.shape[0]
     widest = 1
     for k in range(n):
         widest = max(widest, (starts[k + 1] if k + 1 < n else total) - starts[k])
@@ -47,16 +47,17 @@ def _sums_host(ly, lx, starts, raw, centred):  # pragma: no cover - compiled
         cy = cx = 0.0
         if centred:
             cy, cx = raw[k, 1, 0] / raw[k, 0, 0], raw[k, 0, 1] / raw[k, 0, 0]
+        by, bx = box[k, 0], box[k, 1]
         for j in range(cnt):
-            y, x = ly[lo + j], lx[lo + j]
+            y, x = float(py[lo + j] - by), float(px[lo + j] - bx)
             if centred:
                 y, x = y - cy, x - cx
             y2, x2 = y * y, x * x
-            py = (1.0, y, y2, y2 * y)
-            px = (1.0, x, x2, x2 * x)
+            ypow = (1.0, y, y2, y2 * y)
+            xpow = (1.0, x, x2, x2 * x)
             for p in range(4):
                 for q in range(4):
-                    tmp[4 * p + q, j] = py[p] * px[q]
+                    tmp[4 * p + q, j] = ypow[p] * xpow[q]
         for p in range(4):
             for q in range(4):
                 out[k, p, q] = _reduceat(tmp[4 * p + q], cnt)
@@ -69,16 +70,17 @@ def moments(obj: Objects) -> dict[str, np.ndarray]:
     _, lab, starts = obj.pixels
     y, x = obj.coords
     box = obj.boxes
-    ly = (y - box[lab, 0]).astype(xp.float64)
-    lx = (x - box[lab, 1]).astype(xp.float64)
     raw = xp.zeros((n, ORDER, ORDER))
     central = xp.zeros((n, ORDER, ORDER))
     if n == 0:
         return {"raw": raw, "central": central, "normalized": central.copy(), "hu": xp.zeros((0, 7))}
     if xp is np:  # one compiled pass for each of the two sets of sums
-        raw = _sums_host(ly, lx, starts, raw, False)
-        central = _sums_host(ly, lx, starts, raw, True)
+        y, x, box, starts = (np.asarray(a, dtype=np.int64) for a in (y, x, box, starts))
+        raw = _sums_host(y, x, box, starts, raw, False)
+        central = _sums_host(y, x, box, starts, raw, True)
     else:
+        ly = (y - box[lab, 0]).astype(xp.float64)
+        lx = (x - box[lab, 1]).astype(xp.float64)
         py, px = _powers(ly), _powers(lx)
         for p in range(ORDER):
             for q in range(ORDER):

@@ -32,15 +32,16 @@ def _radial_coefficients(n: int, m: int) -> list[float]:
 BLOCK = 128
 
 
-@numba.njit(cache=True, nogil=True)
-def _sums(starts, ym, xm, ms, coeffs, ncoef, degree):  # pragma: no cover - compiled
+@numba.njit(cache=True, nogil=True, error_model="numpy")  # numpy's division: NaN for a radius of 0
+def _sums(starts, py, px, box, circle, ms, coeffs, ncoef, degree):  # pragma: no cover - compiled
     """``(M, K)`` real and imaginary sums of ``R_nm(rho) z^m`` over each object's pixels inside the unit circle
-    (``starts``: where each object's pixels begin in ``ym``, ``xm``; polynomial k: ``ms[k]`` and the Horner
+    (``starts``: where each object's pixels begin in ``py``, ``px``, their tile rows and columns, mapped into
+    the object's circle: ``((row - box row) - circle row) / radius``; polynomial k: ``ms[k]`` and the Horner
     coefficients ``coeffs[k, :ncoef[k]]`` in ``r^2``). Each term as ``s * Re/Im z^m``, ``s`` by Horner's rule
     from 0, and each sum in pixel order from 0: the per-pixel formulation's values, bit for bit. Arranged for
     speed: per block of pixels, each polynomial's Horner steps run along the pixels (vector instructions),
     and the K x 2 sums are then added pixel by pixel in separate registers (2.2x the per-pixel loop)."""
-    total, n_obj, n_poly = ym.shape[0], starts.shape[0], ms.shape[0]
+    total, n_obj, n_poly = py.shape[0], starts.shape[0], ms.shape[0]
     out_re = np.zeros((n_obj, n_poly))
     out_im = np.zeros((n_obj, n_poly))
     zr = np.empty((degree + 1, BLOCK))  # z^m, z = y + i x
@@ -52,23 +53,28 @@ def _sums(starts, ym, xm, ms, coeffs, ncoef, degree):  # pragma: no cover - comp
     term_im = np.empty((n_poly, BLOCK))
     acc_re = np.empty(n_poly)
     acc_im = np.empty(n_poly)
+    ym = np.empty(BLOCK)
+    xm = np.empty(BLOCK)
     for o in range(n_obj):
         lo = starts[o]
         count = (starts[o + 1] if o + 1 < n_obj else total) - lo
+        by, bx, cy, cx, radius = box[o, 0], box[o, 1], circle[o, 0], circle[o, 1], circle[o, 2]
         for k in range(n_poly):
             acc_re[k] = 0.0
             acc_im[k] = 0.0
         for b0 in range(0, count, BLOCK):
             nb = min(BLOCK, count - b0)
             for j in range(nb):
-                y, x = ym[lo + b0 + j], xm[lo + b0 + j]
+                y = (float(py[lo + b0 + j] - by) - cy) / radius  # NaN for a one-pixel object (radius 0)
+                x = (float(px[lo + b0 + j] - bx) - cx) / radius
+                ym[j], xm[j] = y, x
                 r2[j] = y * y + x * x
                 inside[j] = r2[j] <= 1 + 1e-9  # not outside the circle (nor NaN: a one-pixel object)
                 zr[0, j] = 1.0
                 zi[0, j] = 0.0
             for m in range(1, degree + 1):
                 for j in range(nb):
-                    y, x = ym[lo + b0 + j], xm[lo + b0 + j]
+                    y, x = ym[j], xm[j]
                     zr[m, j] = zr[m - 1, j] * y - zi[m - 1, j] * x
                     zi[m, j] = zr[m - 1, j] * x + zi[m - 1, j] * y
             for k in range(n_poly):
@@ -105,12 +111,8 @@ def zernike(obj: Objects, circle: np.ndarray, degree: int = 9) -> np.ndarray:
     n_obj = obj.n
     if n_obj == 0:
         return np.zeros((0, len(idx)), dtype=np.complex128)
-    _, lab, starts = obj.host("pixels")
+    _, _, starts = obj.host("pixels")
     y, x = obj.host("coords")
-    box = obj.host("boxes")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ym = ((y - box[lab, 0]) - circle[lab, 0]) / circle[lab, 2]
-        xm = ((x - box[lab, 1]) - circle[lab, 1]) / circle[lab, 2]
     width = degree // 2 + 1
     coeffs = np.zeros((len(idx), width))
     ncoef = np.zeros(len(idx), dtype=np.int64)
@@ -118,6 +120,7 @@ def zernike(obj: Objects, circle: np.ndarray, degree: int = 9) -> np.ndarray:
         cs = _radial_coefficients(n, m)
         coeffs[k, :len(cs)] = cs
         ncoef[k] = len(cs)
-    re, im = _sums(np.asarray(starts, dtype=np.int64), ym, xm, np.array([m for _, m in idx], dtype=np.int64), coeffs,
-                   ncoef, degree)
+    re, im = _sums(np.asarray(starts, dtype=np.int64), np.asarray(y, dtype=np.int64), np.asarray(x, dtype=np.int64),
+                   np.asarray(obj.host("boxes"), dtype=np.int64), np.ascontiguousarray(circle, dtype=np.float64),
+                   np.array([m for _, m in idx], dtype=np.int64), coeffs, ncoef, degree)
     return re + 1j * im
