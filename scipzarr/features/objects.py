@@ -41,14 +41,38 @@ class Objects:
         self.cache: dict = {}  # channel-independent results shared by families (distances, centres)
         xp = self.xp = backend.xp_of(self.local)
         n = self.local.shape[0]
+        if xp is np and self.local.dtype == np.int32 and self.local.ndim == 3 and self._from_lists():
+            return
         counts = self.local.reshape(n, -1).max(axis=1) if self.local.size else xp.zeros(n, xp.int64)
         self.counts = counts.astype(xp.int64)
         ends = xp.cumsum(self.counts)
         self.offsets = ends - self.counts
         self.n = int(ends[-1]) if n else 0
         self.labels = xp.where(self.local > 0, self.local + self.offsets[:, None, None], 0).astype(xp.int64)
+        self._numbers()
+
+    def _numbers(self):
+        xp = self.xp
+        ends = self.offsets + self.counts
         self.event = xp.searchsorted(ends, xp.arange(self.n), side="right")  # objects are numbered by event
         self.number = (xp.arange(self.n) - self.offsets[self.event] + 1).astype(xp.int64)
+
+    def _from_lists(self) -> bool:
+        """The labels, pixel lists, areas and boxes of host objects from one compiled pass
+        (:func:`scipzarr.kernels._masks.object_lists_host`: the same arrays as the numpy formulation, 5x
+        faster); False, and nothing set, when some object number has no pixels (the numpy formulation's
+        values for such objects are kept as they are)."""
+        from ..kernels._masks import object_lists_host
+
+        counts, labels, areas, idx, lab, starts, ys, xs, boxes = object_lists_host(np.ascontiguousarray(self.local))
+        if not areas.all():
+            return False
+        self.counts, self.labels, self.n = counts, labels, len(areas)
+        self.offsets = np.cumsum(counts) - counts
+        self._numbers()
+        # the cached properties' values (functools.cached_property keeps them in the instance's __dict__)
+        self.__dict__.update(areas=areas, pixels=(idx, lab, starts), coords=(ys, xs), boxes=boxes)
+        return True
 
     def events(self, sl: slice) -> Objects:
         """The objects of events ``sl`` (a sub-batch; per-object features are the same there)."""

@@ -555,3 +555,64 @@ def object_filled_areas_host(labels, event, boxes):
                 area += runs[i, 2] - runs[i, 1]
         out[m] = float(area)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def object_lists_host(local):
+    """Per-event object numbers ``local`` ``(N, Y, X)`` (1..n_e, 0: background) made unique in the batch, and
+    the objects' pixel lists, in two passes: the objects per event (each event's largest number), the labels
+    ``(N, Y, X)`` int64 (``local`` plus the objects of the events before; 0 stays 0), then per object (label
+    ``k + 1``) its area, the flat indices of its pixels in raster order, one object after the other (group
+    starts ``(M,)``), their rows and columns in the tile, and its box (min row, min column, max row + 1, max
+    column + 1). What ``Objects`` otherwise builds with a sort of the batch's pixels; an object numbered but
+    without pixels leaves ``areas`` 0 (the caller then takes that way)."""
+    n_ev, h, w = local.shape
+    counts = np.zeros(n_ev, dtype=np.int64)
+    for e in range(n_ev):
+        top = 0
+        for y in range(h):
+            for x in range(w):
+                top = max(top, local[e, y, x])
+        counts[e] = top
+    offsets = np.zeros(n_ev, dtype=np.int64)
+    m = 0
+    for e in range(n_ev):
+        offsets[e] = m
+        m += counts[e]
+    labels = np.zeros((n_ev, h, w), dtype=np.int64)
+    areas = np.zeros(m, dtype=np.int64)
+    for e in range(n_ev):
+        off = offsets[e]
+        for y in range(h):
+            for x in range(w):
+                v = local[e, y, x]
+                if v > 0:
+                    labels[e, y, x] = v + off
+                    areas[v + off - 1] += 1
+    starts = np.zeros(m, dtype=np.int64)
+    for k in range(1, m):
+        starts[k] = starts[k - 1] + areas[k - 1]
+    total = starts[m - 1] + areas[m - 1] if m else 0
+    fill = starts.copy()
+    idx = np.empty(total, dtype=np.int64)
+    lab = np.empty(total, dtype=np.int64)
+    ys = np.empty(total, dtype=np.int64)
+    xs = np.empty(total, dtype=np.int64)
+    boxes = np.empty((m, 4), dtype=np.int64)
+    for k in range(m):
+        boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = h, w, 0, 0
+    for e in range(n_ev):
+        for y in range(h):
+            for x in range(w):
+                g = labels[e, y, x]
+                if g:
+                    k = g - 1
+                    i = fill[k]
+                    idx[i] = (e * h + y) * w + x
+                    lab[i], ys[i], xs[i] = k, y, x
+                    fill[k] = i + 1
+                    boxes[k, 0] = min(boxes[k, 0], y)
+                    boxes[k, 1] = min(boxes[k, 1], x)
+                    boxes[k, 2] = max(boxes[k, 2], y + 1)
+                    boxes[k, 3] = max(boxes[k, 3], x + 1)
+    return counts, labels, areas, idx, lab, starts, ys, xs, boxes
