@@ -90,7 +90,7 @@ def _median_select(a, n):
     (same values, and seconds less to compile)."""
     if n == 0:
         return 0.0
-    _select(a, 0, n, n // 2)
+    _select(a, ZERO, n, n // 2)
     upper = a[n // 2]
     if n % 2:
         return upper
@@ -140,13 +140,13 @@ def _median(a, n, counts, picked):
     while below + counts[b] <= k:
         below += counts[b]
         b += 1
-    m = 0
+    m = ZERO
     for i in range(n):
         if _bucket(a[i], lo, scale, top) == b:
             picked[m] = a[i]
             m += 1
     r = k - below
-    _select(picked, 0, m, r)
+    _select(picked, ZERO, m, r)
     upper = picked[r]
     if n % 2:
         return upper
@@ -222,7 +222,7 @@ def _fill(mask, valid, y0, y1, x0, x1, runs, parent, size):
     if y0 >= y1 or x0 >= x1:
         return
     y0, y1, x0, x1 = max(y0 - 1, 0), min(y1 + 1, h), max(x0 - 1, 0), min(x1 + 1, w)
-    n = _runs(mask, False, y0, y1, x0, x1, 0, runs, parent)
+    n = _runs(mask, False, y0, y1, x0, x1, ZERO, runs, parent)  # ZERO: one compiled _runs for both callers
     size[:n] = 0  # here: 1 where the piece reaches the edge
     for i in range(n):
         if runs[i, 0] == y0 or runs[i, 0] == y1 - 1 or runs[i, 1] == x0 or runs[i, 2] == x1:
