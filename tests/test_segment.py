@@ -257,3 +257,24 @@ def test_object_edt_equals_scipy_per_object():
     got = object_edt(labels, np.array(event), np.array(boxes), len(want))
     assert n > 20 and (np.array(boxes)[:, :2] == 0).any() and (np.array(boxes)[:, 2] == 30).any()  # at the border
     np.testing.assert_array_equal(got, want)
+
+
+def test_attribute_gives_mask_pixels_their_events_object():
+    """kernels.segment.attribute: with at most one object per event, each channel-mask pixel gets that object
+    (1) and nothing in an event without objects; with two objects in an event, each mask pixel gets the nearer
+    (ties: the first in raster order)."""
+    masks = np.zeros((3, 2, 6, 6), bool)
+    masks[:, 0, 1:4, 1:4] = True
+    masks[:, 1, 5, :] = True
+    local = np.zeros((3, 6, 6), np.int32)
+    local[0, 2, 2] = 1
+    local[2, 0, 0] = 1
+    out = seg.attribute(masks, local, np.array([1, 0, 1]))
+    assert out.dtype == np.int32 and out.shape == masks.shape
+    np.testing.assert_array_equal(out[0], masks[0].astype(np.int32))
+    assert not out[1].any()
+    np.testing.assert_array_equal(out[2], masks[2].astype(np.int32))
+    local[2, 0, 5] = 2  # a second object at the top right of event 2
+    out = seg.attribute(masks, local, np.array([1, 0, 2]))
+    np.testing.assert_array_equal(out[2, 1, 5], [1, 1, 1, 2, 2, 2])  # column 2.5 is the tie line: 0-2 and 3-5
+    np.testing.assert_array_equal(out[0], masks[0].astype(np.int32))
