@@ -55,8 +55,8 @@ def distance_to_edge(obj: Objects, border_is_edge: bool = True) -> np.ndarray:
     if obj.n == 0:
         return obj.xp.zeros(0)
     if border_is_edge:  # each object's nearest background lies in its box grown by one pixel
-        out = object_edt(obj.host("labels"), obj.host("event"), obj.host("boxes"), int(obj.pixels[0].shape[0]))
-        out = obj.xp.asarray(out)
+        out = obj.xp.asarray(object_edt(obj.host("labels"), obj.host("event"), obj.host("boxes"),
+                                        int(obj.pixels[0].shape[0])))
     else:
         mine, ev, rr, cc, inside_tile, crop = crops(obj)
         real = inside_tile & (obj.valid[ev, rr, cc] if obj.valid is not None else True)

@@ -52,6 +52,7 @@ class Objects:
         self._numbers()
 
     def _numbers(self):
+        """Each object's event and its number in the event, from ``offsets`` and ``counts``."""
         xp = self.xp
         ends = self.offsets + self.counts
         self.event = xp.searchsorted(ends, xp.arange(self.n), side="right")  # objects are numbered by event
@@ -59,8 +60,8 @@ class Objects:
 
     def _from_lists(self) -> bool:
         """The labels, pixel lists, areas and boxes of host objects from one compiled pass
-        (:func:`scipzarr.kernels._masks.object_lists_host`: the same arrays as the numpy formulation, 5x
-        faster); False, and nothing set, when some object number has no pixels (the numpy formulation's
+        (:func:`scipzarr.kernels._masks.object_lists_host`: the same arrays as the numpy formulation; 57 ->
+        15 ms for 256 events); False, and nothing set, when some object number has no pixels (the numpy formulation's
         values for such objects are kept as they are)."""
         from ..kernels._masks import object_lists_host
 

@@ -9,6 +9,11 @@ median (the mean of the two middle values), ``fill_holes`` (4-connected backgrou
 plane's border) and 8-connected pieces, so the masks are bit-identical to it (tested). Why compiled:
 the array formulation makes ~40 whole-batch passes (two labellings per plane among them) and cost 3.4-4.2x
 the old single-channel Otsu segmentation per chunk; see docs/segmentation.md for the figures.
+
+Also here, sharing its runs and union-find: the labelling of event masks (:func:`label_pieces_host`), the
+objects' pixel lists (:func:`object_lists_host`), the exact distance transform of planes and of each object
+in its own box (:func:`planes_edt_host`, :func:`object_edt_host`) and each object's filled area
+(:func:`object_filled_areas_host`); their figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
