@@ -289,8 +289,7 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
     event = meta["event"][obj.event]
     if labels_out is not None:
         planes = [local] + ([channel[0][:, i] for i in range(channel[0].shape[1])] if channel is not None else [])
-        for out, plane in zip(labels_out, planes):
-            store.write_label_block(out, plan.mosaic, block_index, label_block(plan, meta, plane))
+        store.write_label_blocks(labels_out, plan.mosaic, block_index, [label_block(plan, meta, p) for p in planes])
     rows = {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
             "X": values.astype(np.float32),  # the table's type: half the memory held until the table is built
             "rejected": bad, "mask_parts": parts[obj.event], "fills_event": fills_event(obj, meta)}

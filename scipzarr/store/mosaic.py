@@ -407,7 +407,7 @@ def open_store(path: str | Path) -> MosaicStore:
 def label_block_levels(store: MosaicStore, work_name: str, dtype: str, reuse: bool = False) -> list[zarr.Array]:
     """Scratch label levels, one zarr chunk per mosaic chunk at level 0 (:func:`ngff.scratch_levels`).
 
-    Chunk tasks write their label block straight into them (:func:`write_label_block`: level 0 and the levels
+    Chunk tasks write their label blocks straight into them (:func:`write_label_blocks`: level 0 and the levels
     it owns), so segmentation runs once, inside the measuring task; :func:`write_mosaic_labels` then moves
     them into the NGFF label image and computes the remaining (small) levels. A resumed run keeps its
     finished blocks.
@@ -417,12 +417,15 @@ def label_block_levels(store: MosaicStore, work_name: str, dtype: str, reuse: bo
                                len(store.level_paths), (cy, cx), dtype, reuse=reuse)
 
 
-def write_label_block(levels: list[zarr.Array], mosaic: Mosaic, block_index: int, block: np.ndarray) -> None:
-    """One chunk's labels ``(K*th, K*tw)`` into scratch label levels (level 0 last: a present level-0 chunk
-    means its levels are written)."""
+def write_label_blocks(images: list[list[zarr.Array]], mosaic: Mosaic, block_index: int,
+                       blocks: list[np.ndarray]) -> None:
+    """One chunk's labels ``(K*th, K*tw)`` of several label images (their scratch levels ``images``, one block
+    each) in two zarr calls (:func:`ngff.write_blocks`; the last image's level 0 last: a present level-0 chunk
+    means the chunk is written): a chunk's seven label images took 155 ms of a process chunk task written one
+    by one (docs/benchmarks.md)."""
     by, bx = divmod(block_index, mosaic.chunk_grid[1])
     cy, cx = mosaic.chunk_shape[1:]
-    ngff.write_block(levels, by * cy, bx * cx, block, nearest=True)
+    ngff.write_blocks([(levels, block, True) for levels, block in zip(images, blocks)], by * cy, bx * cx)
 
 
 def write_mosaic_labels(store: MosaicStore, name: str, labels, compute, properties: dict | None = None) -> None:
