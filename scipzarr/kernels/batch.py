@@ -86,9 +86,7 @@ def object_edt(labels, event, boxes, total: int):
     array module."""
     from ._masks import object_edt_host
 
-    out = object_edt_host(np.ascontiguousarray(to_host(labels)), np.asarray(to_host(event), dtype=np.int64),
-                          np.asarray(to_host(boxes), dtype=np.int64), int(total))
-    return xp_of(labels).asarray(out)
+    return xp_of(labels).asarray(object_edt_host(*_host_objects(labels, event, boxes), int(total)))
 
 
 def object_filled_areas(labels, event, boxes):
@@ -98,9 +96,14 @@ def object_filled_areas(labels, event, boxes):
     labels' array module; objects as :func:`object_edt` takes them."""
     from ._masks import object_filled_areas_host
 
-    out = object_filled_areas_host(np.ascontiguousarray(to_host(labels)), np.asarray(to_host(event), dtype=np.int64),
-                                   np.asarray(to_host(boxes), dtype=np.int64))
-    return xp_of(labels).asarray(out)
+    return xp_of(labels).asarray(object_filled_areas_host(*_host_objects(labels, event, boxes)))
+
+
+def _host_objects(labels, event, boxes) -> tuple:
+    """Labels, each object's event and its box as the compiled per-object passes take them (host, contiguous
+    labels, int64 events and boxes)."""
+    return (np.ascontiguousarray(to_host(labels)), np.asarray(to_host(event), dtype=np.int64),
+            np.asarray(to_host(boxes), dtype=np.int64))
 
 
 def planes_edt(planes, apart=False):
