@@ -452,6 +452,8 @@ def _select_channels(source: EventSource, keep: list[int]) -> EventSource:
 
 def _from_cifs(cifs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
     """Events of one or more Amnis .cif files (:mod:`.cif`), in file order (files in natural order)."""
+    from . import _cifdecode  # noqa: F401  numba, imported here: before the progress display watches compiles
+
     indexes = []
     for path, root in cifs:
         if not is_cif(path) and path.suffix.lower() in CIF_SUFFIXES:

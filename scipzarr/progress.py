@@ -9,6 +9,7 @@ stand in where no layer is visible (e.g. counting written chunk files).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,12 +58,17 @@ def _distributed(runner: Runner, collections, prefix: str, on_done, poll, set_do
 class _Compiling:
     """Numba's compile events (a kernel compiled on its first use; later runs load it from numba's cache) passed
     to ``show(name)`` at the start and ``show(None)`` at the end, with the seconds they took. Local threads only
-    (a distributed worker compiles in its own process)."""
+    (a distributed worker compiles in its own process). Nothing is watched when numba is not imported yet:
+    commands import their kernels before they start a progress display (a TIFF convert has none, and does not
+    pay numba's import for the watch)."""
 
     def __init__(self, show: Callable[[str | None], None]):
         self.show, self.seconds, self._depth, self._t0 = show, 0.0, 0, 0.0
+        self._listener = None
 
     def __enter__(self):
+        if "numba" not in sys.modules:
+            return self
         from numba.core import event
 
         class Listener(event.Listener):
@@ -84,9 +90,11 @@ class _Compiling:
         return self
 
     def __exit__(self, *exc):
-        from numba.core import event
+        if self._listener is not None:
+            from numba.core import event
 
-        event.unregister("numba:compile", self._listener)
+            event.unregister("numba:compile", self._listener)
+            self._listener = None
         return False
 
 

@@ -10,7 +10,9 @@ timings and counts, checked against ``schemas/table.schema.json``.
 from __future__ import annotations
 
 import json
+import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -174,11 +176,33 @@ def check_table_path(path: Path) -> None:
         raise ScipzarrError(f"{path}: the table must end in .h5ad or .zarr; choose one of those")
 
 
+@contextmanager
+def _without_distributed():
+    """Within: ``import distributed`` fails, unless it is imported already.
+
+    anndata writes a dask ``X`` with ``dask.array.store``, which imports ``distributed`` (0.15-0.4 s, its
+    tornado and more) only to ask whether a distributed client is running; none can be in a process that has
+    not imported it. dask remembers the failed import; that memory is reset on the way out."""
+    if "distributed" in sys.modules:
+        yield
+        return
+    import dask.base
+
+    sys.modules["distributed"] = None  # an ImportError for every import of it or its submodules
+    try:
+        yield
+    finally:
+        if sys.modules.get("distributed", 0) is None:
+            del sys.modules["distributed"]
+        if getattr(dask.base, "_DISTRIBUTED_AVAILABLE", None) is False:
+            dask.base._DISTRIBUTED_AVAILABLE = None  # ask again next time (a later run may start a cluster)
+
+
 def write_table(adata: ad.AnnData, path: Path) -> None:
     """Write ``.h5ad`` or ``.zarr`` (by suffix) aside, then move it into place (a dask ``X`` is written block by
     block, by anndata)."""
     check_table_path(path)
-    with atomic.atomic_path(path) as work:
+    with atomic.atomic_path(path) as work, _without_distributed():
         if path.suffix == ".h5ad":
             adata.write_h5ad(work)
         else:

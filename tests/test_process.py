@@ -1,5 +1,8 @@
 """End to end: known ground truth, chunk and padding invariance, labels in the store."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,6 +78,32 @@ def test_a_table_built_from_the_work_folder_equals_one_built_in_memory(tmp_path)
         assert back.X.dtype == np.float32
         pd.testing.assert_frame_equal(back.obs, kept.obs)
     assert not any(tmp_path.glob(".*scipzarr-work*"))  # the work folder is gone once the table is written
+
+
+def test_writing_the_table_does_not_import_distributed(tmp_path):
+    # anndata's dask writer would import dask.distributed (0.15-0.4 s of every command) only to look for a
+    # client; a threads run writes both kinds of table without it, and a client started later is still found
+    events, masks = flat_events(8, size=40, channels=2, seed=4)
+    path = _convert(tmp_path, events, "nodist", 2)
+    code = f"""
+import sys, anndata, numpy as np, scipzarr
+import dask.base
+for name in ("t.h5ad", "t.zarr"):
+    scipzarr.process({str(path)!r}, {EXACT!r}, {str(tmp_path)!r} + "/" + name, progress=False, table_in_memory=False)
+    assert "distributed" not in sys.modules, name
+assert dask.base._DISTRIBUTED_AVAILABLE is not False
+a = anndata.read_h5ad({str(tmp_path)!r} + "/t.h5ad")
+b = anndata.read_zarr({str(tmp_path)!r} + "/t.zarr")
+assert a.n_obs == 8 and a.X.dtype == np.float32 and np.array_equal(a.X, b.X, equal_nan=True)
+assert a.obs_vector("shape_area").tolist() == {[float(m.sum()) for m in masks]!r}
+import dask, distributed
+from dask.base import get_scheduler
+with distributed.Client(processes=False, dashboard_address=None) as client:
+    assert get_scheduler() == client.get
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_labels_written_unique_and_consistent(tmp_path):

@@ -1,0 +1,90 @@
+"""The compiled kernels of the ``.cif`` decoder (:mod:`scipzarr.converters.cif`), apart so that numba is imported
+only when a CIF is read (a TIFF or ``.npy`` convert does not pay its import, ~0.2-0.4 s)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def _greyscale(data, out):
+    """Decode 30817 data into ``out`` (``(C, h, w)`` uint16: the stored ``(h, C * w)`` plane, channels side by
+    side, split as it is read); returns the number of values decoded (``out.size`` when the data held
+    enough) or -1 when a value is longer than 16 bits (damaged data).
+
+    Values are nibble varints (:func:`_varints`); the pixels are their 2-D running sum: the predictor
+    ``d + p[y-1, x] + p[y, x-1] - p[y-1, x-1]`` is an integral image of the differences, modulo 2**16.
+    """
+    c, h, w = out.shape
+    d = np.empty(h * w * c + 2, np.int64)
+    k = _varints(data, d)
+    if k != h * w * c:
+        return k
+    col = np.zeros(w * c, np.int64)
+    i = 0
+    for y in range(h):
+        run = 0
+        for ch in range(c):
+            for x in range(w):
+                col[i - y * w * c] += d[i]
+                run += col[i - y * w * c]
+                out[ch, y, x] = run & 0xFFFF
+                i += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def _mask_runs(data, out):
+    """Decode the masks' (value, run - 1) byte pairs into ``out`` (``(C, h, w)`` uint8: the stored
+    ``(h, C * w)`` plane split by channel); returns the pixels the runs cover (``out.size`` for sound data;
+    nothing is written past ``out`` when damaged)."""
+    c, h, w = out.shape
+    total = h * c * w
+    p = y = ch = x = 0
+    for j in range(0, data.size - 1, 2):
+        value, n = data[j], np.int64(data[j + 1]) + 1
+        if p + n > total:  # damaged: count the rest, write nothing
+            for k in range(j + 2, data.size - 1, 2):
+                n += np.int64(data[k + 1]) + 1
+            return p + n
+        for _ in range(n):
+            out[ch, y, x] = value
+            x += 1
+            if x == w:
+                x = 0
+                ch += 1
+                if ch == c:
+                    ch = 0
+                    y += 1
+        p += n
+    return p
+
+
+@numba.njit(cache=True, nogil=True)
+def _varints(data, d):
+    """The signed nibble varints of ``data`` (low nibble of each byte first) into ``d`` (two slots more than
+    the values wanted), at most ``d.size - 2``; returns how many were read, or -1 for a value longer than 16
+    bits. Branch-free: whether a nibble ends a value is data, not control flow (2x faster on real files)."""
+    n = d.size - 2
+    k = 0
+    value = 0
+    shift = 0
+    longest = 0
+    for i in range(data.size):
+        byte = np.int64(data[i])
+        for nib in (byte & 15, byte >> 4):
+            value += (nib & 7) << shift
+            shift += 3
+            end = 1 - ((nib >> 3) & 1)
+            value -= (end * ((nib >> 2) & 1)) << shift
+            d[k] = value
+            k += end
+            longest = max(longest, shift)
+            value *= 1 - end
+            shift *= 1 - end
+        if k >= n:
+            break
+    if longest > 18:
+        return -1
+    return min(k, n)
