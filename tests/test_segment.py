@@ -156,6 +156,8 @@ def test_channel_masks_equal_the_scipy_steps(fill, min_size, fraction, sigma):
     h, w = rng.integers(12, 49, 24), rng.integers(12, 49, 24)
     valid = valid_mask((48, 48), (48 - h) // 2, rng.integers(0, 48 - w + 1), h, w)
     valid[0] = False  # an empty event
+    valid[5:9] = True  # whole events in a row, and a ragged region repeated: the kernel keeps the smoothed
+    valid[10:13] = valid[9]  # weights and the ring of the previous event for these
     images = np.where(valid[:, None], images, 0.0)
     both = [True, False, False]
     got = channel_masks(images, valid, sigma, 5.0, both, fraction=fraction, fill=fill, min_size=min_size)

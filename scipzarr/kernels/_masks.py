@@ -279,6 +279,16 @@ def _ring(valid, ring, dist):
 
 
 @numba.njit(cache=True, nogil=True)
+def _same(a, b):
+    """Whether two 2-D masks are equal."""
+    for y in range(a.shape[0]):
+        for x in range(a.shape[1]):
+            if a[y, x] != b[y, x]:
+                return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill, min_size, ring):
     """Masks ``(N, C, Y, X)`` bool, background and noise ``(N, C)`` of the ``channels`` of a host batch (see
     the module), and the pixels of each event and channel more than ``k`` noise units below the background
@@ -305,20 +315,25 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
     col_any = np.zeros(w, dtype=np.bool_)
     ring_at = np.empty(h * w, dtype=np.uint64)  # the ring's pixels, as y * w + x
     ur, uh, uw = U(r), U(h), U(w)
+    m = 0
+    holes = False
     for e in range(n):
         inside = valid[e]
-        for y in range(uh):
-            for x in range(uw):
-                plane[y + ur, x + ur] = 1.0 if inside[y, x] else 0.0
-        _smooth(plane, den, tmp, weights, h, w)
-        edge, m = _ring(inside, ring, dist)
-        i = 0
-        for y in range(h):
-            for x in range(w):
-                if edge[y, x]:
-                    ring_at[i] = y * w + x
-                    i += 1
-        holes = not inside.all()  # pixels outside the event: departures of 0 there
+        # the smoothed weights and the ring depend on the valid region only: kept from the previous event when
+        # its region is the same (every event of a chunk of whole tiles)
+        if e == 0 or not _same(inside, valid[e - 1]):
+            for y in range(uh):
+                for x in range(uw):
+                    plane[y + ur, x + ur] = 1.0 if inside[y, x] else 0.0
+            _smooth(plane, den, tmp, weights, h, w)
+            edge, m = _ring(inside, ring, dist)
+            i = 0
+            for y in range(h):
+                for x in range(w):
+                    if edge[y, x]:
+                        ring_at[i] = y * w + x
+                        i += 1
+            holes = not inside.all()  # pixels outside the event: departures of 0 there
         for ch in range(c):
             src = images[e, channels[ch]]
             for y in range(uh):
