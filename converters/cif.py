@@ -27,7 +27,7 @@ Reading streams: one IFD scan keeps a few integers per object; each event is
 decoded on its own from its strip bytes, so memory does not grow with the file.
 Every length, offset and size is checked against the file before anything is
 allocated, and a damaged file gets one :class:`CifError` naming the file, the
-object and the problem.
+object and the problem. The two compiled decoders live in :mod:`._cifdecode`.
 """
 
 from __future__ import annotations
