@@ -268,8 +268,8 @@ def object_pixels(labels, valid, offsets, y0, x0, m):
     event ``(m + 1,)``, whether each pixel is on the object's edge (a 4-neighbour inside the event, ``valid``,
     with another label: scikit-image's inner boundaries) and each object's mean row and column relative to its
     event (``y0``, ``x0``) ``(m + 1, 2)``. Two passes over the label image; shared by every channel measured in
-    the same labels (the edges and centres were found once per channel before: 40 % of a channel's time). Only the
-    rows that hold labels are scanned twice (12-23 % faster on seed-geometry chunks)."""
+    the same labels (the edges and centres were found once per channel before: 40 % of a channel's time). Rows
+    without labels are passed over after one branch-free test each (12-23 % faster on seed-geometry chunks)."""
     n_ev, h, w = labels.shape
     count = np.zeros(m + 1, dtype=np.int64)
     rows = np.zeros((n_ev, 2), dtype=np.int64)  # each event's rows with labels (a branch-free test per row)

@@ -315,7 +315,7 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
     col_any = np.zeros(w, dtype=np.bool_)
     ring_at = np.empty(h * w, dtype=np.uint64)  # the ring's pixels, as y * w + x
     ur, uh, uw = U(r), U(h), U(w)
-    m = 0
+    m = 0  # the ring's pixel count and whether the event has pixels outside it: set with the first event
     holes = False
     for e in range(n):
         inside = valid[e]
