@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask.array as da
 import numpy as np
 import zarr
 
@@ -22,6 +22,9 @@ from .._version import __version__
 from ..errors import ScipzarrError
 from . import ngff
 from .ngff import NGFF_VERSION
+
+if TYPE_CHECKING:  # imported where used (an IFC convert never needs dask.array)
+    import dask.array as da
 
 FOV_FORMAT = "scipzarr-fov"
 FOV_FORMAT_VERSION = 1
@@ -38,6 +41,8 @@ def write_fov_image(root: zarr.Group, index: int, fov, channel_names: list[str],
     n_levels = ngff.pyramid_levels(data.shape[1:], (chunk, chunk))
     chunks = ngff.level_chunks(data.shape, (chunk, chunk))
     s0 = ngff.create_array(group, "s0", data.shape, chunks, data.dtype, ["c", "y", "x"])
+    import dask.array as da
+
     compute([da.store(data.rechunk((c, chunk, chunk)).rechunk(chunks), s0, compute=False, lock=False)])
     ngff.write_levels(group, n_levels, (chunk, chunk), compute)
     ngff.write_image_metadata(group, n_levels, fov.name, channel_names, fov.pixel_size)
@@ -80,6 +85,8 @@ class FovStore:
     attrs: dict
 
     def image(self, index: int, level: int = 0) -> da.Array:
+        import dask.array as da
+
         return da.from_zarr(zarr.open_array(str(self.path / self.fovs[index]["path"] / f"s{level}"), mode="r"))
 
     def n_levels(self, index: int) -> int:
