@@ -174,6 +174,10 @@ def test_brightfield_channels_are_found_in_the_jurkat_data(jurkat, tmp_path):
     plan = ifc.make_plan(st, resolve_config({}))
     assert [st.channel_names[c] for c in plan.seg_channels] == ["Ch3", "Ch6"]
     assert plan.both == (True, False, True) and plan.keep == "largest"
+    # the sample's chunks are looked at in parallel: 14 chunks of 16 events say the same
+    scipzarr.convert([jurkat / "single_cells"], tmp_path / "j4.zarr", chunk_tiles=4, progress=False)
+    assert st.channel_names == ["Ch3", "Ch4", "Ch6"]
+    assert ifc.brightfield_channels(open_store(tmp_path / "j4.zarr"), resolve_config({})) == (0, 2)
     t = process(tmp_path / "j.zarr", resolve_config({}), progress=False)
     assert t.n_obs == 217 and (t.obs["mask_qc"] == "ok").all()  # the old default: 83 objects filled their event
     area = t.to_df()["shape_area"]
