@@ -13,9 +13,14 @@ trees and read-backs.
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pandas as pd
 import zarr
+from zarr.core.array import create_array
+from zarr.core.group import AsyncGroup
+from zarr.core.sync import sync
 
 _STRING_ARRAYS = (pd.arrays.StringArray, pd.arrays.ArrowStringArray)
 _DICTS = ("layers", "obsm", "obsp", "varm", "varp")
@@ -29,26 +34,23 @@ def _string_array(values) -> np.ndarray:
     return np.asarray(values, dtype=np.dtypes.StringDType())
 
 
-def _array(group: zarr.Group, name: str, data: np.ndarray, kind: str = "array") -> None:
-    group.create_array(name, data=data, attributes=_encoding(kind, "0.2.0"))
-
-
-def _element(group: zarr.Group, name: str, values) -> None:
-    """One column or index, encoded as anndata encodes its ``._values``."""
+def _element(nodes: list, path: str, values) -> None:
+    """One column or index, encoded as anndata encodes its ``._values``: its nodes appended to ``nodes``
+    (``(path, attributes, data)``, data None for a group)."""
     if isinstance(values, pd.Categorical):
-        sub = group.create_group(name, attributes=_encoding("categorical", "0.2.0", ordered=bool(values.ordered)))
-        _element(sub, "codes", values.codes)
-        _element(sub, "categories", values.categories.to_numpy())
+        nodes.append((path, _encoding("categorical", "0.2.0", ordered=bool(values.ordered)), None))
+        _element(nodes, f"{path}/codes", values.codes)
+        _element(nodes, f"{path}/categories", values.categories.to_numpy())
     elif isinstance(values, _STRING_ARRAYS):
         na = values.dtype.na_value
-        sub = group.create_group(name, attributes=_encoding(
-            "nullable-string-array", "0.1.0", **{"na-value": "NA" if na is pd.NA else "NaN"}))
-        _array(sub, "values", _string_array(values.to_numpy(na_value="")), "string-array")
-        _array(sub, "mask", np.asarray(values.isna()))
+        nodes.append((path, _encoding("nullable-string-array", "0.1.0", **{"na-value": "NA" if na is pd.NA else "NaN"}),
+                      None))
+        nodes.append((f"{path}/values", _encoding("string-array", "0.2.0"), _string_array(values.to_numpy(na_value=""))))
+        nodes.append((f"{path}/mask", _encoding("array", "0.2.0"), np.asarray(values.isna())))
     elif isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-        _array(group, name, values)
+        nodes.append((path, _encoding("array", "0.2.0"), values))
     elif isinstance(values, np.ndarray) and values.dtype.kind in "OUT" and all(isinstance(v, str) for v in values.flat):
-        _array(group, name, _string_array(values), "string-array")
+        nodes.append((path, _encoding("string-array", "0.2.0"), _string_array(values)))
     else:
         raise TypeError(f"no encoding here for {type(values).__name__}")
 
@@ -74,19 +76,30 @@ def writable(df: pd.DataFrame) -> bool:
 def write_obs_table(group: zarr.Group, name: str, obs: pd.DataFrame, uns_type: str) -> None:
     """Write ``AnnData(obs=obs)`` with ``uns["type"] = uns_type`` as ``group[name]`` (anndata's layout).
 
-    ``obs`` must pass :func:`writable`.
+    ``obs`` must pass :func:`writable`. Every node is created in one pass of zarr's event loop (one call per
+    node cost ~3 ms, most of it the round trip to that loop: 0.2 s for a 14-column table).
     """
-    table = group.create_group(name, attributes=_encoding("anndata", "0.1.0"))
     index = obs.index.name or "_index"
-    frame = table.create_group("obs", attributes=_encoding("dataframe", "0.2.0", **{
-        "column-order": list(obs.columns), "_index": index}))
-    _element(frame, index, obs.index._values)
+    nodes = [(name, _encoding("anndata", "0.1.0"), None),
+             (f"{name}/obs", _encoding("dataframe", "0.2.0", **{"column-order": list(obs.columns), "_index": index}),
+              None)]
+    _element(nodes, f"{name}/obs/{index}", obs.index._values)
     for column in obs.columns:
-        _element(frame, column, obs[column]._values)
-    var = table.create_group("var", attributes=_encoding("dataframe", "0.2.0", **{"column-order": [], "_index": "_index"}))
-    _element(var, "_index", pd.Index([], dtype="str")._values)  # anndata's empty var index
-    for key in _DICTS:
-        table.create_group(key, attributes=_encoding("dict", "0.1.0"))
-    uns = table.create_group("uns", attributes=_encoding("dict", "0.1.0"))
-    uns.create_array("type", data=_string_array(uns_type), attributes=_encoding("string", "0.2.0"))
-    table.create_array("raw", data=np.array(False), attributes=_encoding("null", "0.1.0"))
+        _element(nodes, f"{name}/obs/{column}", obs[column]._values)
+    nodes.append((f"{name}/var", _encoding("dataframe", "0.2.0", **{"column-order": [], "_index": "_index"}), None))
+    _element(nodes, f"{name}/var/_index", pd.Index([], dtype="str")._values)  # anndata's empty var index
+    nodes += [(f"{name}/{key}", _encoding("dict", "0.1.0"), None) for key in (*_DICTS, "uns")]
+    nodes.append((f"{name}/uns/type", _encoding("string", "0.2.0"), _string_array(uns_type)))
+    nodes.append((f"{name}/raw", _encoding("null", "0.1.0"), np.array(False)))
+    where = group.store_path
+
+    async def create(path, attributes, data):
+        if data is None:
+            await AsyncGroup.from_store(where / path, attributes=attributes, zarr_format=3)
+        else:
+            await create_array(where / path, data=data, attributes=attributes)
+
+    async def create_all():
+        await asyncio.gather(*(create(*node) for node in nodes))
+
+    sync(create_all())
