@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import scipy.ndimage as ndi
 from scipy import sparse
-import skimage.morphology as morph
 
 from .column import Column
 from .family import Family
@@ -174,6 +172,10 @@ def _opening(stack: np.ndarray, radius: int) -> np.ndarray:
         # the disk holds a whole period (2 h x 2 w) of the reflected image: every erosion value is the
         # image minimum, and the opening is that constant (exact; the usual case for small events)
         return np.broadcast_to(stack.min(axis=(1, 2))[:, None, None], stack.shape).copy()
+    # imported here: only large events reach this line, and the two imports cost every run 0.3 s
+    import scipy.ndimage as ndi
+    import skimage.morphology as morph
+
     disk = morph.disk(radius, dtype=bool)[None]
     pad = ((0, 0), (radius, radius), (radius, radius))
     inner = (slice(None), slice(radius, -radius), slice(radius, -radius))
