@@ -177,3 +177,48 @@ def test_obs_tables_hand_unknown_column_types_to_anndata(tmp_path):
 
     back = ad.io.read_elem(zarr.open_group(str(tmp_path / "s.zarr"), mode="r")["tables"]["events"]).obs
     pd.testing.assert_frame_equal(back, df)
+
+
+@pytest.mark.parametrize("input_kind", ["npy", "cif"])
+def test_first_level_no_chunk_owns_is_assembled_from_the_chunk_tasks(tmp_path, monkeypatch, input_kind, request):
+    """The chunk tasks hand back their piece of the first level no chunk owns (when small), so it is not read
+    back from the store; every level of the image and of the instrument's mask label images equals level 0
+    halved level by level, and the store equals one written by reading that level back."""
+    import zarr
+
+    import scipzarr
+    from scipzarr.store import ngff
+
+    monkeypatch.setattr(ngff, "MIN_LEVEL_CHUNK", 40)  # owned levels and later ones on small inputs
+    monkeypatch.setattr(ngff, "MIN_PYRAMID_SIDE", 32)
+    if input_kind == "npy":
+        rng = np.random.default_rng(11)
+        src = tmp_path / "ev.npy"
+        np.save(src, rng.integers(0, 4000, (150, 2, 48, 40), dtype=np.uint16))
+    else:
+        src = request.getfixturevalue("cif")
+    given = []
+    write_levels = ngff.write_levels
+
+    def spy(*args, **kwargs):
+        given.append(args[7] is not None)
+        return write_levels(*args, **kwargs)
+
+    monkeypatch.setattr(ngff, "write_levels", spy)
+    scipzarr.convert([src], tmp_path / "a.zarr", chunk_tiles=4, progress=False)
+    assert given and all(given), given  # the image (and each mask label image) got its assembled level
+    monkeypatch.setattr(ngff, "SMALL_LEVEL", 0)  # no level is small: each is read back (the other path)
+    given.clear()
+    scipzarr.convert([src], tmp_path / "b.zarr", chunk_tiles=4, progress=False)
+    assert given and not any(given)
+    a, b = zarr.open_group(str(tmp_path / "a.zarr"), mode="r"), zarr.open_group(str(tmp_path / "b.zarr"), mode="r")
+    groups = [("", False)] + [(f"labels/{n}/", True) for n in ngff.label_names(tmp_path / "a.zarr")]
+    assert len(groups) == (1 if input_kind == "npy" else 7)
+    n_levels = len(a.attrs["ome"]["multiscales"][0]["datasets"])
+    assert n_levels == 4 and a["s2"].chunks[-2:] == a["s3"].chunks[-2:]  # s0-s2 owned by the chunks, s3 not
+    for prefix, nearest in groups:
+        whole = a[f"{prefix}s0"][...]
+        for level in range(n_levels):
+            np.testing.assert_array_equal(a[f"{prefix}s{level}"][...], whole)
+            np.testing.assert_array_equal(b[f"{prefix}s{level}"][...], whole)
+            whole = ngff.halve(whole, nearest)

@@ -222,10 +222,21 @@ def write_ifc_mosaic(
                    for name in (mask_labels or [])]
 
     k, n_masks = mosaic.chunk_tiles, len(mask_levels)
+    # the first level no chunk owns, assembled in memory from the tasks' pieces when it is small (so the level
+    # before it is not read back: 0.45 s of a 6,660-event CIF convert) and their pieces meet at even seams
+    owned = len(levels) - 1
+    sides, _ = ngff.pyramid_chunks((cy, cx), n_levels)
+    nxt = owned + 1
+    next_shape = (mosaic.shape[1] >> nxt, mosaic.shape[2] >> nxt)
+    assemble = (nxt < n_levels and sides[owned][0] % 2 == 0 and sides[owned][1] % 2 == 0
+                and c * next_shape[0] * next_shape[1] * dtype.itemsize <= ngff.SMALL_LEVEL
+                and next_shape[0] * next_shape[1] * np.dtype(label_dtype).itemsize <= ngff.SMALL_LEVEL)
 
-    def write_block(by: int, bx: int) -> None:
+    def write_block(by: int, bx: int):
         idx = mosaic.block_events(mosaic.block_of(by, bx))
-        if len(idx) and not (resume and ngff.chunk_file(path, "s0", 0, by, bx).exists()):
+        if not len(idx):
+            return (by, bx, None, None)  # past the last event: zeros in every level
+        if not (resume and ngff.chunk_file(path, "s0", 0, by, bx).exists()):
             pixels = np.zeros((c, cy, cx), dtype=dtype)
             masks = np.zeros((n_masks, cy, cx), np.uint8) if n_masks else None
             read_block(idx, mosaic.tiles(pixels), None if masks is None else mosaic.tiles(masks))
@@ -236,15 +247,26 @@ def write_ifc_mosaic(
                 ids = np.repeat(np.repeat(ids.reshape(k, k), mosaic.tile[0], 0), mosaic.tile[1], 1)
                 blocks = [(arrays, mask * ids, True) for arrays, mask in zip(mask_levels, masks)]
             # the image's level 0 is written last: a present s0 chunk is a whole chunk
-            ngff.write_blocks([*blocks, (levels, pixels, False)], by * cy, bx * cx)
+            nexts = ngff.write_blocks([*blocks, (levels, pixels, False)], by * cy, bx * cx, next_level=assemble)
+            return (by, bx, nexts[-1], nexts[:-1]) if assemble else None
+        return None  # written before (resume): the next level is read back from the store
 
     # one task per chunk (dask.delayed: convert never needs dask.array, 0.3-0.6 s to import)
     from dask import delayed
 
     layer = f"scipzarr-read-events-{uuid.uuid4().hex}"
     rows, cols = mosaic.chunk_grid
-    compute([delayed(write_block, pure=False)(by, bx, dask_key_name=(layer, by, bx))
-             for by in range(rows) for bx in range(cols)], layer)
+    pieces = compute([delayed(write_block, pure=False)(by, bx, dask_key_name=(layer, by, bx))
+                      for by in range(rows) for bx in range(cols)], layer)
+    firsts = [None] * (1 + n_masks)
+    if assemble and all(p is not None for p in pieces):
+        firsts = [np.zeros((c, *next_shape), dtype)] + [np.zeros(next_shape, label_dtype) for _ in range(n_masks)]
+        hy, hx = cy >> nxt, cx >> nxt
+        for by, bx, image_piece, mask_pieces in pieces:
+            if image_piece is None:
+                continue
+            for whole, piece in zip(firsts, [image_piece, *mask_pieces]):
+                whole[..., by * hy:by * hy + piece.shape[-2], bx * hx:bx * hx + piece.shape[-1]] = piece
 
     def run(collections):  # no progress layer
         return compute(collections, "")
@@ -254,8 +276,8 @@ def write_ifc_mosaic(
     pyramids = [(root, False, ("c", "y", "x"))] + [(zarr.open_group(str(path / "labels" / name), mode="r+"), True,
                                                       ("y", "x")) for name in mask_labels or []]
     with ThreadPoolExecutor(2) as pool:
-        later = [pool.submit(ngff.write_levels, group, n_levels, (cy, cx), run, nearest, dims, len(levels))
-                 for group, nearest, dims in pyramids]
+        later = [pool.submit(ngff.write_levels, group, n_levels, (cy, cx), run, nearest, dims, len(levels), first)
+                 for (group, nearest, dims), first in zip(pyramids, firsts)]
         try:
             events, rejected = tables()
             write_events_table(root, events, rejected)

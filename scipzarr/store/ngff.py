@@ -98,17 +98,20 @@ def write_block(levels: list[zarr.Array], y0: int, x0: int, block: np.ndarray, n
     write_blocks([(levels, block, nearest)], y0, x0)
 
 
-def write_blocks(blocks: list[tuple[list[zarr.Array], np.ndarray, bool]], y0: int, x0: int) -> None:
+def write_blocks(blocks: list[tuple[list[zarr.Array], np.ndarray, bool]], y0: int, x0: int,
+                 next_level: bool = False) -> list[np.ndarray] | None:
     """Write the level-0 chunks at ``y0, x0`` of several images (``(levels, block, nearest)`` each, as
     :func:`write_block`) and their halvings, in two zarr calls: all pieces but the last image's level 0 at
     once, then that one, so a present level-0 chunk of the last image means the whole chunk of every image
-    is written.
+    is written. With ``next_level``, returns each image's piece of the level after the last one written
+    (the last piece halved once more), for a caller that assembles that level in memory
+    (:func:`write_levels`' ``first``).
 
     One call per piece cost ~6 ms each on a 2-core machine, two thirds of it zarr's round trip to its event
     loop rather than the encoding: a CIF chunk with six mask label images has 14 pieces (30 such chunks:
     2.2 -> 1.5 s written together; docs/benchmarks.md).
     """
-    writes = []
+    writes, nexts = [], []
     for levels, block, nearest in blocks:
         piece = block
         for level, arr in enumerate(levels):
@@ -116,10 +119,13 @@ def write_blocks(blocks: list[tuple[list[zarr.Array], np.ndarray, bool]], y0: in
                 piece = halve(piece, nearest)
             y, x = y0 >> level, x0 >> level
             writes.append((arr, (..., slice(y, y + piece.shape[-2]), slice(x, x + piece.shape[-1])), piece))
+        if next_level:
+            nexts.append(np.ascontiguousarray(halve(piece, nearest)))
     arr, sel, value = writes.pop(len(writes) - len(blocks[-1][0]))  # the last image's level 0
     if writes:
         sync(_gather([a.async_array.setitem(s, v) for a, s, v in writes]))
     arr[sel] = value
+    return nexts if next_level else None
 
 
 async def _gather(coroutines) -> None:
@@ -165,13 +171,16 @@ SMALL_LEVEL = 32 * 2**20
 
 
 def write_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], compute, nearest: bool = False,
-                 dims: tuple[str, ...] = ("c", "y", "x"), start: int = 1) -> zarr.Array:
+                 dims: tuple[str, ...] = ("c", "y", "x"), start: int = 1, first: np.ndarray | None = None
+                 ) -> zarr.Array:
     """Write levels ``s<start> .. s<n-1>`` of an image or label image whose earlier levels are on disk, each
     from the level before it as stored: one task per output chunk reads the 2x2 chunks under it (bounded
     memory whatever the image size); a level of at most :data:`SMALL_LEVEL` bytes and the ones after it are
     computed in memory from the level before it read whole (one zarr call per level: the per-task cost of
     opening arrays and reading chunks is most of the time of small levels). Returns the last level.
-    ``chunk_yx``: level 0's chunk (:func:`pyramid_chunks` gives the others)."""
+    ``chunk_yx``: level 0's chunk (:func:`pyramid_chunks` gives the others). ``first``: level ``start``
+    already computed (assembled from the level-0 chunk tasks' pieces, :func:`write_blocks`), so the level
+    before it is not read back."""
     import dask
 
     sides, _ = pyramid_chunks(chunk_yx, n_levels)
@@ -181,6 +190,13 @@ def write_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], co
         shape = (*prev.shape[:-2], prev.shape[-2] // 2, prev.shape[-1] // 2)
         chunks = level_chunks(shape, sides[i])
         arr = create_array(group, f"s{i}", shape, chunks, prev.dtype, list(dims))
+        if i == start and first is not None:
+            if first.shape != shape or first.dtype != prev.dtype:
+                raise ValueError(f"level s{i}: given {first.shape} {first.dtype}, expected {shape} {prev.dtype}")
+            data = first
+            arr[...] = data
+            prev = arr
+            continue
         if data is not None or int(np.prod(shape)) * prev.dtype.itemsize <= SMALL_LEVEL:
             data = halve(prev[...] if data is None else data, nearest)
             arr[...] = data
