@@ -132,11 +132,12 @@ def test_an_ifc_convert_imports_neither_anndata_nor_dask_array(tmp_path):
 
     import tifffile
 
+    (tmp_path / "in").mkdir()
     for i in range(5):
         for ch in (1, 2):
-            tifffile.imwrite(tmp_path / f"{i}_Ch{ch}.ome.tif", np.full((6, 7), 10 * i + ch, np.uint16))
+            tifffile.imwrite(tmp_path / "in" / f"{i}_Ch{ch}.ome.tif", np.full((6, 7), 10 * i + ch, np.uint16))
     code = ("import sys\nfrom scipzarr.converters import convert\n"
-            f"convert([{str(tmp_path)!r}], {str(tmp_path / 's.zarr')!r}, progress=False)\n"
+            f"convert([{str(tmp_path / 'in')!r}], {str(tmp_path / 's.zarr')!r}, progress=False)\n"
             "print(sorted(m for m in ('anndata', 'dask.array', 'h5py') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
