@@ -16,22 +16,25 @@ deterministic) to the final ones.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
+# scipy is imported inside the functions: they label fields of view, and an IFC run, which never calls them,
+# would pay 0.2 s of its start for the import
 COLUMNS = ["count", "first", "ymin", "ymax", "xmin", "xmax"]
 EIGHT = np.ones((3, 3), bool)
 
 
 def structure(connectivity: int) -> np.ndarray:
     """The 2-D structuring element of 4- (1) or 8-connectivity (2)."""
+    from scipy import ndimage as ndi
+
     return ndi.generate_binary_structure(2, connectivity)
 
 
 def objects_table(lab: np.ndarray, n: int, y0: int = 0, x0: int = 0, width: int | None = None) -> np.ndarray:
     """The object table of labels ``1..n`` of scipy's labelling of a block at ``(y0, x0)`` (first pixels as
     raster indices of an image ``width`` wide)."""
+    from scipy import ndimage as ndi
+
     if not n:
         return np.zeros((0, 6), np.int64)
     width = lab.shape[1] if width is None else width
@@ -49,6 +52,8 @@ def objects_table(lab: np.ndarray, n: int, y0: int = 0, x0: int = 0, width: int 
 def label_whole(mask: np.ndarray, min_size: int) -> tuple[np.ndarray, np.ndarray]:
     """8-connected labels ``1..n`` (uint32) of a whole image, objects under ``min_size`` dropped, and their
     object table (row ``k`` is label ``k + 1``)."""
+    from scipy import ndimage as ndi
+
     lab, n = ndi.label(mask, structure=EIGHT)
     table = objects_table(lab, n)
     keep = table[:, 0] >= max(min_size, 1)
@@ -60,6 +65,8 @@ def label_whole(mask: np.ndarray, min_size: int) -> tuple[np.ndarray, np.ndarray
 def boxes(labels: np.ndarray, origin: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The labels present in a block starting at ``origin`` and their inclusive boxes ``(ymin, ymax, xmin,
     xmax)`` in image pixels; boxes of the blocks of one image combine by min/max per label."""
+    from scipy import ndimage as ndi
+
     found = ndi.find_objects(labels)
     ids = np.array([k + 1 for k, b in enumerate(found) if b is not None], dtype=np.int64)
     sl = [b for b in found if b is not None]
@@ -86,6 +93,8 @@ def combine_boxes(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
 
 def scan(block: np.ndarray, y0: int, x0: int, width: int, connectivity: int):
     """Label one block: the number of labels, their object table and the labels on the block's four edges."""
+    from scipy import ndimage as ndi
+
     lab, n = ndi.label(block, structure=structure(connectivity))
     edges = {"top": lab[0].copy(), "bottom": lab[-1].copy(), "left": lab[:, 0].copy(), "right": lab[:, -1].copy()}
     return n, objects_table(lab, n, y0, x0, width), edges
@@ -107,6 +116,9 @@ def join(scans: list, grid: tuple[int, int], connectivity: int, min_size: int = 
     ``lut[base[k] + l]`` (0: dropped), and the object table of the final labels
     ``1..n`` (row ``i`` is label ``i + 1``), objects under ``min_size`` dropped.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     counts = np.array([s[0] for s in scans], dtype=np.int64)
     base = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     total = int(counts.sum())
@@ -159,5 +171,7 @@ def join(scans: list, grid: tuple[int, int], connectivity: int, min_size: int = 
 
 def relabel(block: np.ndarray, k: int, lut: np.ndarray, base: np.ndarray, connectivity: int, dtype) -> np.ndarray:
     """Block ``k``'s final labels (:func:`join`)."""
+    from scipy import ndimage as ndi
+
     lab, _ = ndi.label(block, structure=structure(connectivity))
     return np.where(lab > 0, lut[np.minimum(lab + base[k], len(lut) - 1)], 0).astype(dtype)
