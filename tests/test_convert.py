@@ -146,3 +146,9 @@ def test_an_ifc_convert_imports_neither_anndata_nor_dask_array(tmp_path):
     assert st.events["event_id"].tolist() == ["0", "1", "2", "3", "4"]
     assert st.events["height"].tolist() == [6] * 5 and st.events["width"].tolist() == [7] * 5
     assert st.events["valid_width"].tolist() == [7] * 5 and st.events["source"].nunique() == 5
+    import anndata as ad
+    import pandas as pd
+
+    tables = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")["tables"]  # read without anndata, as it reads
+    pd.testing.assert_frame_equal(st.events, ad.io.read_elem(tables["events"]).obs)
+    pd.testing.assert_frame_equal(st.rejected(), ad.io.read_elem(tables["rejected"]).obs)

@@ -387,13 +387,15 @@ class MosaicStore:
 
     def rejected(self) -> pd.DataFrame:
         """Events left out by ``--on-error skip`` (event_id, source, reason, stage)."""
-        try:
-            node = zarr.open_group(str(self.path), mode="r")["tables"][REJECTED_TABLE]
-        except KeyError:
+        tables = zarr.open_group(str(self.path), mode="r")["tables"]
+        if REJECTED_TABLE not in tables:
             return pd.DataFrame(columns=REJECTED_COLUMNS)
-        import anndata as ad
+        table = obs_table.read_obs_table(tables, REJECTED_TABLE)
+        if table is None:  # an encoding obs_table does not read
+            import anndata as ad
 
-        return ad.io.read_elem(node).obs
+            table = ad.io.read_elem(tables[REJECTED_TABLE]).obs
+        return table
 
 
 def open_store(path: str | Path) -> MosaicStore:
@@ -418,10 +420,12 @@ def open_store(path: str | Path) -> MosaicStore:
     except (KeyError, IndexError, TypeError):
         raise ScipzarrError(f"{path}: missing or broken NGFF multiscales metadata; re-run 'scipzarr convert'") from None
     mosaic = Mosaic.from_attrs(meta["mosaic"])
-    import anndata as ad
-
     try:
-        events = ad.io.read_elem(root["tables"][EVENTS_TABLE]).obs
+        events = obs_table.read_obs_table(root["tables"], EVENTS_TABLE)
+        if events is None:  # an encoding obs_table does not read
+            import anndata as ad
+
+            events = ad.io.read_elem(root["tables"][EVENTS_TABLE]).obs
     except Exception:
         raise ScipzarrError(f"{path}: the per-event table tables/{EVENTS_TABLE} is missing or unreadable; re-run 'scipzarr convert'") from None
     if len(events) != mosaic.n_events:
