@@ -256,17 +256,19 @@ def write_ifc_mosaic(
 
     layer = f"scipzarr-read-events-{uuid.uuid4().hex}"
     rows, cols = mosaic.chunk_grid
-    pieces = compute([delayed(write_block, pure=False)(by, bx, dask_key_name=(layer, by, bx))
-                      for by in range(rows) for bx in range(cols)], layer)
+    pieces = list(compute([delayed(write_block, pure=False)(by, bx, dask_key_name=(layer, by, bx))
+                           for by in range(rows) for bx in range(cols)], layer))
     firsts = [None] * (1 + n_masks)
     if assemble and all(p is not None for p in pieces):
         firsts = [np.zeros((c, *next_shape), dtype)] + [np.zeros(next_shape, label_dtype) for _ in range(n_masks)]
         hy, hx = cy >> nxt, cx >> nxt
-        for by, bx, image_piece, mask_pieces in pieces:
+        while pieces:  # each piece let go once placed: at most the level's size twice in memory
+            by, bx, image_piece, mask_pieces = pieces.pop()
             if image_piece is None:
                 continue
             for whole, piece in zip(firsts, [image_piece, *mask_pieces]):
                 whole[..., by * hy:by * hy + piece.shape[-2], bx * hx:bx * hx + piece.shape[-1]] = piece
+    del pieces
 
     def run(collections):  # no progress layer
         return compute(collections, "")
