@@ -324,9 +324,9 @@ def write_events_table(root: zarr.Group, events: pd.DataFrame, rejected: pd.Data
     files: dict = {}
     memory = zarr.open_group(zarr.storage.MemoryStore(store_dict=files), mode="w", zarr_format=3)
     for name, df, kind in ((EVENTS_TABLE, events, "event_table"), (REJECTED_TABLE, rejected, "rejected_events")):
-        if obs_table.writable(df):
+        try:
             obs_table.write_obs_table(memory, name, df, kind)
-        else:
+        except obs_table.Unencodable:  # a column type obs_table does not encode (it wrote nothing)
             import anndata as ad
 
             table = ad.AnnData(obs=df.copy())

@@ -24,6 +24,10 @@ from zarr.core.group import AsyncGroup
 from zarr.core.sync import sync
 
 _STRING_ARRAYS = (pd.arrays.StringArray, pd.arrays.ArrowStringArray)
+
+
+class Unencodable(TypeError):
+    """A frame with a column, index or name this module does not write as anndata would (anndata must)."""
 _DICTS = ("layers", "obsm", "obsp", "varm", "varp")
 
 
@@ -37,15 +41,14 @@ def _string_array(values) -> np.ndarray:
 
 def _element(nodes: list, path: str, values) -> None:
     """One column or index, encoded as anndata encodes its ``._values``: its nodes appended to ``nodes``
-    (``(path, attributes, data)``, data None for a group)."""
+    (``(path, attributes, data)``, data None for a group); :class:`Unencodable` for a type it does not encode."""
     if isinstance(values, pd.Categorical):
         nodes.append((path, _encoding("categorical", "0.2.0", ordered=bool(values.ordered)), None))
         _element(nodes, f"{path}/codes", values.codes)
         _element(nodes, f"{path}/categories", values.categories.to_numpy())
-    elif isinstance(values, _STRING_ARRAYS):
-        na = values.dtype.na_value
-        nodes.append((path, _encoding("nullable-string-array", "0.1.0", **{"na-value": "NA" if na is pd.NA else "NaN"}),
-                      None))
+    elif isinstance(values, _STRING_ARRAYS) and (values.dtype.na_value is pd.NA or values.dtype.na_value is np.nan):
+        na = "NA" if values.dtype.na_value is pd.NA else "NaN"
+        nodes.append((path, _encoding("nullable-string-array", "0.1.0", **{"na-value": na}), None))
         nodes.append((f"{path}/values", _encoding("string-array", "0.2.0"), _string_array(values.to_numpy(na_value=""))))
         nodes.append((f"{path}/mask", _encoding("array", "0.2.0"), np.asarray(values.isna())))
     elif isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
@@ -53,34 +56,17 @@ def _element(nodes: list, path: str, values) -> None:
     elif isinstance(values, np.ndarray) and values.dtype.kind in "OUT" and all(isinstance(v, str) for v in values.flat):
         nodes.append((path, _encoding("string-array", "0.2.0"), _string_array(values)))
     else:
-        raise TypeError(f"no encoding here for {type(values).__name__}")
+        raise Unencodable(f"{path}: no encoding here for {type(values).__name__}")
 
 
-def writable(df: pd.DataFrame) -> bool:
-    """Whether :func:`write_obs_table` encodes every column of ``df`` itself (else anndata must)."""
-    def ok(values) -> bool:
-        if isinstance(values, pd.Categorical):
-            return ok(values.categories.to_numpy())
-        if isinstance(values, _STRING_ARRAYS):
-            return values.dtype.na_value is pd.NA or values.dtype.na_value is np.nan
-        if isinstance(values, np.ndarray):
-            return values.dtype.kind in "biuf" or (
-                values.dtype.kind in "OUT" and all(isinstance(v, str) for v in values.flat))
-        return False
-
-    names = [df.index.name or "_index", *df.columns]
-    return (all(isinstance(c, str) and c and "/" not in c for c in names) and len(set(df.columns)) == df.shape[1]
-            and "_index" not in df.columns and df.index.name not in df.columns
-            and ok(df.index._values) and all(ok(df[c]._values) for c in df.columns))
-
-
-def write_obs_table(group: zarr.Group, name: str, obs: pd.DataFrame, uns_type: str) -> None:
-    """Write ``AnnData(obs=obs)`` with ``uns["type"] = uns_type`` as ``group[name]`` (anndata's layout).
-
-    ``obs`` must pass :func:`writable`. Every node is created in one pass of zarr's event loop (one call per
-    node cost ~3 ms, most of it the round trip to that loop: 0.2 s for a 14-column table).
-    """
+def _nodes(name: str, obs: pd.DataFrame, uns_type: str) -> list:
+    """Every node of ``AnnData(obs=obs)`` with ``uns["type"] = uns_type`` at ``name``, as :func:`_element` lists
+    them; :class:`Unencodable` when a column, the index or a name is not one this module writes as anndata would."""
     index = obs.index.name or "_index"
+    names = [index, *obs.columns]
+    if (not all(isinstance(c, str) and c and "/" not in c for c in names) or len(set(obs.columns)) != obs.shape[1]
+            or "_index" in obs.columns or obs.index.name in obs.columns):
+        raise Unencodable(f"{name}: column or index names anndata writes its own way")
     nodes = [(name, _encoding("anndata", "0.1.0"), None),
              (f"{name}/obs", _encoding("dataframe", "0.2.0", **{"column-order": list(obs.columns), "_index": index}),
               None)]
@@ -92,6 +78,26 @@ def write_obs_table(group: zarr.Group, name: str, obs: pd.DataFrame, uns_type: s
     nodes += [(f"{name}/{key}", _encoding("dict", "0.1.0"), None) for key in (*_DICTS, "uns")]
     nodes.append((f"{name}/uns/type", _encoding("string", "0.2.0"), _string_array(uns_type)))
     nodes.append((f"{name}/raw", _encoding("null", "0.1.0"), np.array(False)))
+    return nodes
+
+
+def writable(df: pd.DataFrame) -> bool:
+    """Whether :func:`write_obs_table` encodes every column of ``df`` itself (else anndata must)."""
+    try:
+        _nodes("t", df, "")
+    except Unencodable:
+        return False
+    return True
+
+
+def write_obs_table(group: zarr.Group, name: str, obs: pd.DataFrame, uns_type: str) -> None:
+    """Write ``AnnData(obs=obs)`` with ``uns["type"] = uns_type`` as ``group[name]`` (anndata's layout).
+
+    :class:`Unencodable`, before anything is written, for a frame this module does not encode (:func:`writable`). Every
+    node is created in one pass of zarr's event loop (one call per node cost ~3 ms, most of it the round trip
+    to that loop: 0.2 s for a 14-column table).
+    """
+    nodes = _nodes(name, obs, uns_type)
     where = group.store_path
 
     async def create(path, attributes, data):
