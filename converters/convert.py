@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +184,16 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
 
     masks = source.read_masks is not None
 
+    # a source whose reads hold the GIL (many small files, each a few system calls between Python steps) is
+    # read by one thread at a time: two such threads hand the GIL back and forth at every call and both slow
+    # down, while one reads, the other compresses and halves its chunk (zarr and numpy, without the GIL)
+    one_reader = threading.Lock() if source.reads_hold_gil else nullcontext()
+
     def read_block(events: range, tiles: np.ndarray, mask_tiles: np.ndarray | None) -> None:
+        with one_reader:
+            _read_block(events, tiles, mask_tiles)
+
+    def _read_block(events: range, tiles: np.ndarray, mask_tiles: np.ndarray | None) -> None:
         k = tiles.shape[1]
         bad = {}
         for j, i in enumerate(events):

@@ -57,6 +57,7 @@ class EventSource:
     pixel_size: tuple[float | None, float | None] = (None, None)  # micrometres (y, x), when the files say
     acquisition: dict = field(default_factory=dict)  # facts from the files, kept in the store's attributes
     read_masks: Callable[[int], np.ndarray | None] | None = None  # the instrument's own masks (C, h, w), if any
+    reads_hold_gil: bool = False  # reading is mostly Python steps between small system calls (many small files)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -72,10 +73,14 @@ def _natural_key(text: str) -> list:
     return parts
 
 
+def _natural_order(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    return sorted(files, key=lambda fr: _natural_key(fr[0]))
+
+
 def _collect_files(inputs: list[Path]) -> list[tuple[str, Path]]:
-    """All files named by the inputs, as (file, the input folder it came from), in natural order; hidden files
-    left out. Files are strings: an IDEAS export holds tens of thousands, and pathlib costs more than reading
-    their directories."""
+    """All files named by the inputs, as (file, the input folder it came from), in no set order (the layouts
+    put them in natural order: :func:`_natural_order`); hidden files left out. Files are strings: an IDEAS
+    export holds tens of thousands, and pathlib costs more than reading their directories."""
     found = []
     for inp in inputs:
         if not inp.exists():
@@ -85,7 +90,6 @@ def _collect_files(inputs: list[Path]) -> list[tuple[str, Path]]:
                 found += [(os.path.join(folder, n), inp) for n in names if not n.startswith(".")]
         else:
             found.append((str(inp), inp.parent))
-    found.sort(key=lambda fr: _natural_key(fr[0]))
     return found
 
 
@@ -316,11 +320,12 @@ def _read_plain(path: str, layout: PlainLayout, out: np.ndarray) -> bool:
     return True
 
 
-def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=None, out: np.ndarray | None = None
-                     ) -> np.ndarray:
+def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=None, out: np.ndarray | None = None,
+                     seen: str | Path | None = None) -> np.ndarray:
     """One channel image, each file read once: the plain-TIFF fast path (:func:`plain_tiff`), else tifffile on
-    the same bytes. ``shape``/``dtype``: what discovery assumed (checked; one clear line if not). ``out``: where
-    to put the pixels (an array of that shape and dtype)."""
+    the same bytes. ``shape``/``dtype``: what discovery assumed (checked; one clear line if not), from the file
+    ``seen`` (the object's first channel; ``path`` itself by default). ``out``: where to put the pixels (an array
+    of that shape and dtype)."""
     try:
         data, _ = _read_file(path)
     except OSError as exc:
@@ -338,8 +343,9 @@ def _read_event_file(path: Path, shape: tuple[int, int] | None = None, dtype=Non
                                 "re-export it") from None
     native = img.dtype if img.dtype.isnative else img.dtype.newbyteorder("=")
     if shape is not None and (img.shape != shape or (dtype is not None and native != dtype)):
-        raise ScipzarrError(f"{path}: the image is {'x'.join(map(str, img.shape))} {native} but the export's other "
-                            f"files of this channel are {'x'.join(map(str, shape))} {dtype}; re-export the object")
+        was = "when discovered" if seen is None or str(seen) == str(path) else f"as {Path(seen).name} is"
+        raise ScipzarrError(f"{path}: the image is {'x'.join(map(str, img.shape))} {native}, not "
+                            f"{'x'.join(map(str, shape))} {dtype} {was}; re-export the object")
     if out is None:
         return img.astype(native, copy=True)
     out[...] = img
@@ -406,10 +412,10 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
         source = _from_npy(inputs[0])
     else:
         files = _collect_files(inputs)
-        cifs = [(Path(p), r) for p, r in files if p.lower().endswith(CIF_SUFFIXES + RIF_SUFFIXES)]
+        cifs = [(Path(p), r) for p, r in _natural_order(files) if p.lower().endswith(CIF_SUFFIXES + RIF_SUFFIXES)]
         tiffs = [(p, r) for p, r in files if p.lower().endswith(TIFF_SUFFIXES)]
         if cifs and tiffs:
-            raise ScipzarrError(f"{cifs[0][0]} and {tiffs[0][0]}: the input mixes .cif files and TIFF exports; "
+            raise ScipzarrError(f"{cifs[0][0]} and {_natural_order(tiffs)[0][0]}: the input mixes .cif files and TIFF exports; "
                                 "convert them into separate stores")
         if not tiffs and not cifs:
             where = ", ".join(map(str, inputs))
@@ -417,12 +423,13 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
     if len(inputs) != 1 or inputs[0].suffix != ".npy":
         if cifs:
             source = _from_cifs(cifs, reject)
-        elif tile_size is not None and _looks_like_montages(as_paths := [(Path(p), r) for p, r in tiffs], tile_size):
+        elif tile_size is not None and _looks_like_montages(as_paths := [(Path(p), r) for p, r in _natural_order(tiffs)],
+                                                            tile_size):
             source = _from_montages(as_paths, tile_size)
         elif all(_CHANNEL_RE.match(os.path.basename(p)) for p, _ in tiffs):
             source = _from_ideas(tiffs, reject)
         else:
-            source = _from_event_tiffs([(Path(p), r) for p, r in tiffs], reject)
+            source = _from_event_tiffs([(Path(p), r) for p, r in _natural_order(tiffs)], reject)
     source.rejected = reject.rows
     if channel_names is not None and len(channel_names) < len(source.channel_names) and \
             set(channel_names) <= set(source.channel_names) and len(set(channel_names)) == len(channel_names):
@@ -569,32 +576,30 @@ def _majority(values: dict) -> object:
 
 
 def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
-    """One TIFF per channel per object. Paths are handled as strings and each file's directory is read with
-    one small read (:func:`tiff_layouts`): an export holds tens of thousands of files."""
-    objects: dict[tuple[str, str], dict[int, str]] = {}
+    """One TIFF per channel per object, the objects in the natural order of their first channel's file. Paths
+    are handled as strings and each object's directory is read with one small read (:func:`tiff_layouts`): an
+    export holds tens of thousands of files."""
+    found: dict[tuple[str, str], dict[int, str]] = {}
     roots: dict[tuple[str, str], Path] = {}
     for path, root in tiffs:
         parent, name = os.path.split(path)
         m = _CHANNEL_RE.match(name)
         key = (parent, m["obj"] + m["rest"])
-        chans = objects.setdefault(key, {})
+        chans = found.setdefault(key, {})
         ch = int(m["ch"])
         if ch in chans:
-            raise ScipzarrError(f"{path}: channel Ch{ch} of object {m['obj']} appears twice "
-                                f"({os.path.basename(chans[ch])}); remove the duplicate")
+            a, b = sorted((path, chans[ch]), key=_natural_key)
+            raise ScipzarrError(f"{b}: channel Ch{ch} of object {m['obj']} appears twice "
+                                f"({os.path.basename(a)}); remove the duplicate")
         chans[ch] = path
         roots[key] = root
+    # sorting the objects, not their files: one sort key per object instead of one per file
+    objects = dict(sorted(found.items(), key=lambda kv: _natural_key(kv[1][min(kv[1])])))
     channels = sorted(set().union(*objects.values()))
     complete = [key for key, chans in objects.items() if len(chans) == len(channels)]
-    layouts = dict(zip(complete, _chunked(tiff_layouts([objects[k][c] for k in complete for c in channels]),
-                                          len(channels))))
-
-    def info_of(path: str, layout):
-        """Geometry from the file's directory (plain TIFFs; the pixels are read once, by convert), tifffile for
-        any other file."""
-        if layout is not None:
-            return layout.shape, "YX", layout.dtype.newbyteorder("=")
-        return _tiff_info(Path(path))
+    # one directory per object, its first channel's: an object's channel files share their geometry, and each
+    # of the others is checked against it when its pixels are read (its own directory, in the same read)
+    layouts = dict(zip(complete, tiff_layouts([objects[k][channels[0]] for k in complete])))
 
     info: dict[tuple, tuple] = {}
     for key, chans in objects.items():
@@ -607,28 +612,19 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
             reject(event_id, here, f"{here}: object has channels {have} but the export has {want}; "
                                    "export every channel for every object")
             continue
-        first = layouts[key][0]
+        first, path = layouts[key], chans[channels[0]]
         try:
-            if first is not None and all(lay is not None and lay.shape == first.shape and lay.dtype == first.dtype
-                                         for lay in layouts[key]):  # plain files of one geometry: the usual export
-                _check_size(first.shape, chans[channels[0]])
-                info[key] = (event_id, first.shape, first.dtype.newbyteorder("="))
-                continue
-            metas = [info_of(chans[ch], layout) for ch, layout in zip(channels, layouts[key])]
-            for ch, (shape, _, _) in zip(channels, metas):
+            if first is not None:  # a plain file: the usual export
+                shape, dtype = first.shape, first.dtype.newbyteorder("=")
+            else:
+                shape, _, dtype = _tiff_info(Path(path))
                 if len(shape) != 2:
-                    raise ScipzarrError(f"{chans[ch]}: expected one 2-D plane per channel file, got shape {shape}")
-                _check_size(shape, chans[ch])
-            shapes = {m[0] for m in metas}
-            if len(shapes) > 1:
-                raise ScipzarrError(f"{here}: channel images differ in size {sorted(shapes)}; re-export the object")
-            dtypes = {m[2] for m in metas}
-            if len(dtypes) > 1:
-                raise ScipzarrError(f"{here}: channel files differ in pixel type {sorted(map(str, dtypes))}; re-export the object")
+                    raise ScipzarrError(f"{path}: expected one 2-D plane per channel file, got shape {shape}")
+            _check_size(shape, path)
         except ScipzarrError as exc:
             reject(event_id, here, str(exc))
             continue
-        info[key] = (event_id, shapes.pop(), dtypes.pop())
+        info[key] = (event_id, shape, dtype)
     dtype = _common_dtype({k: v[2] for k, v in info.items()}, {k: objects[k][channels[0]] for k in info}, reject,
                           {k: v[0] for k, v in info.items()})
     rows, paths, plain = [], [], []
@@ -647,12 +643,14 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
 
     def read(i: int) -> np.ndarray:
         out = np.empty((len(channels), *shapes[i]), dtype)
-        for c, (path, layout) in enumerate(zip(paths[i], plain[i])):
+        layout = plain[i]
+        for c, path in enumerate(paths[i]):
             if layout is None or not _read_plain(path, layout, out[c]):
-                _read_event_file(path, shapes[i], dtype, out[c])
+                _read_event_file(path, shapes[i], dtype, out[c], paths[i][0])
         return out
 
-    return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(pd.DataFrame(rows)), read)
+    return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(pd.DataFrame(rows)), read,
+                       reads_hold_gil=True)
 
 
 def _chunked(items: list, n: int) -> list[list]:

@@ -1,5 +1,5 @@
 """The plain-TIFF fast path of IDEAS exports: the same pixels as tifffile, the general path for the rest, and
-one clear line when a file does not hold what the export's other files do."""
+one clear line when a file does not hold what discovery saw."""
 
 from __future__ import annotations
 
@@ -41,20 +41,64 @@ def test_other_tiffs_take_the_general_path(tmp_path):
 
 
 def test_each_files_geometry_comes_from_its_own_directory(tmp_path):
-    """Ragged exports: a file of the same byte size but another shape (45 x 44 beside 44 x 45) is seen as such
-    at discovery (its directory is read, not assumed from its size), and a file whose pixels do not match its
-    discovered geometry is one clear line when read."""
+    """Ragged exports: discovery reads one directory per object (its first channel's); every other channel
+    file's own directory is checked when its pixels are read, so a file of the same byte size but another shape
+    (30 x 20 beside 20 x 30) is one clear line, not pixels read into the wrong shape, and ``--on-error skip``
+    keeps the event as rejected (its tile empty) with the others intact."""
+    from scipzarr.converters import convert
     from scipzarr.errors import ScipzarrError
+    from scipzarr.store import open_store
 
     for i in range(3):
         for c in (1, 2):
             tifffile.imwrite(tmp_path / f"{i}_Ch{c}.tif", np.full((20, 30), i + c, np.uint16))
     tifffile.imwrite(tmp_path / "2_Ch2.tif", np.full((30, 20), 9, np.uint16))  # same bytes, transposed shape
-    with pytest.raises(ScipzarrError, match=r"channel images differ in size \[\(20, 30\), \(30, 20\)\]"):
-        discover([tmp_path])
-    source = discover([tmp_path], on_error="skip")
-    assert len(source) == 2 and len(source.rejected) == 1
+    source = discover([tmp_path])
+    assert len(source) == 3 and source.table["height"].tolist() == [20, 20, 20]
     np.testing.assert_array_equal(source.read(0), np.stack([np.full((20, 30), 1), np.full((20, 30), 2)]))
-    tifffile.imwrite(tmp_path / "1_Ch2.tif", np.full((30, 20), 7, np.uint16))  # changed after discovery
-    with pytest.raises(ScipzarrError, match=r"1_Ch2.tif: the image is 30x20 uint16 but the export's other files"):
+    with pytest.raises(ScipzarrError, match=r"2_Ch2.tif: the image is 30x20 uint16, not 20x30 uint16 as 2_Ch1.tif is"):
+        source.read(2)
+    with pytest.raises(ScipzarrError, match=r"2_Ch2.tif: the image is 30x20 uint16"):
+        convert([tmp_path], tmp_path.parent / "fail.zarr", progress=False)
+    assert not (tmp_path.parent / "fail.zarr").exists()
+    convert([tmp_path], tmp_path.parent / "skip.zarr", progress=False, on_error="skip")
+    store = open_store(tmp_path.parent / "skip.zarr")
+    rejected = store.rejected()
+    assert rejected["event_id"].tolist() == ["2"] and rejected["stage"].tolist() == ["pixels"]
+    assert "30x20" in rejected["reason"].iat[0]
+    assert store.events["rejected"].tolist()[:2] == ["", ""]
+    img, (th, tw) = store.image(0).compute(), store.mosaic.tile
+    tiles = {e.event_id: img[:, e.tile_row * th:(e.tile_row + 1) * th, e.tile_col * tw:(e.tile_col + 1) * tw]
+             for e in store.events.itertuples()}
+    np.testing.assert_array_equal(tiles["1"], np.stack([np.full((20, 30), 2), np.full((20, 30), 3)]))
+    assert tiles["2"].shape == (2, 20, 30) and not tiles["2"].any()  # the rejected event's tile stays empty
+    tifffile.imwrite(tmp_path / "1_Ch1.tif", np.full((30, 20), 7, np.uint16))  # changed after discovery
+    with pytest.raises(ScipzarrError, match=r"1_Ch1.tif: the image is 30x20 uint16, not 20x30 uint16 when discovered"):
         source.read(1)
+
+
+def test_an_export_is_read_file_by_file_once(tmp_path, monkeypatch):
+    """Each channel file of an IDEAS export is opened once to be converted, and each object's first channel one
+    more time at discovery (its directory, for the event's size): 7 opens for an event of six files, not 12."""
+    import os
+
+    from scipzarr.converters import convert
+
+    export = tmp_path / "export"
+    export.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(20):
+        for c in range(1, 7):
+            tifffile.imwrite(export / f"{i}_Ch{c}.ome.tif", rng.integers(0, 4000, (24 + i % 3, 30), np.uint16))
+    opened: dict[str, int] = {}
+    real_open = os.open
+
+    def counting_open(path, *args, **kwargs):
+        if str(path).startswith(str(export)):
+            opened[os.path.basename(path)] = opened.get(os.path.basename(path), 0) + 1
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    convert([export], tmp_path / "s.zarr", progress=False)
+    assert len(opened) == 120
+    assert {name: n for name, n in opened.items() if n != 1} == {f"{i}_Ch1.ome.tif": 2 for i in range(20)}
