@@ -1,11 +1,12 @@
 """IDEAS-style TIFF export benchmark: ``convert`` of one TIFF per event and channel, against reading the files'
 bytes in the same run.
 
-    python benchmarks/bench_tiff.py [--events 3000] [--channels 6] [--size 90] [--out bench-tiff]
+    python benchmarks/bench_tiff.py [--events 3000] [--channels 6] [--size 90] [--out bench-tiff] [--repeat 3]
 
 Phases (one run, the same files):
   * read      every file's bytes (the baseline),
-  * convert   ``scipzarr convert`` of the export (threads scheduler, in this process: no start-up),
+  * convert   ``scipzarr convert`` of the export (threads scheduler, in this process: no start-up); read and
+              convert alternate ``--repeat`` times and the medians are compared (this machine's speed wanders),
   * check     the store's pixels equal the files' (every event),
   * phases    the same convert again with timers on its phases (discovery, input fingerprint, the
               remaining pyramid levels, image metadata, tables; level 0 is what the rest leaves).
@@ -27,6 +28,7 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=6)
     p.add_argument("--size", type=int, default=90)
     p.add_argument("--out", default="bench-tiff")
+    p.add_argument("--repeat", type=int, default=3, help="read and convert runs, alternated (medians reported)")
     args = p.parse_args()
     import tifffile
 
@@ -44,12 +46,15 @@ def main() -> None:
     files = sorted((out / "in").iterdir())
     convert([out / "in"], out / "warm.zarr", progress=False)  # imports and compilation outside the timings
 
-    t0 = time.perf_counter()
-    nbytes = sum(len(f.read_bytes()) for f in files)
-    read_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    convert([out / "in"], out / "s.zarr", progress=False)
-    convert_s = time.perf_counter() - t0
+    reads, converts = [], []
+    for _ in range(args.repeat):  # read and convert alternated; each figure is the median of its runs
+        t0 = time.perf_counter()
+        nbytes = sum(len(f.read_bytes()) for f in files)
+        reads.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        convert([out / "in"], out / "s.zarr", progress=False, overwrite=True)
+        converts.append(time.perf_counter() - t0)
+    read_s, convert_s = float(np.median(reads)), float(np.median(converts))
     st = open_store(out / "s.zarr")
     image = st.image().compute()
     th, tw = st.mosaic.tile
@@ -60,8 +65,10 @@ def main() -> None:
     n = args.events
     print(f"{n:,} events x {args.channels} channels of {args.size} x {args.size} ({len(files):,} files, "
           f"{nbytes / 2**20:,.0f} MiB)")
-    print(f"read bytes  {read_s:7.2f} s  {n / read_s:9,.0f} events/s  (baseline)")
-    print(f"convert     {convert_s:7.2f} s  {n / convert_s:9,.0f} events/s  ({convert_s / read_s:.1f}x the read)")
+    print(f"read bytes  {read_s:7.2f} s  {n / read_s:9,.0f} events/s  (baseline; median of "
+          f"{', '.join(f'{v:.2f}' for v in reads)} s)")
+    print(f"convert     {convert_s:7.2f} s  {n / convert_s:9,.0f} events/s  ({convert_s / read_s:.1f}x the read; median "
+          f"of {', '.join(f'{v:.2f}' for v in converts)} s)")
     print(f"pixels unchanged: {same}")
     phases = _phases(lambda: convert([out / "in"], out / "s3.zarr", progress=False))
     level0 = phases.pop("total") - sum(v for k, v in phases.items() if k != "write_ifc_mosaic")
