@@ -226,3 +226,65 @@ def test_first_level_no_chunk_owns_is_assembled_from_the_chunk_tasks(tmp_path, m
             np.testing.assert_array_equal(a[f"{prefix}s{level}"][...], whole)
             np.testing.assert_array_equal(b[f"{prefix}s{level}"][...], whole)
             whole = ngff.halve(whole, nearest)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "uint32", "uint64", "float32", "float64"])
+@pytest.mark.parametrize("channels", [None, 3])
+def test_chunks_written_directly_are_the_bytes_zarr_writes(tmp_path, dtype, channels):
+    """``ngff._put_chunk`` writes a chunk file itself (without zarr's event loop): the same files and bytes as
+    zarr's own write of the same values, edge chunks (padded) and an all-zero chunk (not stored) included, on
+    the main thread and on another (blosc compresses differently there: contexts, not its global state)."""
+    import threading
+
+    import zarr
+
+    from scipzarr.store import ngff
+
+    shape = ((channels,) if channels else ()) + (53, 70)  # 2 x 3 chunks of 32 x 32, cut short at the edges
+    chunks = ((channels,) if channels else ()) + (32, 32)
+    dims = (["c"] if channels else []) + ["y", "x"]
+    rng = np.random.default_rng(7)
+    data = (rng.random(shape) * 1000).astype(dtype)
+    data[..., :32, 32:64] = 0  # an empty chunk
+    data[..., 40:, :] = 3  # a constant edge
+    trees = {}
+    for how in ("zarr", "direct", "thread"):
+        root = zarr.open_group(str(tmp_path / f"{how}.zarr"), mode="w-", zarr_format=3)
+        arr = ngff.create_array(root, "s0", shape, chunks, dtype, dims)
+        for y in range(0, shape[-2], 32):
+            for x in range(0, shape[-1], 32):
+                piece = data[..., y:y + 32, x:x + 32]
+                if how == "zarr":
+                    arr[..., y:y + 32, x:x + 32] = piece
+                elif how == "direct":
+                    assert ngff._put_chunk(arr, y, x, piece)
+                else:
+                    done = []
+                    t = threading.Thread(target=lambda: done.append(ngff._put_chunk(arr, y, x, piece)))
+                    t.start()
+                    t.join()
+                    assert done == [True]
+        base = tmp_path / f"{how}.zarr" / "s0"
+        trees[how] = {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+        np.testing.assert_array_equal(zarr.open_array(str(base), mode="r")[...], data)
+    assert len(trees["zarr"]) == 1 + 5  # zarr.json and five chunks: the empty one is not stored
+    assert trees["direct"] == trees["zarr"] and trees["thread"] == trees["zarr"]
+
+
+def test_chunks_are_left_to_zarr_when_not_written_as_ours(tmp_path):
+    """Another codec, a region that is not one whole chunk, or a value of another dtype: not written directly."""
+    import zarr
+
+    from scipzarr.store import ngff
+
+    root = zarr.open_group(str(tmp_path / "a.zarr"), mode="w-", zarr_format=3)
+    ours = ngff.create_array(root, "ours", (40, 40), (16, 16), "uint16", ["y", "x"])
+    theirs = root.create_array("theirs", shape=(40, 40), chunks=(16, 16), dtype="uint16", fill_value=0)
+    block = np.ones((16, 16), np.uint16)
+    assert not ngff._put_chunk(theirs, 0, 0, block)
+    assert not ngff._put_chunk(ours, 8, 0, block)  # not on the chunk grid
+    assert not ngff._put_chunk(ours, 0, 0, block[:8])  # part of a chunk
+    assert not ngff._put_chunk(ours, 0, 0, block.astype(np.int32))
+    assert not (tmp_path / "a.zarr" / "ours" / "c").exists()
+    assert ngff._put_chunk(ours, 32, 32, block[:8, :8])  # the corner chunk, cut short by the edge
+    np.testing.assert_array_equal(ours[32:, 32:], block[:8, :8])

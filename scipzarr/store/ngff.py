@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,15 +102,15 @@ def write_block(levels: list[zarr.Array], y0: int, x0: int, block: np.ndarray, n
 def write_blocks(blocks: list[tuple[list[zarr.Array], np.ndarray, bool]], y0: int, x0: int,
                  next_level: bool = False) -> list[np.ndarray] | None:
     """Write the level-0 chunks at ``y0, x0`` of several images (``(levels, block, nearest)`` each, as
-    :func:`write_block`) and their halvings, in two zarr calls: all pieces but the last image's level 0 at
-    once, then that one, so a present level-0 chunk of the last image means the whole chunk of every image
-    is written. With ``next_level``, returns each image's piece of the level after the last one written
-    (the last piece halved once more), for a caller that assembles that level in memory
-    (:func:`write_levels`' ``first``).
+    :func:`write_block`) and their halvings, the last image's level 0 last, so a present level-0 chunk of the
+    last image means the whole chunk of every image is written. With ``next_level``, returns each image's
+    piece of the level after the last one written (the last piece halved once more), for a caller that
+    assembles that level in memory (:func:`write_levels`' ``first``).
 
-    One call per piece cost ~6 ms each on a 2-core machine, two thirds of it zarr's round trip to its event
-    loop rather than the encoding: a CIF chunk with six mask label images has 14 pieces (30 such chunks:
-    2.2 -> 1.5 s written together; docs/benchmarks.md).
+    Each piece is one chunk, written straight into its chunk file (:func:`_put_chunk`); otherwise in two zarr
+    calls, all pieces but the last image's level 0 at once, then that one. One zarr call per piece cost ~6 ms
+    on a 2-core machine, two thirds of it zarr's round trip to its event loop rather than the encoding: a CIF
+    chunk with six mask label images has 14 pieces (docs/benchmarks.md).
     """
     writes, nexts = [], []
     for levels, block, nearest in blocks:
@@ -117,15 +118,86 @@ def write_blocks(blocks: list[tuple[list[zarr.Array], np.ndarray, bool]], y0: in
         for level, arr in enumerate(levels):
             if level:
                 piece = halve(piece, nearest)
-            y, x = y0 >> level, x0 >> level
-            writes.append((arr, (..., slice(y, y + piece.shape[-2]), slice(x, x + piece.shape[-1])), piece))
+            writes.append((arr, y0 >> level, x0 >> level, piece))
         if next_level:
             nexts.append(np.ascontiguousarray(halve(piece, nearest)))
-    arr, sel, value = writes.pop(len(writes) - len(blocks[-1][0]))  # the last image's level 0
+    last = writes.pop(len(writes) - len(blocks[-1][0]))  # the last image's level 0
+    if all(_put_chunk(*w) for w in writes + [last]):  # the usual case: one chunk each, written directly
+        return nexts if next_level else None
     if writes:
-        sync(_gather([a.async_array.setitem(s, v) for a, s, v in writes]))
-    arr[sel] = value
+        sync(_gather([a.async_array.setitem(_region(a, y, x, v), v) for a, y, x, v in writes]))
+    arr, y, x, value = last
+    arr[_region(arr, y, x, value)] = value
     return nexts if next_level else None
+
+
+def _region(arr, y: int, x: int, value) -> tuple:
+    return (..., slice(y, y + value.shape[-2]), slice(x, x + value.shape[-1]))
+
+
+_DIRECT: dict[int, object] = {}
+
+
+def _chunk_codec(arr: zarr.Array):
+    """numcodecs' Blosc that encodes ``arr``'s chunks as zarr does, when ``arr`` is one of ours on a local disk
+    (little-endian bytes, then :data:`COMPRESSOR`; ``c/``-prefixed chunk keys with ``/``; fill value 0; no
+    sharding or filters); None otherwise (zarr then writes)."""
+    key = id(arr.metadata)
+    if key not in _DIRECT:
+        from numcodecs import Blosc
+        from zarr.codecs import BytesCodec
+        from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
+        from zarr.storage import LocalStore
+
+        meta = arr.metadata
+        codecs = getattr(meta, "codecs", ())
+        ok = (isinstance(arr.store, LocalStore) and len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
+              and (str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little" and np.little_endian
+                   or codecs[0].endian is None and arr.dtype.itemsize == 1)
+              and isinstance(codecs[1], BloscCodec) and _codec(codecs[1]) == _codec(COMPRESSOR)
+              and isinstance(meta.chunk_key_encoding, DefaultChunkKeyEncoding)
+              and meta.chunk_key_encoding.separator == "/" and not zarr.config.get("array.write_empty_chunks")
+              and meta.fill_value == 0 and arr.dtype.kind in "biuf")
+        blosc = codecs[1] if ok else None
+        _DIRECT[key] = None if blosc is None else (
+            Blosc(cname=str(getattr(blosc.cname, "value", blosc.cname)), clevel=blosc.clevel,
+                  shuffle={"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[str(getattr(blosc.shuffle, "value",
+                                                                                      blosc.shuffle))],
+                  blocksize=blosc.blocksize, typesize=arr.dtype.itemsize),
+            meta)  # held: the id stays this metadata's
+    found = _DIRECT[key]
+    return None if found is None else found[0]
+
+
+def _put_chunk(arr: zarr.Array, y: int, x: int, value: np.ndarray) -> bool:
+    """Write ``value``, the whole chunk of ``arr`` at ``(y, x)`` (cut short at the array's edge), straight into
+    its chunk file: the bytes zarr writes (tested), without zarr's round trip to its event loop, which cost most
+    of a CIF convert's ~2 ms per piece (docs/benchmarks.md). As zarr does: an edge chunk padded with the fill
+    value, an all-zero chunk not stored (and removed), the file written aside and moved into place. False (and
+    nothing written) when it cannot be done that way."""
+    codec = _chunk_codec(arr)
+    chunks, shape = arr.chunks, arr.shape
+    if codec is None or value.shape[:-2] != shape[:-2] or y % chunks[-2] or x % chunks[-1] \
+            or value.shape[-2:] != (min(chunks[-2], shape[-2] - y), min(chunks[-1], shape[-1] - x)) \
+            or value.dtype != arr.dtype or any(c != s for c, s in zip(chunks[:-2], shape[:-2])):
+        return False
+    folder = os.path.join(str(arr.store.root), arr.path, "c", *["0"] * (arr.ndim - 2), str(y // chunks[-2]))
+    path = os.path.join(folder, str(x // chunks[-1]))
+    if not value.any():
+        if os.path.exists(path):
+            os.remove(path)
+        return True
+    if value.shape != chunks:
+        full = np.zeros(chunks, value.dtype)
+        full[..., : value.shape[-2], : value.shape[-1]] = value
+        value = full
+    data = codec.encode(np.ascontiguousarray(value))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.partial"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return True
 
 
 async def _gather(coroutines) -> None:
