@@ -79,18 +79,31 @@ def create_levels(group: zarr.Group, shape, n_levels: int, chunk_yx: tuple[int, 
     there are kept (a resumed write, or shards of one job starting together: created without overwriting, so
     none deletes another's chunks)."""
     sides, owned = pyramid_chunks(chunk_yx, n_levels)
-    arrays = []
+    specs = []
     for level in range(owned + 1):
-        name = f"s{level}"
         shape_l = (*shape[:-2], shape[-2] >> level, shape[-1] >> level)
-        chunks = level_chunks(shape_l, sides[level])
-        try:
-            arrays.append(create_array(group, name, shape_l, chunks, dtype, dims, overwrite=not reuse))
-        except Exception:  # noqa: BLE001 - reuse: there already (zarr's ContainsArrayError)
+        specs.append((f"s{level}", shape_l, level_chunks(shape_l, sides[level])))
+    made = create_arrays(group, specs, dtype, dims, overwrite=not reuse)
+    for k, arr in enumerate(made):
+        if isinstance(arr, Exception):  # reuse: there already (zarr's ContainsArrayError)
             if not reuse:
-                raise
-            arrays.append(group[name])
-    return arrays
+                raise arr
+            made[k] = group[specs[k][0]]
+    return made
+
+
+def create_arrays(group: zarr.Group, specs: list[tuple[str, tuple, tuple]], dtype, dims: list[str],
+                  overwrite: bool = True) -> list:
+    """Arrays ``(name, shape, chunks)`` of ``group`` as :func:`create_array` makes them, in one pass of zarr's
+    event loop (one round trip to it costs about as much as creating the array); an array that could not be
+    created is its exception in the list."""
+    async def create_all():
+        return await asyncio.gather(*(
+            group._async_group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
+                                            compressors=[COMPRESSOR], dimension_names=list(dims), overwrite=overwrite)
+            for name, shape, chunks in specs), return_exceptions=True)
+
+    return [a if isinstance(a, Exception) else zarr.Array(a) for a in sync(create_all())]
 
 
 def write_block(levels: list[zarr.Array], y0: int, x0: int, block: np.ndarray, nearest: bool = False) -> None:
@@ -248,8 +261,9 @@ def write_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], co
     """Write levels ``s<start> .. s<n-1>`` of an image or label image whose earlier levels are on disk, each
     from the level before it as stored: one task per output chunk reads the 2x2 chunks under it (bounded
     memory whatever the image size); a level of at most :data:`SMALL_LEVEL` bytes and the ones after it are
-    computed in memory from the level before it read whole (one zarr call per level: the per-task cost of
-    opening arrays and reading chunks is most of the time of small levels). Returns the last level.
+    computed in memory from the level before it read whole and written together at the end (one zarr call:
+    the per-task cost of opening arrays and reading chunks, and zarr's round trip per call, are most of the
+    time of small levels). The levels' arrays are created in one zarr call. Returns the last level.
     ``chunk_yx``: level 0's chunk (:func:`pyramid_chunks` gives the others). ``first``: level ``start``
     already computed (assembled from the level-0 chunk tasks' pieces, :func:`write_blocks`), so the level
     before it is not read back."""
@@ -257,30 +271,44 @@ def write_levels(group: zarr.Group, n_levels: int, chunk_yx: tuple[int, int], co
 
     sides, _ = pyramid_chunks(chunk_yx, n_levels)
     prev = group[f"s{start - 1}"]
-    data = None
+    specs, shape = [], prev.shape
     for i in range(start, n_levels):
-        shape = (*prev.shape[:-2], prev.shape[-2] // 2, prev.shape[-1] // 2)
-        chunks = level_chunks(shape, sides[i])
-        arr = create_array(group, f"s{i}", shape, chunks, prev.dtype, list(dims))
+        shape = (*shape[:-2], shape[-2] // 2, shape[-1] // 2)
+        specs.append((f"s{i}", shape, level_chunks(shape, sides[i])))
+    made = create_arrays(group, specs, prev.dtype, list(dims))  # all levels' arrays in one zarr call
+    for arr in made:
+        if isinstance(arr, Exception):
+            raise arr
+    data, in_memory = None, []
+    for i, arr in zip(range(start, n_levels), made):
+        shape, chunks = arr.shape, arr.chunks
         if i == start and first is not None:
             if first.shape != shape or first.dtype != prev.dtype:
                 raise ValueError(f"level s{i}: given {first.shape} {first.dtype}, expected {shape} {prev.dtype}")
             data = first
-            arr[...] = data
+            in_memory.append((arr, data))
             prev = arr
             continue
         if data is not None or int(np.prod(shape)) * prev.dtype.itemsize <= SMALL_LEVEL:
             data = halve(prev[...] if data is None else data, nearest)
-            arr[...] = data
+            in_memory.append((arr, data))
             prev = arr
             continue
-        cy, cx = chunks[-2:]
+        cy, cx = chunks[-2:]  # data is None here: no level is waiting in memory, the one before is on disk
         src, dst = _array_path(group, prev), _array_path(group, arr)
         tasks = [dask.delayed(_halve_region)(src, dst, y, min(y + cy, shape[-2]), x, min(x + cx, shape[-1]), nearest)
                  for y in range(0, shape[-2], cy) for x in range(0, shape[-1], cx)]
         compute(tasks)
         prev = arr
+    _flush(in_memory)
     return prev
+
+
+def _flush(writes: list[tuple[zarr.Array, np.ndarray]]) -> None:
+    """Write whole levels computed in memory, all in one zarr call, and empty the list."""
+    if writes:
+        sync(_gather([arr.async_array.setitem(Ellipsis, data) for arr, data in writes]))
+        writes.clear()
 
 
 def _array_path(group: zarr.Group, arr: zarr.Array) -> str:
