@@ -88,3 +88,26 @@ def _varints(data, d):
     if longest > 18:
         return -1
     return min(k, n)
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_many(data, at, shapes, images, masks):
+    """Images and masks of several objects from one read of the file region that holds them: object ``e``'s
+    image data at ``data[at[e, 0]:at[e, 0] + at[e, 1]]`` and its mask data at ``data[at[e, 2]:at[e, 2] + at[e, 3]]``
+    (length -1: none), decoded as :func:`_greyscale` and :func:`_mask_runs` into ``images`` and ``masks`` (flat,
+    one object after the other, ``(C, h, w)`` each from ``shapes``). Returns whether each object's data was
+    sound (the caller reads the others one by one, which says what is wrong)."""
+    n_obj = at.shape[0]
+    ok = np.zeros(n_obj, np.bool_)
+    pos = 0
+    for e in range(n_obj):
+        c, h, w = shapes[e, 0], shapes[e, 1], shapes[e, 2]
+        n = c * h * w
+        img = images[pos:pos + n].reshape((c, h, w))
+        good = _greyscale(data[at[e, 0]:at[e, 0] + at[e, 1]], img) == n
+        if good and at[e, 3] >= 0:
+            mask = masks[pos:pos + n].reshape((c, h, w))
+            good = at[e, 3] % 2 == 0 and _mask_runs(data[at[e, 2]:at[e, 2] + at[e, 3]], mask) == n
+        ok[e] = good
+        pos += n
+    return ok

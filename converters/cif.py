@@ -314,6 +314,53 @@ class CifFile:
                            "or truncated, export it again from IDEAS")
         return out
 
+    #: A batch read of more bytes than this goes object by object.
+    MAX_BATCH_BYTES = 64 * 2**20
+
+    def events(self, ks: list[int], masks: bool = True) -> list[tuple[np.ndarray, np.ndarray | None] | None]:
+        """Events ``ks`` (file order) as :meth:`image` and :meth:`masks` give them, ``(image, masks)`` each, from one
+        read of the file region that holds them all and one compiled pass (a chunk of a convert: one call
+        instead of two reads and two kernel calls per event). None for an event this cannot give (damaged,
+        split into several strips, or a region too large): :meth:`image` and :meth:`masks` then say why."""
+        ix = self.index
+        at = np.full((len(ks), 4), -1, np.int64)
+        shapes = np.zeros((len(ks), 3), np.int64)
+        usable = np.zeros(len(ks), np.bool_)
+        for e, k in enumerate(ks):
+            strips, mstrips = ix.image_strips[k], ix.mask_strips[k] if masks else None
+            h, w, c = self._shape(k)
+            if h == 0 or len(strips[0]) != 1 or (masks and (mstrips is None or len(mstrips[0]) != 1)) \
+                    or c * h * w > 2 * strips[1][0]:  # at least a nibble per value: more is damage, said alone
+                continue
+            at[e, 0], at[e, 1] = strips[0][0], strips[1][0]
+            if masks:
+                at[e, 2], at[e, 3] = mstrips[0][0], mstrips[1][0]
+            shapes[e] = c, h, w
+            usable[e] = True
+        out: list = [None] * len(ks)
+        if not usable.any():
+            return out
+        starts = np.where(at[:, 3] >= 0, np.minimum(at[:, 0], at[:, 2]), at[:, 0])[usable]
+        ends = np.maximum(at[:, 0] + at[:, 1], at[:, 2] + at[:, 3])[usable]
+        lo, hi = int(starts.min()), int(ends.max())
+        if hi - lo > self.MAX_BATCH_BYTES:
+            return out
+        data = np.frombuffer(self._r.read(lo, hi - lo, f"objects {ix.objects[ks[0]]}-{ix.objects[ks[-1]]}"), np.uint8)
+        at[usable, 0] -= lo
+        at[usable, 2] = np.where(at[usable, 3] >= 0, at[usable, 2] - lo, -1)
+        sizes = shapes.prod(axis=1)
+        images = np.empty(int(sizes.sum()), np.uint16)
+        mask_flat = np.empty(int(sizes.sum()), np.uint8) if masks else np.empty(0, np.uint8)
+        ok = self._decode._decode_many(data, at[usable], shapes[usable], images, mask_flat)
+        pos = 0
+        for e, good in zip(np.flatnonzero(usable).tolist(), ok.tolist()):
+            c, h, w = shapes[e].tolist()
+            n = c * h * w
+            if good:
+                out[e] = (images[pos:pos + n].reshape(c, h, w), mask_flat[pos:pos + n].reshape(c, h, w) if masks else None)
+            pos += n
+        return out
+
     def masks(self, i: int) -> np.ndarray | None:
         """IDEAS's masks of event ``i`` as ``(C, h, w)`` uint8 (0/1 as stored), or None when the file has none."""
         strips = self.index.mask_strips[i]

@@ -196,10 +196,14 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
     def _read_block(events: range, tiles: np.ndarray, mask_tiles: np.ndarray | None) -> None:
         k = tiles.shape[1]
         bad = {}
+        batch = source.read_batch(events) if source.read_batch is not None else [None] * len(events)
         for j, i in enumerate(events):
             try:
-                img = source.read(i)
-                mask = source.read_masks(i) if masks else None
+                if batch[j] is not None:
+                    img, mask = batch[j]
+                else:
+                    img = source.read(i)
+                    mask = source.read_masks(i) if masks else None
                 if img.shape[0] != n_channels or img.dtype != source.dtype:
                     raise ScipzarrError(
                         f"{table['source'].iat[i]}: pixel data is {img.shape[0]} x {img.dtype} but the header said "

@@ -22,6 +22,7 @@ Everything here is reading; :mod:`scipzarr.store` decides the layout on disk.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import threading
@@ -58,6 +59,9 @@ class EventSource:
     acquisition: dict = field(default_factory=dict)  # facts from the files, kept in the store's attributes
     read_masks: Callable[[int], np.ndarray | None] | None = None  # the instrument's own masks (C, h, w), if any
     reads_hold_gil: bool = False  # reading is mostly Python steps between small system calls (many small files)
+    #: Several events at once (a chunk's), as ``(image, masks or None)`` each, or None for an event to be read
+    #: alone (``read``/``read_masks`` then say what is wrong with it).
+    read_batch: Callable[[range], list[tuple[np.ndarray, np.ndarray | None] | None]] | None = None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -453,6 +457,10 @@ def _select_channels(source: EventSource, keep: list[int]) -> EventSource:
     source.read = lambda i: read(i)[keep]
     if masks is not None:
         source.read_masks = lambda i: masks(i)[keep]
+    if source.read_batch is not None:
+        batch = source.read_batch
+        source.read_batch = lambda events: [None if got is None else (got[0][keep], None if got[1] is None else got[1][keep])
+                                            for got in batch(events)]
     source.acquisition = dict(source.acquisition) | {"channels_selected": list(source.channel_names)}
     return source
 
@@ -500,6 +508,13 @@ def _from_cifs(cifs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
         f, k = where[i]
         return _cif_file(files[f]).masks(k)
 
+    def read_batch(events: range) -> list:
+        """The events' images and masks, one read and one compiled pass per file they come from."""
+        out = []
+        for f, group in itertools.groupby(events, key=lambda i: where[i][0]):
+            out += _cif_file(files[f]).events([where[i][1] for i in group], masks=has_masks)
+        return out
+
     px = first.pixel_size_um
     facts = {"format": "Amnis CIF", "files": [str(ix.path) for ix in files],
              "magnification": first.magnification, "pixel_size_um": px,
@@ -507,7 +522,7 @@ def _from_cifs(cifs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
     has_masks = all(m is not None for ix in files for m in ix.mask_strips)
     return EventSource("cif", list(first.channel_names), np.dtype(np.uint16), _unique_ids(pd.DataFrame(rows)), read,
                        pixel_size=(px, px), acquisition={k: v for k, v in facts.items() if v not in (None, [], "")},
-                       read_masks=read_masks if has_masks else None)
+                       read_masks=read_masks if has_masks else None, read_batch=read_batch)
 
 
 _CIF_FILES: dict[Path, CifFile] = {}
