@@ -416,7 +416,8 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
         source = _from_npy(inputs[0])
     else:
         files = _collect_files(inputs)
-        cifs = [(Path(p), r) for p, r in _natural_order(files) if p.lower().endswith(CIF_SUFFIXES + RIF_SUFFIXES)]
+        cifs = [(Path(p), r) for p, r in _natural_order([(p, r) for p, r in files
+                                                         if p.lower().endswith(CIF_SUFFIXES + RIF_SUFFIXES)])]
         tiffs = [(p, r) for p, r in files if p.lower().endswith(TIFF_SUFFIXES)]
         if cifs and tiffs:
             raise ScipzarrError(f"{cifs[0][0]} and {_natural_order(tiffs)[0][0]}: the input mixes .cif files and TIFF exports; "
@@ -430,8 +431,8 @@ def discover(inputs: list[str | Path], tile_size: int | None = None, channel_nam
         elif tile_size is not None and _looks_like_montages(as_paths := [(Path(p), r) for p, r in _natural_order(tiffs)],
                                                             tile_size):
             source = _from_montages(as_paths, tile_size)
-        elif all(_CHANNEL_RE.match(os.path.basename(p)) for p, _ in tiffs):
-            source = _from_ideas(tiffs, reject)
+        elif (names := _ideas_names(tiffs)) is not None:
+            source = _from_ideas(tiffs, reject, names)
         else:
             source = _from_event_tiffs([(Path(p), r) for p, r in _natural_order(tiffs)], reject)
     source.rejected = reject.rows
@@ -590,15 +591,27 @@ def _majority(values: dict) -> object:
     return max(counts, key=counts.get)
 
 
-def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects) -> EventSource:
+def _ideas_names(tiffs: list[tuple[str, Path]]) -> list[tuple[str, re.Match]] | None:
+    """Each file's folder and the match of its name with ``<object>_Ch<k>``, when every name matches (an IDEAS
+    export); None otherwise."""
+    out = []
+    for path, _ in tiffs:
+        parent, name = os.path.split(path)
+        m = _CHANNEL_RE.match(name)
+        if m is None:
+            return None
+        out.append((parent, m))
+    return out
+
+
+def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects,
+                names: list[tuple[str, re.Match]] | None = None) -> EventSource:
     """One TIFF per channel per object, the objects in the natural order of their first channel's file. Paths
     are handled as strings and each object's directory is read with one small read (:func:`tiff_layouts`): an
     export holds tens of thousands of files."""
     found: dict[tuple[str, str], dict[int, str]] = {}
     roots: dict[tuple[str, str], Path] = {}
-    for path, root in tiffs:
-        parent, name = os.path.split(path)
-        m = _CHANNEL_RE.match(name)
+    for (path, root), (parent, m) in zip(tiffs, names or _ideas_names(tiffs)):
         key = (parent, m["obj"] + m["rest"])
         chans = found.setdefault(key, {})
         ch = int(m["ch"])
