@@ -156,6 +156,17 @@ def convert(
                        "on_error": on_error}, on_error)
 
 
+_READING = threading.Lock()
+
+
+def _one_reader() -> threading.Lock:
+    """The lock that lets one thread of this process at a time read a source whose reads hold the GIL (many small
+    files, each a few system calls between Python steps): two such threads hand the GIL back and forth at every
+    call and both slow down; while one reads, the other compresses and halves its chunk (zarr and numpy, without
+    the GIL). Looked up where the chunk task runs (a lock cannot travel to another process's workers)."""
+    return _READING
+
+
 def _note(text: str) -> None:
     print(text, file=sys.stderr)
 
@@ -184,13 +195,10 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
 
     masks = source.read_masks is not None
 
-    # a source whose reads hold the GIL (many small files, each a few system calls between Python steps) is
-    # read by one thread at a time: two such threads hand the GIL back and forth at every call and both slow
-    # down, while one reads, the other compresses and halves its chunk (zarr and numpy, without the GIL)
-    one_reader = threading.Lock() if source.reads_hold_gil else nullcontext()
+    one_at_a_time = source.reads_hold_gil
 
     def read_block(events: range, tiles: np.ndarray, mask_tiles: np.ndarray | None) -> None:
-        with one_reader:
+        with _one_reader() if one_at_a_time else nullcontext():
             _read_block(events, tiles, mask_tiles)
 
     def _read_block(events: range, tiles: np.ndarray, mask_tiles: np.ndarray | None) -> None:

@@ -56,6 +56,41 @@ def test_convert_on_a_local_cluster_matches(small_store, tmp_path):
     _same(ref, scipzarr.process(tmp_path / "c.zarr", CFG, None, progress=False))
 
 
+@pytest.mark.parametrize("kind", ["ideas", "cif"])
+def test_converts_of_exports_and_cifs_match_threads_on_processes_and_a_cluster(tmp_path, kind):
+    """The readers' per-process state (the one-reader lock of IDEAS exports, the open CIF files) goes to other
+    processes' workers by name, not by value: every scheduler writes the same store."""
+    import tifffile
+    import zarr
+
+    if kind == "ideas":
+        src = tmp_path / "export"
+        src.mkdir()
+        rng = np.random.default_rng(3)
+        for i in range(40):
+            for c in (1, 2):
+                tifffile.imwrite(src / f"{i}_Ch{c}.tif", rng.integers(0, 1000, (20 + i % 3, 22), np.uint16))
+    else:
+        from .conftest import CIF
+
+        if not CIF.exists():
+            pytest.skip(f"shared data not present: {CIF}")
+        src = CIF
+    stores = {}
+    for sched in ("threads", "processes", "local"):
+        out = tmp_path / f"{sched}.zarr"
+        scipzarr.convert([src], out, chunk_tiles=3, progress=False, scheduler=sched,
+                         cluster=ClusterOptions(workers=2, threads_per_worker=1) if sched == "local" else None)
+        root = zarr.open_group(str(out), mode="r")
+        stores[sched] = [np.asarray(root["s0"][...])] + [np.asarray(root["labels"][name]["s0"][...])
+                                                         for name in root.attrs["scipzarr"].get("instrument_masks", [])]
+    assert len(stores["threads"]) == (1 if kind == "ideas" else 7) and stores["threads"][0].any()
+    for sched in ("processes", "local"):
+        assert len(stores[sched]) == len(stores["threads"])
+        for a, b in zip(stores[sched], stores["threads"]):
+            np.testing.assert_array_equal(a, b)
+
+
 def _mpiexec():
     exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if exe is None:
