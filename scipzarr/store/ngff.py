@@ -148,38 +148,41 @@ def _region(arr, y: int, x: int, value) -> tuple:
     return (..., slice(y, y + value.shape[-2]), slice(x, x + value.shape[-1]))
 
 
-_DIRECT: dict[int, object] = {}
+_DIRECT: dict[int, tuple] = {}  # id(array metadata) -> (Blosc or None, the metadata)
 
 
 def _chunk_codec(arr: zarr.Array):
     """numcodecs' Blosc that encodes ``arr``'s chunks as zarr does, when ``arr`` is one of ours on a local disk
     (little-endian bytes, then :data:`COMPRESSOR`; ``c/``-prefixed chunk keys with ``/``; fill value 0; no
     sharding or filters); None otherwise (zarr then writes)."""
-    key = id(arr.metadata)
-    if key not in _DIRECT:
-        from numcodecs import Blosc
-        from zarr.codecs import BytesCodec
-        from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
-        from zarr.storage import LocalStore
+    found = _DIRECT.get(id(arr.metadata))
+    if found is not None and found[1] is arr.metadata:
+        return found[0]
+    from numcodecs import Blosc
+    from zarr.codecs import BytesCodec
+    from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
+    from zarr.storage import LocalStore
 
-        meta = arr.metadata
-        codecs = getattr(meta, "codecs", ())
-        ok = (isinstance(arr.store, LocalStore) and len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
-              and (str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little" and np.little_endian
-                   or codecs[0].endian is None and arr.dtype.itemsize == 1)
-              and isinstance(codecs[1], BloscCodec) and _codec(codecs[1]) == _codec(COMPRESSOR)
-              and isinstance(meta.chunk_key_encoding, DefaultChunkKeyEncoding)
-              and meta.chunk_key_encoding.separator == "/" and not zarr.config.get("array.write_empty_chunks")
-              and meta.fill_value == 0 and arr.dtype.kind in "biuf")
-        blosc = codecs[1] if ok else None
-        _DIRECT[key] = None if blosc is None else (
-            Blosc(cname=str(getattr(blosc.cname, "value", blosc.cname)), clevel=blosc.clevel,
-                  shuffle={"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[str(getattr(blosc.shuffle, "value",
-                                                                                      blosc.shuffle))],
-                  blocksize=blosc.blocksize, typesize=arr.dtype.itemsize),
-            meta)  # held: the id stays this metadata's
-    found = _DIRECT[key]
-    return None if found is None else found[0]
+    meta = arr.metadata
+    codecs = getattr(meta, "codecs", ())
+    ok = (isinstance(arr.store, LocalStore) and len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
+          and (str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little" and np.little_endian
+               or codecs[0].endian is None and arr.dtype.itemsize == 1)
+          and isinstance(codecs[1], BloscCodec) and _codec(codecs[1]) == _codec(COMPRESSOR)
+          and isinstance(meta.chunk_key_encoding, DefaultChunkKeyEncoding)
+          and meta.chunk_key_encoding.separator == "/" and not zarr.config.get("array.write_empty_chunks")
+          and meta.fill_value == 0 and arr.dtype.kind in "biuf")
+    codec = None
+    if ok:
+        blosc = codecs[1]
+        shuffle = str(getattr(blosc.shuffle, "value", blosc.shuffle))
+        codec = Blosc(cname=str(getattr(blosc.cname, "value", blosc.cname)), clevel=blosc.clevel,
+                      shuffle={"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[shuffle], blocksize=blosc.blocksize,
+                      typesize=arr.dtype.itemsize)
+    if len(_DIRECT) > 256:  # arrays are opened per task: keep the memo small
+        _DIRECT.clear()
+    _DIRECT[id(meta)] = (codec, meta)  # the metadata held: its id stays its own
+    return codec
 
 
 def _put_chunk(arr: zarr.Array, y: int, x: int, value: np.ndarray) -> bool:
