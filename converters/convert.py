@@ -204,7 +204,12 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
     def _read_block(events: range, tiles: np.ndarray, mask_tiles: np.ndarray | None) -> None:
         k = tiles.shape[1]
         bad = {}
-        batch = source.read_batch(events) if source.read_batch is not None else [None] * len(events)
+        batch = [None] * len(events)
+        if source.read_batch is not None:
+            try:
+                batch = source.read_batch(events)
+            except ScipzarrError:  # e.g. the file changed since discovery: each event alone says what is wrong
+                pass
         for j, i in enumerate(events):
             try:
                 if batch[j] is not None:
