@@ -163,7 +163,8 @@ class Bar:
             if exc_type is None:
                 seconds = time.perf_counter() - self._t0
                 note = compile_note(self._compiling.seconds if self._compiling is not None else 0.0)
-                console.print(f"{self.description}: {self.total:,} {self.unit} in {seconds:.1f} s "
+                # the tasks' time: the command's own last line gives the whole run's (planning, tables)
+                console.print(f"{self.description} tasks: {self.total:,} {self.unit} in {seconds:.1f} s "
                               f"({self.total / max(seconds, 1e-9):,.{0 if self.unit == 'events' else 2}f} "
                               f"{self.unit}/s{note})", highlight=False)
         return False
