@@ -747,7 +747,8 @@ def _from_event_tiffs(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventS
         return _to_cyx(_read_tiff(path), axes, path)
 
     c = next(iter(info.values()))[3]
-    return EventSource("tiff", [f"ch{i}" for i in range(c)], dtype, _unique_ids(pd.DataFrame(rows)), read)
+    return EventSource("tiff", [f"ch{i}" for i in range(c)], dtype, _unique_ids(pd.DataFrame(rows)), read,
+                       reads_hold_gil=True)
 
 
 def _looks_like_montages(tiffs: list[tuple[Path, Path]], tile: int) -> bool:

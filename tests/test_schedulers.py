@@ -56,7 +56,7 @@ def test_convert_on_a_local_cluster_matches(small_store, tmp_path):
     _same(ref, scipzarr.process(tmp_path / "c.zarr", CFG, None, progress=False))
 
 
-@pytest.mark.parametrize("kind", ["ideas", "cif"])
+@pytest.mark.parametrize("kind", ["ideas", "events", "cif"])
 def test_converts_of_exports_and_cifs_match_threads_on_processes_and_a_cluster(tmp_path, kind):
     """The readers' per-process state (the one-reader lock of IDEAS exports, the open CIF files) goes to other
     processes' workers by name, not by value: every scheduler writes the same store."""
@@ -70,6 +70,12 @@ def test_converts_of_exports_and_cifs_match_threads_on_processes_and_a_cluster(t
         for i in range(40):
             for c in (1, 2):
                 tifffile.imwrite(src / f"{i}_Ch{c}.tif", rng.integers(0, 1000, (20 + i % 3, 22), np.uint16))
+    elif kind == "events":  # one multichannel TIFF per event
+        src = tmp_path / "events"
+        src.mkdir()
+        rng = np.random.default_rng(4)
+        for i in range(40):
+            tifffile.imwrite(src / f"e{i:03d}.tif", rng.integers(0, 1000, (2, 18 + i % 4, 21), np.uint16))
     else:
         from .conftest import CIF
 
@@ -84,7 +90,7 @@ def test_converts_of_exports_and_cifs_match_threads_on_processes_and_a_cluster(t
         root = zarr.open_group(str(out), mode="r")
         stores[sched] = [np.asarray(root["s0"][...])] + [np.asarray(root["labels"][name]["s0"][...])
                                                          for name in root.attrs["scipzarr"].get("instrument_masks", [])]
-    assert len(stores["threads"]) == (1 if kind == "ideas" else 7) and stores["threads"][0].any()
+    assert len(stores["threads"]) == (7 if kind == "cif" else 1) and stores["threads"][0].any()
     for sched in ("processes", "local"):
         assert len(stores[sched]) == len(stores["threads"])
         for a, b in zip(stores[sched], stores["threads"]):
