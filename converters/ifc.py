@@ -604,14 +604,13 @@ def _ideas_names(tiffs: list[tuple[str, Path]]) -> list[tuple[str, re.Match]] | 
     return out
 
 
-def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects,
-                names: list[tuple[str, re.Match]] | None = None) -> EventSource:
-    """One TIFF per channel per object, the objects in the natural order of their first channel's file. Paths
-    are handled as strings and each object's directory is read with one small read (:func:`tiff_layouts`): an
+def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects, names: list[tuple[str, re.Match]]) -> EventSource:
+    """One TIFF per channel per object (``names``: :func:`_ideas_names` of ``tiffs``), the objects in the natural
+    order of their first channel's file. Paths are handled as strings and each object's directory is read with one small read (:func:`tiff_layouts`): an
     export holds tens of thousands of files."""
     found: dict[tuple[str, str], dict[int, str]] = {}
     roots: dict[tuple[str, str], Path] = {}
-    for (path, root), (parent, m) in zip(tiffs, names or _ideas_names(tiffs)):
+    for (path, root), (parent, m) in zip(tiffs, names):
         key = (parent, m["obj"] + m["rest"])
         chans = found.setdefault(key, {})
         ch = int(m["ch"])
@@ -679,10 +678,6 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects,
 
     return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(pd.DataFrame(rows)), read,
                        reads_hold_gil=True)
-
-
-def _chunked(items: list, n: int) -> list[list]:
-    return [items[i:i + n] for i in range(0, len(items), n)]
 
 
 def _common_dtype(dtypes: dict, where: dict, reject: Rejects, ids: dict) -> np.dtype:

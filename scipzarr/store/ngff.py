@@ -94,9 +94,10 @@ def create_levels(group: zarr.Group, shape, n_levels: int, chunk_yx: tuple[int, 
 
 def create_arrays(group: zarr.Group, specs: list[tuple[str, tuple, tuple]], dtype, dims: list[str],
                   overwrite: bool = True) -> list:
-    """Arrays ``(name, shape, chunks)`` of ``group`` as :func:`create_array` makes them, in one pass of zarr's
-    event loop (one round trip to it costs about as much as creating the array); an array that could not be
-    created is its exception in the list."""
+    """Empty arrays ``(name, shape, chunks)`` of ``group`` (fill value 0, :data:`COMPRESSOR`, named dimensions:
+    what the direct chunk writes, :func:`_put_chunk`, expect), in one pass of zarr's event loop (one round trip
+    to it costs about as much as creating the array); an array that could not be created is its exception in
+    the list."""
     async def create_all():
         return await asyncio.gather(*(
             group._async_group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
@@ -222,8 +223,11 @@ async def _gather(coroutines) -> None:
 
 def create_array(group: zarr.Group, name: str, shape, chunks, dtype, dims: list[str], overwrite: bool = True
                  ) -> zarr.Array:
-    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
-                              compressors=[COMPRESSOR], dimension_names=dims, overwrite=overwrite)
+    """One empty array of ours (fill value 0, :data:`COMPRESSOR`, named dimensions): :func:`create_arrays`'s."""
+    (arr,) = create_arrays(group, [(name, shape, chunks)], dtype, dims, overwrite)
+    if isinstance(arr, Exception):
+        raise arr
+    return arr
 
 
 def halve(block, nearest: bool = False):
