@@ -102,3 +102,88 @@ def test_an_export_is_read_file_by_file_once(tmp_path, monkeypatch):
     convert([export], tmp_path / "s.zarr", progress=False)
     assert len(opened) == 120
     assert {name: n for name, n in opened.items() if n != 1} == {f"{i}_Ch1.ome.tif": 2 for i in range(20)}
+
+
+@pytest.mark.parametrize("dtype, shape, kwargs, fast", [
+    ("uint16", (6, 40, 30), {"photometric": "minisblack"}, True),  # one page per channel
+    ("uint16", (6, 40, 30), {"imagej": True}, True),
+    ("uint16", (3, 40, 30), {"ome": True}, True),
+    ("uint8", (40, 30, 3), {"photometric": "rgb"}, True),  # samples last
+    ("uint8", (3, 40, 30), {"photometric": "rgb", "planarconfig": "separate"}, True),
+    ("int16", (4, 40, 30), {"byteorder": ">", "photometric": "minisblack"}, True),
+    ("float32", (2, 40, 30), {"photometric": "minisblack"}, True),
+    ("uint16", (2, 40, 30), {"bigtiff": True, "photometric": "minisblack"}, True),
+    ("uint16", (40, 30), {}, True),
+    ("uint16", (2, 40, 30), {"compression": "zlib", "photometric": "minisblack"}, False),
+    ("uint16", (2, 64, 48), {"tile": (16, 16), "photometric": "minisblack"}, False),
+])
+def test_event_tiffs_read_as_tifffile_reads_them(tmp_path, monkeypatch, dtype, shape, kwargs, fast):
+    """One multichannel TIFF per event: files tifffile finds uncompressed and contiguous are read by one
+    ``preadv`` (their layout learnt from the first file), the rest by tifffile; the same pixels either way."""
+    from scipzarr.converters import ifc
+
+    monkeypatch.setattr(ifc, "_KNOWN_SERIES", {})
+    rng = np.random.default_rng(11)
+    for i in range(3):
+        tifffile.imwrite(tmp_path / f"{i}.tif", (rng.random(shape) * 100 - (dtype == "int16") * 50).astype(dtype),
+                         **kwargs)
+    source = discover([tmp_path])
+    assert source.layout == "tiff" and source.table["event_id"].tolist() == ["0", "1", "2"]
+    for i in range(3):
+        want = tifffile.imread(tmp_path / f"{i}.tif")
+        want = np.moveaxis(want, -1, 0) if kwargs.get("photometric") == "rgb" and "planarconfig" not in kwargs \
+            else want.reshape((-1, *want.shape[-2:]))
+        got = source.read(i)
+        assert got.dtype == np.dtype(dtype) and got.dtype.isnative
+        np.testing.assert_array_equal(got, want)
+    assert (ifc._event_tiff_info(tmp_path / "2.tif")[3] is not None) == fast
+
+
+def test_event_tiffs_of_one_layout_are_parsed_once(tmp_path, monkeypatch):
+    """tifffile parses one file of each layout (here two sizes) and no file a second time: the others are
+    recognised by the bytes around their pixels at discovery and read in one system call; the store's pixels
+    are the files'."""
+    from scipzarr.converters import convert, ifc
+    from scipzarr.store import open_store
+
+    monkeypatch.setattr(ifc, "_KNOWN_SERIES", {})
+    rng = np.random.default_rng(2)
+    events = {f"{i:02d}": rng.integers(0, 4000, (6, 24 if i % 5 else 20, 30), np.uint16) for i in range(30)}
+    for name, ev in events.items():
+        tifffile.imwrite(tmp_path / f"{name}.tif", ev, photometric="minisblack")
+    parsed = []
+    real = tifffile.TiffFile
+
+    def counting(*args, **kwargs):
+        parsed.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ifc.tifffile, "TiffFile", counting)
+    convert([tmp_path], tmp_path.parent / "s.zarr", progress=False)
+    assert len(parsed) == 2
+    store = open_store(tmp_path.parent / "s.zarr")
+    img, (th, tw) = store.image(0).compute(), store.mosaic.tile
+    for e in store.events.itertuples():
+        tile = img[:, e.tile_row * th:(e.tile_row + 1) * th, e.tile_col * tw:(e.tile_col + 1) * tw]
+        h, w = e.valid_height, e.valid_width
+        np.testing.assert_array_equal(tile[:, e.valid_y0:e.valid_y0 + h, e.valid_x0:e.valid_x0 + w],
+                                      events[e.event_id][:, e.crop_y0:e.crop_y0 + h, e.crop_x0:e.crop_x0 + w])
+
+
+def test_an_event_tiff_changed_after_discovery(tmp_path, monkeypatch):
+    """A file rewritten after discovery: compressed, tifffile reads it (same pixels); with another shape, one
+    clear line naming the file, not pixels read into the wrong place."""
+    from scipzarr.converters import ifc
+    from scipzarr.errors import ScipzarrError
+
+    monkeypatch.setattr(ifc, "_KNOWN_SERIES", {})
+    ev = np.arange(2 * 20 * 30, dtype=np.uint16).reshape(2, 20, 30)
+    for i in range(2):
+        tifffile.imwrite(tmp_path / f"{i}.tif", ev + i, photometric="minisblack")
+    source = discover([tmp_path])
+    tifffile.imwrite(tmp_path / "0.tif", ev + 5, photometric="minisblack", compression="zlib")
+    np.testing.assert_array_equal(source.read(0), ev + 5)
+    tifffile.imwrite(tmp_path / "1.tif", ev.reshape(2, 30, 20), photometric="minisblack")
+    with pytest.raises(ScipzarrError, match=r"1.tif: the image is 2x30x20, not 2x20x30 \(channels x height x width\) "
+                                            "when discovered; re-export the event"):
+        source.read(1)
