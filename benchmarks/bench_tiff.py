@@ -1,7 +1,8 @@
-"""IDEAS-style TIFF export benchmark: ``convert`` of one TIFF per event and channel, against reading the files'
-bytes in the same run.
+"""TIFF export benchmark: ``convert`` of one TIFF per event and channel (IDEAS-style, the default) or of one
+multichannel TIFF per event (``--layout event``), against reading the files' bytes in the same run.
 
-    python benchmarks/bench_tiff.py [--events 3000] [--channels 6] [--size 90] [--out bench-tiff] [--repeat 3]
+    python benchmarks/bench_tiff.py [--events 3000] [--channels 6] [--size 90] [--layout ideas|event]
+                                    [--out bench-tiff] [--repeat 3]
 
 Phases (one run, the same files):
   * read      every file's bytes (the baseline),
@@ -27,6 +28,8 @@ def main() -> None:
     p.add_argument("--events", type=int, default=3000)
     p.add_argument("--channels", type=int, default=6)
     p.add_argument("--size", type=int, default=90)
+    p.add_argument("--layout", choices=("ideas", "event"), default="ideas",
+                   help="ideas: <object>_Ch<k>.ome.tif per event and channel; event: <object>.tif, (C, Y, X) pages")
     p.add_argument("--out", default="bench-tiff")
     p.add_argument("--repeat", type=int, default=3, help="read and convert runs, alternated (medians reported)")
     args = p.parse_args()
@@ -41,6 +44,9 @@ def main() -> None:
     (out / "in").mkdir(parents=True)
     events, _ = make_events(args.events, channels=args.channels, size=args.size, seed=0, noise=20.0)
     for i, ev in enumerate(events):
+        if args.layout == "event":
+            tifffile.imwrite(out / "in" / f"{i:06d}.tif", ev, photometric="minisblack")
+            continue
         for c in range(args.channels):
             tifffile.imwrite(out / "in" / f"{i:06d}_Ch{c + 1}.ome.tif", ev[c], photometric="minisblack")
     files = sorted((out / "in").iterdir())
