@@ -132,26 +132,23 @@ class SeriesLayout(NamedTuple):
     shape: tuple[int, ...]  # tifffile's series shape and axes
     axes: str
     dtype: np.dtype  # the file's byte order
-    at: int  # offset of the pixels
+    at: int  # where the pixels start
+    end: int  # and end
     head: bytes  # the file's bytes before them
     tail: bytes  # and after them
 
     @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * self.dtype.itemsize
-
-    @property
     def size(self) -> int:
-        return self.at + self.nbytes + len(self.tail)
+        return self.end + len(self.tail)
 
 
 _KNOWN_SERIES: dict[int, list[SeriesLayout]] = {}  # by file size
 
 
-def _series_layout(tif: tifffile.TiffFile, data) -> SeriesLayout | None:
-    """The :class:`SeriesLayout` of ``tif`` (opened on the file's bytes ``data``) when its first series is its
-    only one, uses every page, has no SubIFDs, is stored uncompressed in one contiguous run, and no directory or
-    tag value lies inside that run (so the bytes around it are all the structure there is); None otherwise."""
+def _series_layout(tif: tifffile.TiffFile, path) -> SeriesLayout | None:
+    """The :class:`SeriesLayout` of ``tif`` (opened on ``path``) when its first series is its only one, uses
+    every page, has no SubIFDs, is stored uncompressed in one contiguous run, and no directory or tag value lies
+    inside that run (so the bytes around it are all the structure there is); None otherwise."""
     if len(tif.series) != 1 or len(tif.series[0].pages) != len(tif.pages):
         return None
     series, fmt = tif.series[0], tif.tiff
@@ -161,52 +158,70 @@ def _series_layout(tif: tifffile.TiffFile, data) -> SeriesLayout | None:
         return None
     end = at + int(np.prod(series.shape)) * dtype.itemsize
     pages = [tif.pages.get(i, aspage=True) for i in range(len(tif.pages))]
-    if end > len(data) or sum(page.nbytes for page in pages) != end - at:
-        return None
-    for page in pages:
-        if not page.is_final or 330 in page.tags:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if end > size or sum(page.nbytes for page in pages) != end - at:
             return None
-        order = "little" if tif.byteorder == "<" else "big"
-        entries = int.from_bytes(data[page.offset:page.offset + fmt.tagnosize], order)
-        spans = [(page.offset, fmt.tagnosize + fmt.tagsize * entries + fmt.offsetsize)]
+        head, tail = os.pread(fd, at, 0), os.pread(fd, size - end, end)
+    finally:
+        os.close(fd)
+    order = "little" if tif.byteorder == "<" else "big"
+    for page in pages:
+        if not page.is_final or 330 in page.tags or at - fmt.tagnosize < page.offset < end:
+            return None
+        count = head[page.offset:page.offset + fmt.tagnosize] if page.offset < at else \
+            tail[page.offset - end:page.offset - end + fmt.tagnosize]
+        spans = [(page.offset, fmt.tagnosize + fmt.tagsize * int.from_bytes(count, order) + fmt.offsetsize)]
         spans += [(tag.valueoffset, tag.valuebytecount) for tag in page.tags.values()]
         if any(o < end and o + n > at for o, n in spans):
             return None
-    return SeriesLayout(tuple(series.shape), series.axes, dtype, at, bytes(data[:at]), bytes(data[end:]))
+    return SeriesLayout(tuple(series.shape), series.axes, dtype, at, end, head, tail)
 
 
 def _known_series(path) -> SeriesLayout | None:
-    """The remembered :class:`SeriesLayout` whose bytes around the pixels this file has (two short reads)."""
+    """The remembered :class:`SeriesLayout` whose bytes around the pixels this file has (two short reads, however
+    many layouts of its size are remembered)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        for layout in _KNOWN_SERIES.get(os.fstat(fd).st_size, ()):
-            if os.pread(fd, layout.at, 0) == layout.head and os.pread(fd, len(layout.tail), layout.at + layout.nbytes) \
-                    == layout.tail:
-                return layout
+        size = os.fstat(fd).st_size
+        layouts = _KNOWN_SERIES.get(size)
+        if not layouts:
+            return None
+        head = os.pread(fd, max(layout.at for layout in layouts), 0)
+        after = min(layout.end for layout in layouts)
+        tail = os.pread(fd, size - after, after)
     finally:
         os.close(fd)
+    for layout in layouts:
+        if head[:layout.at] == layout.head and tail[layout.end - after:] == layout.tail:
+            return layout
     return None
 
 
-def _event_tiff_info(path: Path) -> tuple[tuple[int, ...], str, np.dtype, SeriesLayout | None]:
-    """:func:`_tiff_info` of a per-event TIFF, and its :class:`SeriesLayout` when it has one (None: tifffile
-    reads it). A file whose bytes around the pixels equal an earlier file's is not parsed again."""
+def _event_tiff_info(path: Path, learn: bool = True
+                     ) -> tuple[tuple[int, ...], str, np.dtype, SeriesLayout | None, bool]:
+    """:func:`_tiff_info` of a per-event TIFF, its :class:`SeriesLayout` when it has one (None: tifffile reads
+    it), and whether that layout is new (learnt from this file, when ``learn``). A file whose bytes around the
+    pixels equal an earlier file's is not parsed again."""
     try:
         layout = _known_series(path)
-        if layout is None:
-            data, _ = _read_file(path)
-            with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
-                series = tif.series[0]
-                info = tuple(series.shape), series.axes, np.dtype(series.dtype)
-                layout = _series_layout(tif, data)
-            if layout is None:
-                return (*info, None)
-            if sum(map(len, _KNOWN_SERIES.values())) > 64:
-                _KNOWN_SERIES.clear()
-            _KNOWN_SERIES.setdefault(layout.size, []).append(layout)
+        if layout is not None:
+            return layout.shape, layout.axes, layout.dtype.newbyteorder("="), layout, False
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            info = tuple(series.shape), series.axes, np.dtype(series.dtype)
+            try:
+                layout = _series_layout(tif, path) if learn else None
+            except Exception:  # tifffile's lower levels on an odd file: its general path reads it
+                layout = None
     except Exception as exc:
         raise ScipzarrError(f"{path}: not a readable TIFF ({_reason(exc)}); re-export the file or remove it") from None
-    return layout.shape, layout.axes, layout.dtype.newbyteorder("="), layout
+    if layout is not None:
+        if sum(map(len, _KNOWN_SERIES.values())) > 64:
+            _KNOWN_SERIES.clear()
+        _KNOWN_SERIES.setdefault(layout.size, []).append(layout)
+    return (*info, layout, layout is not None)
 
 
 def _read_series(path, layout: SeriesLayout) -> np.ndarray | None:
@@ -808,10 +823,12 @@ def _common_dtype(dtypes: dict, where: dict, reject: Rejects, ids: dict) -> np.d
 
 def _from_event_tiffs(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
     info: dict[Path, tuple] = {}
+    unmatched = 0  # layouts learnt in a row that no later file had: past 8, each file has its own (an OME UUID)
     for path, root in tiffs:
         event_id = _event_name(path, root, path.name.split(".")[0])
         try:
-            shape, axes, dtype, layout = _event_tiff_info(path)
+            shape, axes, dtype, layout, new = _event_tiff_info(path, learn=unmatched < 8)
+            unmatched = unmatched + 1 if new else 0 if layout is not None else unmatched
             if len(shape) == 2:
                 c, h, w = 1, *shape
             elif len(shape) == 3 and (axes.endswith("S") or shape[-1] <= 4 < shape[0]):

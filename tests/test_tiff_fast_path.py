@@ -187,3 +187,22 @@ def test_an_event_tiff_changed_after_discovery(tmp_path, monkeypatch):
     with pytest.raises(ScipzarrError, match=r"1.tif: the image is 2x30x20, not 2x20x30 \(channels x height x width\) "
                                             "when discovered; re-export the event"):
         source.read(1)
+
+
+def test_event_tiffs_with_headers_of_their_own_are_not_learnt_for_ever(tmp_path, monkeypatch):
+    """OME-TIFFs that tifffile writes carry a UUID each: no two files share the bytes around their pixels, so
+    after eight layouts learnt and never met again discovery stops learning them (tifffile reads the files, as
+    before the fast path, and discovery is no slower: docs/benchmarks.md), and the pixels are the files'."""
+    from scipzarr.converters import ifc
+
+    monkeypatch.setattr(ifc, "_KNOWN_SERIES", {})
+    learnt = []
+    real = ifc._series_layout
+    monkeypatch.setattr(ifc, "_series_layout", lambda *a: learnt.append(a[1]) or real(*a))
+    events = [np.full((3, 20, 30), i, np.uint16) for i in range(12)]
+    for i, ev in enumerate(events):
+        tifffile.imwrite(tmp_path / f"{i:02d}.ome.tif", ev)
+    source = discover([tmp_path])
+    assert len(learnt) == 8 and len(source) == 12
+    for i in range(12):
+        np.testing.assert_array_equal(source.read(i), events[i])
