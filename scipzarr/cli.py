@@ -502,5 +502,5 @@ def main(argv: list[str] | None = None) -> int:
         (gc.enable if collecting else gc.disable)()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m scipzarr.cli: the same quick exit as the scipzarr command
+    run()
