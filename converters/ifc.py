@@ -828,7 +828,10 @@ def _from_event_tiffs(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventS
         event_id = _event_name(path, root, path.name.split(".")[0])
         try:
             shape, axes, dtype, layout, new = _event_tiff_info(path, learn=unmatched < 8)
-            unmatched = unmatched + 1 if new else 0 if layout is not None else unmatched
+            if new:
+                unmatched += 1
+            elif layout is not None:  # a file recognised: the layouts learnt are met again
+                unmatched = 0
             if len(shape) == 2:
                 c, h, w = 1, *shape
             elif len(shape) == 3 and (axes.endswith("S") or shape[-1] <= 4 < shape[0]):
