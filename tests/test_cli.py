@@ -220,6 +220,9 @@ def test_quick_exit_keeps_exit_codes_output_and_profiles(tmp_path):
     assert list(tmp_path.iterdir()) == []  # the TemporaryDirectory's finalizer ran
     r = run("info", tmp_path / "missing.zarr")
     assert r.returncode == 2 and "missing.zarr" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "scipzarr.cli", "info", str(tmp_path / "missing.zarr")],
+                       capture_output=True, text=True)  # the module run as a script ends the same way
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing.zarr" in r.stderr
     prof = tmp_path / "cli.prof"
     r = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "scipzarr", "config"],
                        capture_output=True, text=True)
