@@ -10,14 +10,13 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from scipzarr import atomic
 from scipzarr.errors import ScipzarrError
 from scipzarr.progress import Bar, run_with_progress
 from scipzarr.scheduler import ClusterOptions, open_runner
 from scipzarr.store import mosaic as store
-from scipzarr.store import ngff, write_fov_store
+from scipzarr.store import ngff, obs_table, write_fov_store
 from scipzarr.store.fov import DEFAULT_CHUNK
 from scipzarr.work import Work, config_hash, fingerprint, work_path
 
@@ -29,14 +28,15 @@ DEFAULT_CHUNK_TILES = 16
 
 
 def _tile_for(source: EventSource, tile_size: int | None, fit: str) -> tuple[int, int]:
-    h, w = source.table["height"], source.table["width"]
+    events = source.columns
+    h, w = events["height"], events["width"]
     if tile_size is not None:
         tile = (tile_size, tile_size)
         too_big = (h > tile_size) | (w > tile_size)
         if fit == "pad" and too_big.any():
-            row = source.table[too_big].iloc[0]
+            i = int(np.flatnonzero(too_big)[0])
             raise ScipzarrError(
-                f"{row['source']}: event {row['event_id']} is {row['height']}x{row['width']}, larger than "
+                f"{events['source'][i]}: event {events['event_id'][i]} is {h[i]}x{w[i]}, larger than "
                 f"--tile-size {tile_size}; pass --fit crop to centre-crop it or a larger --tile-size"
             )
         return tile
@@ -46,21 +46,19 @@ def _tile_for(source: EventSource, tile_size: int | None, fit: str) -> tuple[int
     return (int(h.max()), int(w.max()))
 
 
-def event_table(source: EventSource, mosaic: store.Mosaic) -> pd.DataFrame:
-    """The store's per-event table: ids, tile positions, sizes, provenance."""
-    table = source.table.copy()
-    fits = pd.DataFrame([store.fit_to_tile((h, w), mosaic.tile) for h, w in zip(table["height"], table["width"])])
-    rows, cols = mosaic.tile_position(np.arange(len(table)))
-    table["tile_row"], table["tile_col"] = rows, cols
-    table = pd.concat([table, fits], axis=1)
-    table.index = pd.Index(table["event_id"].astype(str), name="event")
-    for col in ("event_id", "source", "class_label"):
-        table[col] = table[col].astype(str)
-    for col in ("tile_row", "tile_col", "height", "width", "valid_y0", "valid_x0",
-                "valid_height", "valid_width", "crop_y0", "crop_x0"):
-        table[col] = table[col].astype(np.int64)
-    table["rejected"] = ""
-    return table[store.EVENT_COLUMNS]
+def event_table(source: EventSource, mosaic: store.Mosaic) -> dict[str, np.ndarray]:
+    """The store's per-event table (columns :data:`store.EVENT_COLUMNS`, text as str objects, the rest int64):
+    ids, tile positions, sizes, provenance; its index is ``event_id``."""
+    events = source.columns
+    n = len(source)
+    fits = [store.fit_to_tile((h, w), mosaic.tile) for h, w in zip(events["height"].tolist(), events["width"].tolist())]
+    table = {col: np.array([str(v) for v in events[col]], dtype=object) for col in ("event_id", "source", "class_label")}
+    table["tile_row"], table["tile_col"] = (np.asarray(a, np.int64) for a in mosaic.tile_position(np.arange(n)))
+    table["height"], table["width"] = events["height"].astype(np.int64), events["width"].astype(np.int64)
+    for col in ("valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"):
+        table[col] = np.array([f[col] for f in fits], dtype=np.int64).reshape(n)
+    table["rejected"] = np.full(n, "", dtype=object)
+    return {col: table[col] for col in store.EVENT_COLUMNS}
 
 
 def _paths(inputs, output, overwrite: bool) -> tuple[list[Path], Path]:
@@ -186,7 +184,8 @@ def _cleanup(work: Work):
 
 def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, runner, t0, resume, options,
            on_error) -> dict:
-    fits = table[["valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"]].to_numpy().tolist()
+    fits = np.stack([table[c] for c in ("valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0")],
+                    axis=1).tolist()
     n_channels = len(source.channel_names)
     work = Work(work_path(output), {"input": fingerprint(inputs), "options": config_hash(options)}, resume=resume,
                 say=_note if progress else None)
@@ -219,11 +218,11 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
                     mask = source.read_masks(i) if masks else None
                 if img.shape[0] != n_channels or img.dtype != source.dtype:
                     raise ScipzarrError(
-                        f"{table['source'].iat[i]}: pixel data is {img.shape[0]} x {img.dtype} but the header said "
+                        f"{table['source'][i]}: pixel data is {img.shape[0]} x {img.dtype} but the header said "
                         f"{n_channels} x {source.dtype}; re-export the file"
                     )
                 if is_float and not np.isfinite(img).all():
-                    raise ScipzarrError(f"{table['source'].iat[i]}: NaN or infinite pixel values; "
+                    raise ScipzarrError(f"{table['source'][i]}: NaN or infinite pixel values; "
                                         "fix or remove the event")
             except ScipzarrError as exc:
                 if on_error != "skip":
@@ -243,15 +242,17 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
         for f in sorted(rejected_dir.glob("*.json")) if rejected_dir.exists() else []:
             bad.update({int(k): v for k, v in json.loads(f.read_text()).items()})
         atomic.remove(rejected_dir)
-        events = table.copy()
-        events["rejected"] = ""
+        reasons = np.full(len(source), "", dtype=object)
         for i, reason in bad.items():
-            events.iat[i, events.columns.get_loc("rejected")] = reason
-        pixel_rows = [{"event_id": events["event_id"].iat[i], "source": events["source"].iat[i],
+            reasons[i] = reason
+        columns = {col: obs_table.Strings(values) if values.dtype == object else values
+                   for col, values in (table | {"rejected": reasons}).items()}
+        events = obs_table.ObsColumns("event", obs_table.Strings(table["event_id"]), columns)
+        pixel_rows = [{"event_id": table["event_id"][i], "source": table["source"][i],
                        "reason": reason, "stage": "pixels"} for i, reason in sorted(bad.items())]
-        rejected = pd.DataFrame(source.rejected + pixel_rows, columns=store.REJECTED_COLUMNS)
-        counts["rejected"] = len(rejected)
-        return events[store.EVENT_COLUMNS], rejected
+        rows = source.rejected + pixel_rows
+        counts["rejected"] = len(rows)
+        return events, store.rejected_columns(rows)
 
     counts = {}
     desc = f"{source.layout}: " + ", ".join(map(str, inputs[:3])) + (" ..." if len(inputs) > 3 else "")

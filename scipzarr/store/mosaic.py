@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import zarr
 
 from .._version import __version__
@@ -36,6 +35,7 @@ from . import ngff, obs_table
 
 if TYPE_CHECKING:
     import dask.array as da
+    import pandas as pd
 
 STORE_FORMAT = "scipzarr-ifc-mosaic"
 STORE_FORMAT_VERSION = 1
@@ -309,21 +309,39 @@ def write_ifc_mosaic(
 REJECTED_COLUMNS = ["event_id", "source", "reason", "stage"]
 
 
-def write_events_table(root: zarr.Group, events: pd.DataFrame, rejected: pd.DataFrame | None = None) -> None:
+def rejected_columns(rows: list[dict]) -> obs_table.ObsColumns:
+    """The rejected-events table of ``rows`` (dicts with :data:`REJECTED_COLUMNS`), every value as text, rows
+    numbered from 0: what :func:`write_events_table` makes of the same rows in a DataFrame."""
+    def text(values) -> obs_table.Strings:
+        return obs_table.Strings(np.array([str(v) for v in values], dtype=object))
+
+    return obs_table.ObsColumns(None, text(range(len(rows))),
+                                {c: text(row[c] for row in rows) for c in REJECTED_COLUMNS})
+
+
+def write_events_table(root: zarr.Group, events: pd.DataFrame | obs_table.ObsColumns,
+                       rejected: pd.DataFrame | obs_table.ObsColumns | None = None) -> None:
     """Store the per-event table and the rejected-events table as obs-only AnnData under ``tables/``.
 
     The tables are written into memory and the finished files then put into the store
     (:func:`ngff.put_files`: one write per file), by :mod:`.obs_table`: anndata's layout without its import
     and its ~500 zarr calls for a 14-column table (anndata writes any column type that module does not know).
+    Given as :class:`~.obs_table.ObsColumns` (``convert``: :func:`rejected_columns` for the rejected events),
+    the tables are written without pandas.
     """
     tables = root.require_group("tables")
-    rejected = pd.DataFrame(columns=REJECTED_COLUMNS) if rejected is None else rejected[REJECTED_COLUMNS]
-    rejected = rejected.astype(str).reset_index(drop=True)
-    rejected.index = rejected.index.astype(str)
+    if rejected is None:
+        rejected = rejected_columns([])
+    elif not isinstance(rejected, obs_table.ObsColumns):
+        rejected = rejected[REJECTED_COLUMNS].astype(str).reset_index(drop=True)
+        rejected.index = rejected.index.astype(str)
     tables.attrs["tables"] = [EVENTS_TABLE, REJECTED_TABLE]
     files: dict = {}
     memory = zarr.open_group(zarr.storage.MemoryStore(store_dict=files), mode="w", zarr_format=3)
     for name, df, kind in ((EVENTS_TABLE, events, "event_table"), (REJECTED_TABLE, rejected, "rejected_events")):
+        if isinstance(df, obs_table.ObsColumns):
+            obs_table.write_obs_columns(memory, name, df, kind)
+            continue
         try:
             obs_table.write_obs_table(memory, name, df, kind)
         except obs_table.Unencodable:  # a column type obs_table does not encode (it wrote nothing)
@@ -391,6 +409,8 @@ class MosaicStore:
         """Events left out by ``--on-error skip`` (event_id, source, reason, stage)."""
         root = zarr.open_group(str(self.path), mode="r")
         if "tables" not in root or REJECTED_TABLE not in root["tables"]:
+            import pandas as pd
+
             return pd.DataFrame(columns=REJECTED_COLUMNS)
         tables = root["tables"]
         table = obs_table.read_obs_table(tables, REJECTED_TABLE)

@@ -15,15 +15,33 @@ and both readers' frames.
 from __future__ import annotations
 
 import asyncio
+import sys
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import zarr
 from zarr.core.array import create_array
 from zarr.core.group import AsyncGroup
 from zarr.core.sync import sync
 
-_STRING_ARRAYS = (pd.arrays.StringArray, pd.arrays.ArrowStringArray)
+
+@dataclass
+class Strings:
+    """A column of strings with none missing, stored as pandas' default string type is (anndata's
+    ``nullable-string-array``): how :func:`write_obs_columns` is told a column holds text."""
+
+    values: np.ndarray
+
+
+@dataclass
+class ObsColumns:
+    """An obs table as columns, for writers that do not need pandas (``convert``: its import is ~0.4 s of a
+    command): the index (its name, or None) and ``{name: values}`` in column order, each values a numpy array
+    of numbers or :class:`Strings`."""
+
+    index_name: str | None
+    index: Strings
+    columns: dict
 
 
 class Unencodable(TypeError):
@@ -42,11 +60,17 @@ def _string_array(values) -> np.ndarray:
 def _element(nodes: list, path: str, values) -> None:
     """One column or index, encoded as anndata encodes its ``._values``: its nodes appended to ``nodes``
     (``(path, attributes, data)``, data None for a group); :class:`Unencodable` for a type it does not encode."""
-    if isinstance(values, pd.Categorical):
+    pd = sys.modules.get("pandas")  # a pandas value can only come from an imported pandas
+    if isinstance(values, Strings):  # as pandas >= 3 stores a string column (below) without missing values
+        nodes.append((path, _encoding("nullable-string-array", "0.1.0", **{"na-value": "NaN"}), None))
+        nodes.append((f"{path}/values", _encoding("string-array", "0.2.0"), _string_array(values.values)))
+        nodes.append((f"{path}/mask", _encoding("array", "0.2.0"), np.zeros(len(values.values), bool)))
+    elif pd is not None and isinstance(values, pd.Categorical):
         nodes.append((path, _encoding("categorical", "0.2.0", ordered=bool(values.ordered)), None))
         _element(nodes, f"{path}/codes", values.codes)
         _element(nodes, f"{path}/categories", values.categories.to_numpy())
-    elif isinstance(values, _STRING_ARRAYS) and (values.dtype.na_value is pd.NA or values.dtype.na_value is np.nan):
+    elif pd is not None and isinstance(values, (pd.arrays.StringArray, pd.arrays.ArrowStringArray)) \
+            and (values.dtype.na_value is pd.NA or values.dtype.na_value is np.nan):
         na = "NA" if values.dtype.na_value is pd.NA else "NaN"
         nodes.append((path, _encoding("nullable-string-array", "0.1.0", **{"na-value": na}), None))
         nodes.append((f"{path}/values", _encoding("string-array", "0.2.0"), _string_array(values.to_numpy(na_value=""))))
@@ -59,29 +83,37 @@ def _element(nodes: list, path: str, values) -> None:
         raise Unencodable(f"{path}: no encoding here for {type(values).__name__}")
 
 
-def _nodes(name: str, obs: pd.DataFrame, uns_type: str) -> list:
+def _nodes(name: str, obs, uns_type: str) -> list:
     """Every node of ``AnnData(obs=obs)`` with ``uns["type"] = uns_type`` at ``name``, as :func:`_element` lists
     them; :class:`Unencodable` when a column, the index or a name is not one this module writes as anndata would."""
-    index = obs.index.name or "_index"
-    names = [index, *obs.columns]
-    if (not all(isinstance(c, str) and c and "/" not in c for c in names) or len(set(obs.columns)) != obs.shape[1]
-            or "_index" in obs.columns or obs.index.name in obs.columns):
+    columns = list(obs.columns)
+    if len(set(columns)) != obs.shape[1]:
+        raise Unencodable(f"{name}: column or index names anndata writes its own way")
+    return _table_nodes(name, obs.index.name, obs.index._values, [(c, obs[c]._values) for c in columns], uns_type)
+
+
+def _table_nodes(name: str, index_name, index, columns: list, uns_type: str) -> list:
+    """:func:`_nodes` of an obs given as its index (name and values) and ``(name, values)`` columns."""
+    key = index_name or "_index"
+    names = [key, *(c for c, _ in columns)]
+    if (not all(isinstance(c, str) and c and "/" not in c for c in names) or len(set(names)) != len(names)
+            or "_index" in names[1:]):
         raise Unencodable(f"{name}: column or index names anndata writes its own way")
     nodes = [(name, _encoding("anndata", "0.1.0"), None),
-             (f"{name}/obs", _encoding("dataframe", "0.2.0", **{"column-order": list(obs.columns), "_index": index}),
-              None)]
-    _element(nodes, f"{name}/obs/{index}", obs.index._values)
-    for column in obs.columns:
-        _element(nodes, f"{name}/obs/{column}", obs[column]._values)
+             (f"{name}/obs", _encoding("dataframe", "0.2.0", **{"column-order": names[1:], "_index": key}), None)]
+    _element(nodes, f"{name}/obs/{key}", index)
+    for column, values in columns:
+        _element(nodes, f"{name}/obs/{column}", values)
     nodes.append((f"{name}/var", _encoding("dataframe", "0.2.0", **{"column-order": [], "_index": "_index"}), None))
-    _element(nodes, f"{name}/var/_index", pd.Index([], dtype="str")._values)  # anndata's empty var index
+    pd = sys.modules.get("pandas")  # anndata's empty var index: pandas' empty string index, as this pandas has it
+    _element(nodes, f"{name}/var/_index", Strings(np.zeros(0, object)) if pd is None else pd.Index([], dtype="str")._values)
     nodes += [(f"{name}/{key}", _encoding("dict", "0.1.0"), None) for key in (*_DICTS, "uns")]
     nodes.append((f"{name}/uns/type", _encoding("string", "0.2.0"), _string_array(uns_type)))
     nodes.append((f"{name}/raw", _encoding("null", "0.1.0"), np.array(False)))
     return nodes
 
 
-def writable(df: pd.DataFrame) -> bool:
+def writable(df) -> bool:
     """Whether :func:`write_obs_table` encodes every column of ``df`` itself (else anndata must)."""
     try:
         _nodes("t", df, "")
@@ -90,14 +122,23 @@ def writable(df: pd.DataFrame) -> bool:
     return True
 
 
-def write_obs_table(group: zarr.Group, name: str, obs: pd.DataFrame, uns_type: str) -> None:
+def write_obs_table(group: zarr.Group, name: str, obs, uns_type: str) -> None:
     """Write ``AnnData(obs=obs)`` with ``uns["type"] = uns_type`` as ``group[name]`` (anndata's layout).
 
     :class:`Unencodable`, before anything is written, for a frame this module does not encode (:func:`writable`). Every
     node is created in one pass of zarr's event loop (one call per node cost ~3 ms, most of it the round trip
     to that loop: 0.2 s for a 14-column table).
     """
-    nodes = _nodes(name, obs, uns_type)
+    _write_nodes(group, _nodes(name, obs, uns_type))
+
+
+def write_obs_columns(group: zarr.Group, name: str, obs: ObsColumns, uns_type: str) -> None:
+    """:func:`write_obs_table` of a table given as :class:`ObsColumns` (no pandas): the same files as the
+    DataFrame with those columns (text as pandas' default string type) gives (tested)."""
+    _write_nodes(group, _table_nodes(name, obs.index_name, obs.index, list(obs.columns.items()), uns_type))
+
+
+def _write_nodes(group: zarr.Group, nodes: list) -> None:
     where = group.store_path
 
     async def create(path, attributes, data):
@@ -115,6 +156,8 @@ def write_obs_table(group: zarr.Group, name: str, obs: pd.DataFrame, uns_type: s
 def _decoded(nodes: dict, data: dict, path: str):
     """The element at ``path`` as anndata's reader returns it (``nodes``: path -> attributes; ``data``: array
     path -> values); KeyError for an encoding this module does not read."""
+    import pandas as pd
+
     kind = (nodes[path].get("encoding-type"), nodes[path].get("encoding-version"))
     if kind in (("array", "0.2.0"), ("string-array", "0.2.0")):
         return data[path]
@@ -131,7 +174,7 @@ def _decoded(nodes: dict, data: dict, path: str):
     raise KeyError(path)
 
 
-def read_obs_table(group: zarr.Group, name: str) -> pd.DataFrame | None:
+def read_obs_table(group: zarr.Group, name: str):
     """The obs of the AnnData ``group[name]`` as ``anndata.io.read_elem(group[name]).obs`` returns it, its
     nodes listed and read in one pass of zarr's event loop each (anndata's reader: ~0.15 s for a 2,000-event
     table, one round trip per node); None when it holds an encoding this module does not read (read it with
@@ -153,6 +196,8 @@ def read_obs_table(group: zarr.Group, name: str) -> pd.DataFrame | None:
     arrays = [(path, node) for path, node in members if not isinstance(node, AsyncGroup)]
     data = dict(zip((path for path, _ in arrays), sync(read_all(arrays))))
     columns, index = list(attrs["column-order"]), attrs["_index"]
+    import pandas as pd
+
     try:
         df = pd.DataFrame({k: _decoded(nodes, data, k) for k in columns}, index=_decoded(nodes, data, index),
                           columns=columns if columns else None)
