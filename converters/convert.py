@@ -16,7 +16,7 @@ from scipzarr.errors import ScipzarrError
 from scipzarr.progress import Bar, run_with_progress
 from scipzarr.scheduler import ClusterOptions, open_runner
 from scipzarr.store import mosaic as store
-from scipzarr.store import ngff, obs_table, write_fov_store
+from scipzarr.store import ngff, write_fov_store
 from scipzarr.store.fov import DEFAULT_CHUNK
 from scipzarr.work import Work, config_hash, fingerprint, work_path
 
@@ -48,13 +48,12 @@ def _tile_for(source: EventSource, tile_size: int | None, fit: str) -> tuple[int
 
 def event_table(source: EventSource, mosaic: store.Mosaic) -> dict[str, np.ndarray]:
     """The store's per-event table (columns :data:`store.EVENT_COLUMNS`, text as str objects, the rest int64):
-    ids, tile positions, sizes, provenance; its index is ``event_id``."""
+    the source's columns (already of those types), tile positions and fits; its index is ``event_id``."""
     events = source.columns
     n = len(source)
     fits = [store.fit_to_tile((h, w), mosaic.tile) for h, w in zip(events["height"].tolist(), events["width"].tolist())]
-    table = {col: np.array([str(v) for v in events[col]], dtype=object) for col in ("event_id", "source", "class_label")}
+    table = dict(events)
     table["tile_row"], table["tile_col"] = (np.asarray(a, np.int64) for a in mosaic.tile_position(np.arange(n)))
-    table["height"], table["width"] = events["height"].astype(np.int64), events["width"].astype(np.int64)
     for col in ("valid_y0", "valid_x0", "valid_height", "valid_width", "crop_y0", "crop_x0"):
         table[col] = np.array([f[col] for f in fits], dtype=np.int64).reshape(n)
     table["rejected"] = np.full(n, "", dtype=object)
@@ -245,9 +244,7 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
         reasons = np.full(len(source), "", dtype=object)
         for i, reason in bad.items():
             reasons[i] = reason
-        columns = {col: obs_table.Strings(values) if values.dtype == object else values
-                   for col, values in (table | {"rejected": reasons}).items()}
-        events = obs_table.ObsColumns("event", obs_table.Strings(table["event_id"]), columns)
+        events = store.events_columns(table | {"rejected": reasons})
         pixel_rows = [{"event_id": table["event_id"][i], "source": table["source"][i],
                        "reason": reason, "stage": "pixels"} for i, reason in sorted(bad.items())]
         rows = source.rejected + pixel_rows

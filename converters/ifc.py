@@ -652,7 +652,7 @@ def _from_cifs(cifs: list[tuple[Path, Path]], reject: Rejects) -> EventSource:
              "magnification": first.magnification, "pixel_size_um": px,
              "brightfield_channels": [f"Ch{k}" for k in first.brightfield], **first.facts}
     has_masks = all(m is not None for ix in files for m in ix.mask_strips)
-    return EventSource("cif", list(first.channel_names), np.dtype(np.uint16), _unique_ids(rows), read,
+    return EventSource("cif", list(first.channel_names), np.dtype(np.uint16), _event_columns(rows), read,
                        pixel_size=(px, px), acquisition={k: v for k, v in facts.items() if v not in (None, [], "")},
                        read_masks=read_masks if has_masks else None, read_batch=read_batch)
 
@@ -808,7 +808,7 @@ def _from_ideas(tiffs: list[tuple[str, Path]], reject: Rejects, names: list[tupl
                 _read_event_file(path, shapes[i], dtype, out[c], paths[i][0])
         return out
 
-    return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _unique_ids(rows), read,
+    return EventSource("ideas", [f"Ch{c}" for c in channels], dtype, _event_columns(rows), read,
                        reads_hold_gil=True)
 
 
@@ -885,7 +885,7 @@ def _from_event_tiffs(tiffs: list[tuple[Path, Path]], reject: Rejects) -> EventS
         return img
 
     c = next(iter(info.values()))[3]
-    return EventSource("tiff", [f"ch{i}" for i in range(c)], dtype, _unique_ids(rows), read,
+    return EventSource("tiff", [f"ch{i}" for i in range(c)], dtype, _event_columns(rows), read,
                        reads_hold_gil=True)
 
 
@@ -939,7 +939,7 @@ def _from_montages(tiffs: list[tuple[Path, Path]], tile: int) -> EventSource:
         return montage[:, r * tile:(r + 1) * tile, c * tile:(c + 1) * tile]
 
     names = [f"Ch{c}" for c in channels] if all(_CHANNEL_RE.match(p.name) for p, _ in tiffs) else [f"ch{i}" for i in range(len(channels))]
-    return EventSource("montage", names, dtype, _unique_ids(rows), read)
+    return EventSource("montage", names, dtype, _event_columns(rows), read)
 
 
 # Per-process caches, reached from the read functions by reference (so tasks
@@ -984,7 +984,7 @@ def _npy_event(path: Path, i: int) -> np.ndarray:
     return data if len(shape) == 4 else data[np.newaxis]
 
 
-def _unique_ids(rows: list[dict]) -> dict[str, np.ndarray]:
+def _event_columns(rows: list[dict]) -> dict[str, np.ndarray]:
     """The events' columns (:attr:`EventSource.columns`) from one dict per event; one clear line when two
     events share an id."""
     seen: dict[str, int] = {}

@@ -309,6 +309,14 @@ def write_ifc_mosaic(
 REJECTED_COLUMNS = ["event_id", "source", "reason", "stage"]
 
 
+def events_columns(table: dict[str, np.ndarray]) -> obs_table.ObsColumns:
+    """The per-event table of ``table`` (:data:`EVENT_COLUMNS` as numpy arrays: text as str objects, numbers
+    int64), indexed by ``event_id`` (index name ``event``): what :func:`write_events_table` takes without pandas."""
+    return obs_table.ObsColumns("event", obs_table.Strings(table["event_id"]),
+                                {c: obs_table.Strings(table[c]) if table[c].dtype == object else table[c]
+                                 for c in EVENT_COLUMNS})
+
+
 def rejected_columns(rows: list[dict]) -> obs_table.ObsColumns:
     """The rejected-events table of ``rows`` (dicts with :data:`REJECTED_COLUMNS`), every value as text, rows
     numbered from 0: what :func:`write_events_table` makes of the same rows in a DataFrame."""
@@ -326,7 +334,7 @@ def write_events_table(root: zarr.Group, events: pd.DataFrame | obs_table.ObsCol
     The tables are written into memory and the finished files then put into the store
     (:func:`ngff.put_files`: one write per file), by :mod:`.obs_table`: anndata's layout without its import
     and its ~500 zarr calls for a 14-column table (anndata writes any column type that module does not know).
-    Given as :class:`~.obs_table.ObsColumns` (``convert``: :func:`rejected_columns` for the rejected events),
+    Given as :class:`~.obs_table.ObsColumns` (``convert``: :func:`events_columns` and :func:`rejected_columns`),
     the tables are written without pandas.
     """
     tables = root.require_group("tables")
