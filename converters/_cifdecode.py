@@ -111,3 +111,58 @@ def _decode_many(data, at, shapes, images, masks):
         ok[e] = good
         pos += n
     return ok
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _uint(buf, p, n, little):
+    """The unsigned ``n``-byte integer at ``buf[p:p + n]`` in the file's byte order."""
+    v = np.int64(0)
+    for j in range(n):
+        v = (v << 8) | np.int64(buf[p + j if not little else p + n - 1 - j])
+    return v
+
+
+#: The tags a page's row holds (:func:`_page_rows`), in the row's order after the page's offset.
+ROW_TAGS = (33002, 33003, 256, 257, 259, 273, 279)
+
+
+@numba.njit(cache=True, nogil=True)
+def _page_rows(buf, offset, little, max_entries, rows):
+    """The plain directories (IFDs) of a CIF chained from ``offset``, ``buf`` holding the file's bytes from
+    ``offset`` on, one row of ``rows`` each: ``(offset, kind, object, width, height, compression, strip offset,
+    strip byte count, next offset)``, -1 for a tag the page lacks. Returns how many rows were filled; it stops
+    before the first directory that is not plain (not wholly inside ``buf``, 0 or more than ``max_entries``, or one
+    of :data:`ROW_TAGS` not a single SHORT or LONG; an image or mask page without all of width, height,
+    compression and one strip), after a directory whose next offset does not lie further on, and when ``rows``
+    is full. The caller reads what stops it the general way, which says what is wrong."""
+    n_rows = 0
+    base = offset
+    while n_rows < rows.shape[0]:
+        p = offset - base
+        if p + 2 > buf.size:
+            break
+        n = _uint(buf, p, 2, little)
+        end = p + 2 + 12 * n
+        if n == 0 or n > max_entries or end + 4 > buf.size:
+            break
+        vals = np.full(7, -1, np.int64)
+        plain = True
+        for q in range(p + 2, end, 12):
+            tag = _uint(buf, q, 2, little)
+            for t in range(7):
+                if tag == ROW_TAGS[t]:
+                    typ = _uint(buf, q + 2, 2, little)
+                    if _uint(buf, q + 4, 4, little) != 1 or (typ != 3 and typ != 4):
+                        plain = False
+                    vals[t] = _uint(buf, q + 8, 2 if typ == 3 else 4, little)
+        if not plain or (vals[0] == 2 or vals[0] == 3) and vals[2:].min() < 0:
+            break
+        nxt = _uint(buf, end, 4, little)
+        rows[n_rows, 0] = offset
+        rows[n_rows, 1:8] = vals
+        rows[n_rows, 8] = nxt
+        n_rows += 1
+        if nxt <= offset:
+            break
+        offset = nxt
+    return n_rows

@@ -154,6 +154,83 @@ def test_decoding_streams_memory_does_not_grow_with_the_file(cif, tmp_path):
     assert peaks[1] < 2 * peaks[0] + 200_000, peaks  # a few events' buffers, whatever the file size
 
 
+def _directories(raw: bytes) -> list[int]:
+    """The offsets of the object directories of a little-endian CIF, in chain order (IFD 0 left out)."""
+    import struct
+
+    offsets, at = [], struct.unpack("<I", raw[4:8])[0]
+    while at:
+        n = struct.unpack("<H", raw[at:at + 2])[0]
+        at = struct.unpack("<I", raw[at + 2 + 12 * n:at + 6 + 12 * n])[0]
+        offsets.append(at)
+    return offsets[:-1]
+
+
+def _index_facts(path):
+    try:
+        ix = cifmod.read_index(path)
+    except cifmod.CifError as exc:
+        return str(exc)
+    return (ix.objects.tolist(), ix.width.tolist(), ix.height.tolist(), ix.image_strips, ix.mask_strips, ix.damaged)
+
+
+def test_the_compiled_directory_scan_reads_what_the_general_one_does(cif, tmp_path, monkeypatch):
+    """The directories are read by a compiled pass a block of the file at a time; a chain that loops or jumps
+    back, a tag that is not a single value, a directory cut by a block's end, and a damaged one are read the
+    general way (tag by tag), and every file gives the index that reading it all that way gives."""
+    import struct
+
+    raw = cif.read_bytes()
+    dirs = _directories(raw)
+    assert len(dirs) == 222  # an image and a mask page per object
+
+    def next_of(b: bytearray, k: int, to: int) -> None:
+        n = struct.unpack("<H", b[dirs[k]:dirs[k] + 2])[0]
+        struct.pack_into("<I", b, dirs[k] + 2 + 12 * n, to)
+
+    cases = {"as written": bytearray(raw)}
+    cases["loops back"] = bytearray(raw)
+    next_of(cases["loops back"], 150, dirs[40])
+    cases["jumps back, then on"] = bytearray(raw)  # 10 -> 12 ... 60 -> 11 -> 61: every page read once
+    next_of(cases["jumps back, then on"], 10, dirs[12])
+    next_of(cases["jumps back, then on"], 60, dirs[11])
+    next_of(cases["jumps back, then on"], 11, dirs[61])
+    cases["a tag of two values"] = bytearray(raw)  # object 20's strip byte count claims 2 values
+    b = cases["a tag of two values"]
+    n = struct.unpack("<H", b[dirs[40]:dirs[40] + 2])[0]
+    entry = next(dirs[40] + 2 + 12 * e for e in range(n) if struct.unpack("<H", b[dirs[40] + 2 + 12 * e:][:2])[0] == 279)
+    struct.pack_into("<I", b, entry + 4, 2)
+    cases["a directory of 0 entries"] = bytearray(raw)
+    struct.pack_into("<H", cases["a directory of 0 entries"], dirs[99], 0)
+    cases["cut in a directory"] = bytearray(raw[:dirs[170] + 30])
+    cases["an image page without its object number"] = bytearray(raw)
+    b = cases["an image page without its object number"]
+    n = struct.unpack("<H", b[dirs[0]:dirs[0] + 2])[0]
+    entry = next(dirs[0] + 2 + 12 * e for e in range(n) if struct.unpack("<H", b[dirs[0] + 2 + 12 * e:][:2])[0] == 33003)
+    struct.pack_into("<H", b, entry, 33100)  # the first object's number tag renamed: no object number
+    general = {}
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.cif"
+        path.write_bytes(bytes(data))
+    with monkeypatch.context() as m:  # every directory the general way
+        m.setattr(cifmod, "SCAN_BLOCK", 0)
+        for name in cases:
+            general[name] = _index_facts(tmp_path / f"{name}.cif")
+    for block in (2**20, 5000):  # 5000 bytes: directories cut by the blocks' ends
+        monkeypatch.setattr(cifmod, "SCAN_BLOCK", block)
+        for name in cases:
+            assert _index_facts(tmp_path / f"{name}.cif") == general[name], (name, block)
+    assert general["as written"][0] == list(range(111)) and general["as written"][5] == []
+    assert general["loops back"][5][0] == (-1, f"the directory chain loops back to byte {dirs[40]}")
+    assert general["jumps back, then on"][0] == list(range(111)) and general["jumps back, then on"][5] == []
+    assert (20, "image strips lie outside the file") in general["a tag of two values"][5]  # two counts, one offset
+    assert "unreadable" in general["a directory of 0 entries"][5][0][1]
+    assert len(general["cut in a directory"][0]) == 85
+    assert general["an image page without its object number"] == (
+        f"{tmp_path / 'an image page without its object number.cif'}: the first object: a page lacks TIFF tag "
+        "33003; the file is damaged")
+
+
 def test_a_truncated_file_is_one_line_and_nothing_is_left(cif, tmp_path):
     data = cif.read_bytes()
     cut = tmp_path / "cut.cif"
