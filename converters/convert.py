@@ -236,11 +236,15 @@ def _write(output, inputs, source, mosaic, table, tile, chunk_tiles, progress, r
             rejected_dir.mkdir(exist_ok=True)
             (rejected_dir / f"{events.start:09d}.json").write_text(json.dumps(bad))
 
-    def tables():
+    def tables(final: bool):
+        """The events and rejected tables (store.write_ifc_mosaic): before the chunks are read, as if every event
+        reads; afterwards None unless events were rejected while reading their pixels (``--on-error skip``)."""
+        if final and not rejected_dir.exists():
+            return None
         bad = {}
-        for f in sorted(rejected_dir.glob("*.json")) if rejected_dir.exists() else []:
-            bad.update({int(k): v for k, v in json.loads(f.read_text()).items()})
-        atomic.remove(rejected_dir)
+        if final:  # kept with the work until the store is done: a resumed run's rejections of earlier chunks
+            for f in sorted(rejected_dir.glob("*.json")):
+                bad.update({int(k): v for k, v in json.loads(f.read_text()).items()})
         reasons = np.full(len(source), "", dtype=object)
         for i, reason in bad.items():
             reasons[i] = reason

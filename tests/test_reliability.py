@@ -135,6 +135,28 @@ def _write_events(folder, n=6, size=16, channels=2):
     return ev
 
 
+def test_a_resumed_convert_keeps_the_rejections_of_chunks_written_before(tmp_path):
+    """An event rejected while its pixels are read (``--on-error skip``), in a chunk written before the convert was
+    killed, is still marked in the events table and listed in the rejected table after ``--resume``."""
+    src = tmp_path / "in"
+    _write_events(src, n=400, size=16, channels=2)
+    data = (src / "ev1.tif").read_bytes()
+    (src / "ev1.tif").write_bytes(data[: len(data) - 200])  # truncated pixel data: rejected at the pixel stage
+    out = tmp_path / "s.zarr"
+    written = tmp_path / ".s.zarr.scipzarr-work" / "output" / "s0" / "c"
+    args = (src, "-o", out, "--chunk-tiles", "2", "--on-error", "skip")
+    assert _kill_when(_cli("convert", *args, "--scheduler", "synchronous"),
+                      lambda: written.exists() and sum(len(f) for _, _, f in os.walk(written)) >= 10)
+    r = subprocess.run(_cli("convert", *args, "--resume"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "resuming convert" in r.stderr and "1 rejected" in r.stdout
+    st = store.open_store(out)
+    assert len(st.events) == 400 and "ev1.tif" in st.events.loc["ev1", "rejected"]
+    assert (st.events.drop(index="ev1")["rejected"] == "").all()
+    rej = st.rejected()
+    assert rej["event_id"].tolist() == ["ev1"] and rej["stage"].tolist() == ["pixels"]
+
+
 def test_on_error_skip_records_every_bad_event(tmp_path):
     import tifffile
 

@@ -182,7 +182,7 @@ def write_ifc_mosaic(
     path: Path,
     mosaic: Mosaic,
     read_block: Callable[[range, np.ndarray, np.ndarray | None], None],
-    tables: Callable[[], tuple[pd.DataFrame, pd.DataFrame]],
+    tables: Callable[[bool], tuple[pd.DataFrame, pd.DataFrame] | None],
     channel_names: list[str],
     dtype: np.dtype,
     source_description: str,
@@ -203,8 +203,11 @@ def write_ifc_mosaic(
     labels are written before its level-0 chunk, so a present chunk is a
     whole chunk). The other levels are then computed from the last owned one.
     ``compute(collections, layer)`` runs dask collections (the caller chooses
-    scheduler and progress). ``tables()``, called once level 0 is written,
-    returns the per-event table and the rejected-events table. With
+    scheduler and progress). ``tables(final)`` returns the per-event table and
+    the rejected-events table: ``tables(False)`` before the chunk tasks run
+    (the tables as they are if every event reads; written while the tasks
+    run), ``tables(True)`` once level 0 is written (None: the first stand;
+    else written in their place). With
     ``mask_labels`` (one label image name per channel, e.g. the instrument's
     masks), ``read_block`` also fills ``mask_tiles`` (0/1); masks become label
     mosaics ``labels/<name>`` whose value is the event's index + 1 where the
@@ -256,8 +259,15 @@ def write_ifc_mosaic(
 
     layer = f"scipzarr-read-events-{uuid.uuid4().hex}"
     rows, cols = mosaic.chunk_grid
-    pieces = list(compute([delayed(write_block, pure=False)(by, bx, dask_key_name=(layer, by, bx))
-                           for by in range(rows) for bx in range(cols)], layer))
+    # the tables, as they are when every event reads, are written while the tasks run (their ~0.3 s is mostly
+    # zarr's Python and the file system: the tasks' compiled decoding and encoding run beside it)
+    with ThreadPoolExecutor(1) as pool:
+        early = pool.submit(lambda: write_events_table(root, *tables(False)))
+        try:
+            pieces = list(compute([delayed(write_block, pure=False)(by, bx, dask_key_name=(layer, by, bx))
+                                   for by in range(rows) for bx in range(cols)], layer))
+        finally:
+            early.result()
     firsts = [None] * (1 + n_masks)
     if assemble and all(p is not None for p in pieces):
         firsts = [np.zeros((c, *next_shape), dtype)] + [np.zeros(next_shape, label_dtype) for _ in range(n_masks)]
@@ -273,16 +283,17 @@ def write_ifc_mosaic(
     def run(collections):  # no progress layer
         return compute(collections, "")
 
-    # the later levels of the image and of each mask label image, two at a time, while this thread writes the
-    # events table (mostly waits on zarr's event loop; the levels are mostly numpy and codecs)
+    # the later levels of the image and of each mask label image, two at a time, while this thread rewrites the
+    # tables if events were rejected (mostly waits on zarr's event loop; the levels are mostly numpy and codecs)
     pyramids = [(root, False, ("c", "y", "x"))] + [(zarr.open_group(str(path / "labels" / name), mode="r+"), True,
                                                       ("y", "x")) for name in mask_labels or []]
     with ThreadPoolExecutor(2) as pool:
         later = [pool.submit(ngff.write_levels, group, n_levels, (cy, cx), run, nearest, dims, len(levels), first)
                  for (group, nearest, dims), first in zip(pyramids, firsts)]
         try:
-            events, rejected = tables()
-            write_events_table(root, events, rejected)
+            final = tables(True)
+            if final is not None:  # events rejected while reading their pixels
+                write_events_table(root, *final)
         finally:
             for job in later:
                 job.result()
