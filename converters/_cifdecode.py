@@ -68,7 +68,8 @@ def _mask_runs(data, out):
 def _varints(data, d):
     """The signed nibble varints of ``data`` (low nibble of each byte first) into ``d`` (two slots more than
     the values wanted), at most ``d.size - 2``; returns how many were read, or -1 for a value longer than 16
-    bits. Branch-free: whether a nibble ends a value is data, not control flow (2x faster on real files)."""
+    bits. Branch-free: whether a nibble ends a value is data, not control flow (2x faster on real files), but for
+    a byte of two one-nibble values, which most are."""
     n = d.size - 2
     k = 0
     value = 0
@@ -76,6 +77,15 @@ def _varints(data, d):
     longest = 0
     for i in range(data.size):
         byte = np.int64(data[i])
+        if shift == 0 and byte & 0x88 == 0:  # two values of one nibble each (80 % of the bytes of real images)
+            lo, hi = byte & 7, (byte >> 4) & 7
+            d[k] = lo - ((lo & 4) << 1)
+            d[k + 1] = hi - ((hi & 4) << 1)
+            k += 2
+            longest = max(longest, 3)
+            if k >= n:
+                break
+            continue
         for nib in (byte & 15, byte >> 4):
             value += (nib & 7) << shift
             shift += 3
