@@ -1,7 +1,7 @@
 """CIF benchmark: decoding and ``convert`` of many copies of the real FlowSight file, against reading the
 files' bytes in the same run.
 
-    python benchmarks/bench_cif.py [--copies 60] [--threads 2] [--out bench-cif]
+    python benchmarks/bench_cif.py [--copies 60] [--threads 2] [--out bench-cif] [--repeat 3]
 
 Phases (one run, the same files):
   * read      every file's bytes (the baseline: what the disk and page cache give),
@@ -9,13 +9,15 @@ Phases (one run, the same files):
               threads (the numba kernel releases the GIL),
   * convert   ``scipzarr convert`` of all copies into one store (threads scheduler), IDEAS masks included:
               the command line (process start-up and exit included), then the same call in this process
-              after a warm-up.
+              after a warm-up; each ``--repeat`` times, the command line and the in-process call alternated
+              (this machine's speed wanders by tens of percent within minutes): medians, and every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="bench-cif")
     p.add_argument("--source", default=str(SOURCE))
+    p.add_argument("--repeat", type=int, default=3, help="command-line and in-process converts, alternated")
     args = p.parse_args()
     from scipzarr.converters import cif
 
@@ -63,25 +66,35 @@ def main() -> None:
         list(pool.map(decode, indexes))
     decode_s = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(out / "s.zarr"), "-q"],
-                   check=True)
-    convert_s = time.perf_counter() - t0
     from scipzarr.converters import convert
 
     convert([out / "in"], out / "warm.zarr", progress=False)  # imports and compilation outside the timing
-    t0 = time.perf_counter()
-    convert([out / "in"], out / "s2.zarr", progress=False)
-    in_process_s = time.perf_counter() - t0
+    cli, inproc = [], []
+    for _ in range(args.repeat):
+        shutil.rmtree(out / "s.zarr", ignore_errors=True)
+        shutil.rmtree(out / "s2.zarr", ignore_errors=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(out / "s.zarr"), "-q"],
+                       check=True)
+        cli.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        convert([out / "in"], out / "s2.zarr", progress=False)
+        inproc.append(time.perf_counter() - t0)
+    convert_s, in_process_s = statistics.median(cli), statistics.median(inproc)
+
+    def runs(times: list[float]) -> str:
+        return "median of " + ", ".join(f"{t:.2f}" for t in times) + " s"
+
     print(f"{args.copies} copies, {n:,} events, {nbytes / 2**20:,.0f} MiB")
     print(f"read bytes   {read_s:7.2f} s  {n / read_s:10,.0f} events/s  (baseline)")
     print(f"index        {index_s:7.2f} s  {n / index_s:10,.0f} events/s")
     print(f"decode       {decode_s:7.2f} s  {n / decode_s:10,.0f} events/s  (images + masks, {args.threads} threads; "
           f"{decode_s / read_s:.1f}x the read)")
     print(f"convert      {convert_s:7.2f} s  {n / convert_s:10,.0f} events/s  (process start-up included; "
-          f"{convert_s / read_s:.1f}x the read)")
+          f"{convert_s / read_s:.1f}x the read; {runs(cli)})")
     print(f"  in process {in_process_s:7.2f} s  {n / in_process_s:10,.0f} events/s  (the same convert after a "
-          f"warm-up: no imports or interpreter start and exit; the command line adds {convert_s - in_process_s:.1f} s)")
+          f"warm-up: no imports or interpreter start and exit; the command line adds {convert_s - in_process_s:.1f} s; "
+          f"{runs(inproc)})")
 
 
 if __name__ == "__main__":
