@@ -290,7 +290,9 @@ def _scan(r: _Reader) -> CifIndex:
                     if kind == IMAGE_KIND or kind == MASK_KIND:
                         page(kind, obj if obj >= 0 else last, width, height, compression, (off,), (count,))
                 continue
-        if offset in seen or passed and offset <= furthest and _among(offset, np.concatenate(passed)):
+        if len(passed) > 1 and offset <= furthest:  # once, not per directory read this way
+            passed[:] = [np.concatenate(passed)]
+        if offset in seen or passed and offset <= furthest and _among(offset, passed[0]):
             damaged.append((-1, f"the directory chain loops back to byte {offset}"))
             break
         seen.add(offset)
