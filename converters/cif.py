@@ -188,6 +188,8 @@ def _scan(r: _Reader) -> CifIndex:
     (offset,) = struct.unpack(bo + "I", head[4:8])
     tags, offset = _entries(r, bo, offset)
     xml = _values(r, bo, tags[33027], "the acquisition XML", limit=1 << 26) if 33027 in tags else ""
+    if not isinstance(xml, str):
+        raise CifError(f"{path}: the acquisition XML (tag 33027) is not text; the file is damaged, export it again")
     in_use = _xml_field(xml, "ChannelInUseIndicators_0_11")
     if in_use is None:
         raise CifError(f"{path}: no channel list (ChannelInUseIndicators) in the acquisition XML; not a CIF "

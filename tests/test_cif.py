@@ -231,6 +231,25 @@ def test_the_compiled_directory_scan_reads_what_the_general_one_does(cif, tmp_pa
         "33003; the file is damaged")
 
 
+def test_an_acquisition_xml_that_is_not_text_is_one_line(cif, tmp_path):
+    """A damaged type of the acquisition XML's tag (found by the byte-flipping test: it reached the XML search
+    as a tuple of numbers) is one CifError line."""
+    import struct
+
+    raw = bytearray(cif.read_bytes())
+    first = struct.unpack("<I", raw[4:8])[0]
+    n = struct.unpack("<H", raw[first:first + 2])[0]
+    entry = next(first + 2 + 12 * e for e in range(n) if struct.unpack("<H", raw[first + 2 + 12 * e:][:2])[0] == 33027)
+    assert struct.unpack("<H", raw[entry + 2:entry + 4])[0] == 2  # ASCII
+    struct.pack_into("<H", raw, entry + 2, 1)  # BYTE: the same bytes, read as numbers
+    path = tmp_path / "xml.cif"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(cifmod.CifError) as err:
+        cifmod.read_index(path)
+    assert str(err.value) == (f"{path}: the acquisition XML (tag 33027) is not text; the file is damaged, export it "
+                              "again")
+
+
 def test_a_truncated_file_is_one_line_and_nothing_is_left(cif, tmp_path):
     data = cif.read_bytes()
     cut = tmp_path / "cut.cif"
