@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -266,8 +266,10 @@ def write_ifc_mosaic(
         try:
             pieces = list(compute([delayed(write_block, pure=False)(by, bx, dask_key_name=(layer, by, bx))
                                    for by in range(rows) for bx in range(cols)], layer))
-        finally:
-            early.result()
+        except BaseException:
+            wait([early])  # the tasks' error is the one to report
+            raise
+        early.result()
     firsts = [None] * (1 + n_masks)
     if assemble and all(p is not None for p in pieces):
         firsts = [np.zeros((c, *next_shape), dtype)] + [np.zeros(next_shape, label_dtype) for _ in range(n_masks)]
