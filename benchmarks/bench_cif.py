@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from _bytecode import byte_compile
+
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ifc_cif_flowsight" / "example.cif"
 
 
@@ -37,6 +39,7 @@ def main() -> None:
     args = p.parse_args()
     from scipzarr.converters import cif
 
+    byte_compile()  # the commands start as an installed package's do (benchmarks/_bytecode.py)
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     (out / "in").mkdir(parents=True)
