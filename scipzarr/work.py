@@ -40,6 +40,7 @@ def fingerprint(paths: list[Path]) -> str:
     """Names, sizes and modification times of every file under ``paths`` (cheap, no reads; strings and
     ``os.walk``, not pathlib: an IDEAS export holds tens of thousands of files)."""
     h = hashlib.sha256()
+    stat = os.stat
     for root in paths:
         root = str(Path(root))
         if os.path.isfile(root):
@@ -48,11 +49,14 @@ def fingerprint(paths: list[Path]) -> str:
             files = []
             for folder, dirs, names in os.walk(root):
                 dirs[:] = [d for d in dirs if d != "labels" and not _ours(d)]  # label images inside the input
-                files += [os.path.join(folder, n) for n in names if not _ours(n)]
+                prefix = os.path.join(folder, "")  # joined by hand: os.path.join per file was a third of the time
+                files += [prefix + n for n in names if not _ours(n)]
             files.sort()
+        lines = []
         for f in files:
-            st = os.stat(f)
-            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            st = stat(f)
+            lines.append(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n")
+        h.update("".join(lines).encode())  # the same digest as one update per file
     return h.hexdigest()[:16]
 
 
