@@ -161,6 +161,18 @@ def _among(value: int, increasing: np.ndarray) -> bool:
     return i < len(increasing) and int(increasing[i]) == value
 
 
+def _number(path: Path, text: str, name: str) -> float:
+    """A positive number the file's XML states (``name``: its element); one CifError line when it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise CifError(f"{path}: the XML's {name} is {text[:40]!r}, not a positive number; the file is damaged, "
+                       "export it again")
+    return value
+
+
 def _xml_field(text: str, name: str) -> str | None:
     m = re.search(rf"<{name}>([^<]*)</{name}>", text)
     return m.group(1).strip() if m else None
@@ -202,6 +214,7 @@ def _scan(r: _Reader) -> CifIndex:
     bf = _xml_field(xml, "BfLedIndicators_0_11")
     brightfield = [k + 1 for k, v in enumerate((bf or "").split()) if v == "1" and k + 1 in channels]
     mag = _xml_field(xml, "Magnification")
+    mag = _number(path, mag, "Magnification") if mag else None
     facts = {}
     for tag, key in ((33004, "acquisition_time"), (33005, "operator"), (33006, "instrument"),
                      (33026, "raw_file"), (33066, "ideas_version")):
@@ -221,7 +234,7 @@ def _scan(r: _Reader) -> CifIndex:
             if m is None and tail < count:
                 text = r.read(voff, count, "the instrument XML")
                 m = re.search(pattern, text)
-            pixel = float(m.group(1)) if m else None
+            pixel = _number(path, m.group(1).decode("latin-1"), "CameraPixelSize") if m else None
             bits = re.search(rb"<CameraBitsPerPixel>([0-9]+)</CameraBitsPerPixel>", text)
             if bits and 1 <= int(bits.group(1)) <= 16:
                 facts["camera_bits_per_pixel"] = int(bits.group(1))  # texture quantizes on this scale
@@ -309,7 +322,7 @@ def _scan(r: _Reader) -> CifIndex:
     if n_expected is not None and len(objects) != n_expected:
         damaged.append((-1, f"the file lists {n_expected} objects but holds {len(objects)}"))
     return CifIndex(path, bo, channels, names, np.array(objects, np.int64), np.array(widths, np.int64),
-                    np.array(heights, np.int64), images, masks, float(mag) if mag else None, pixel, brightfield,
+                    np.array(heights, np.int64), images, masks, mag, pixel, brightfield,
                     facts, damaged)
 
 

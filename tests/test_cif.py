@@ -250,6 +250,22 @@ def test_an_acquisition_xml_that_is_not_text_is_one_line(cif, tmp_path):
                               "again")
 
 
+@pytest.mark.parametrize("element, damaged", [("Magnification", "4x"), ("Magnification", "nan"),
+                                               ("CameraPixelSize", "0.5."), ("CameraPixelSize", "0")])
+def test_a_damaged_number_in_the_xml_is_one_line(cif, tmp_path, element, damaged):
+    """The magnification and the pixel size go into the store's scale: text that is not a positive number there
+    (a damaged file) is one CifError line, not a traceback."""
+    raw = cif.read_bytes()
+    start = raw.index(f"<{element}>".encode()) + len(element) + 2
+    end = raw.index(b"<", start)
+    path = tmp_path / "xml.cif"
+    path.write_bytes(raw[:start] + damaged.encode() + raw[end:])
+    with pytest.raises(cifmod.CifError) as err:
+        cifmod.read_index(path)
+    assert str(err.value) == (f"{path}: the XML's {element} is {damaged!r}, not a positive number; the file is "
+                              "damaged, export it again")
+
+
 def test_a_truncated_file_is_one_line_and_nothing_is_left(cif, tmp_path):
     data = cif.read_bytes()
     cut = tmp_path / "cut.cif"
