@@ -76,6 +76,13 @@ def _to_cyx(arr: da.Array, axes: str, source: str, projection: str) -> tuple[da.
     return arr.transpose([axes.index(a) for a in "CYX"]), used
 
 
+#: OME's length units (``UnitsLength``) in micrometres
+_MICROMETRES = {"Ym": 1e30, "Zm": 1e27, "Em": 1e24, "Pm": 1e21, "Tm": 1e18, "Gm": 1e15, "Mm": 1e12, "km": 1e9,
+                "hm": 1e8, "dam": 1e7, "m": 1e6, "dm": 1e5, "cm": 1e4, "mm": 1e3, "µm": 1.0, "μm": 1.0, "um": 1.0,
+                "nm": 1e-3, "pm": 1e-6, "fm": 1e-9, "am": 1e-12, "zm": 1e-15, "ym": 1e-18, "Å": 1e-4,
+                "in": 25400.0, "ft": 304800.0, "yd": 914400.0, "mi": 1609344e3}
+
+
 def _ome_info(ome_xml: str | None, series: int) -> tuple[list[str] | None, tuple[float | None, float | None]]:
     if not ome_xml:
         return None, (None, None)
@@ -90,12 +97,15 @@ def _ome_info(ome_xml: str | None, series: int) -> tuple[list[str] | None, tuple
     channels = pixels.get("Channel", [])
     channels = channels if isinstance(channels, list) else [channels]
     names = [str(c.get("Name")) for c in channels if c.get("Name") is not None] or None
-    unit_scale = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6}
-
     def size(axis):
-        value = pixels.get(f"PhysicalSize{axis}")
-        unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")
-        return None if value is None else float(value) * unit_scale.get(unit, 1.0)
+        """Micrometres, or None where the file states no size, or one that is not a positive number in a length
+        unit of OME's (a size in an unknown unit is not guessed to be micrometres)."""
+        value, unit = pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit", "µm")
+        try:
+            value = float(value) * _MICROMETRES[unit]
+        except (TypeError, ValueError, KeyError):
+            return None
+        return value if 0 < value < float("inf") else None
 
     return names, (size("Y"), size("X"))
 

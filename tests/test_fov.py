@@ -322,3 +322,26 @@ def test_a_fov_without_objects_is_listed_not_dropped(tmp_path, size):
     assert t.uns["scipzarr"]["objects_per_fov"] == counts
     assert t.uns["scipzarr"]["thresholds"][1] == 0.0  # a constant FOV: its value, nothing above it
     assert zarr.open_array(str(tmp_path / "s.zarr" / "1" / "labels" / "cells" / "s0"))[:].max() == 0
+
+
+@pytest.mark.parametrize("attrs, expected", [
+    ('PhysicalSizeX="0.5" PhysicalSizeY="0.25"', (0.25, 0.5)),                      # µm by default
+    ('PhysicalSizeX="500" PhysicalSizeXUnit="nm" PhysicalSizeY="0.001" PhysicalSizeYUnit="mm"', (1.0, 0.5)),
+    ('PhysicalSizeX="0.00005" PhysicalSizeXUnit="cm" PhysicalSizeY="5000" PhysicalSizeYUnit="Å"', (0.5, 0.5)),
+    ('PhysicalSizeX="2" PhysicalSizeXUnit="pixel" PhysicalSizeY="abc"', (None, None)),  # not a length; not a number
+    ('PhysicalSizeX="0" PhysicalSizeY="-1"', (None, None)),                            # not positive
+])
+def test_pixel_sizes_from_ome_xml_in_micrometres(attrs, expected):
+    """An OME-TIFF's pixel size goes into the store's scale in micrometres: converted from any OME length unit;
+    a size that is not a positive length (an unknown unit, text, 0) is left out, not guessed."""
+    from scipzarr.converters.fov import _ome_info
+
+    xml = (f'<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" '
+           f'DimensionOrder="XYCZT" Type="uint16" SizeX="4" SizeY="4" SizeC="1" SizeZ="1" SizeT="1" {attrs}>'
+           '<Channel ID="Channel:0" Name="DNA"/></Pixels></Image></OME>')
+    names, sizes = _ome_info(xml, 0)
+    assert names == ["DNA"]
+    if None in expected:
+        assert sizes == expected
+    else:
+        assert sizes == pytest.approx(expected)
