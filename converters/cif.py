@@ -210,7 +210,8 @@ def _scan(r: _Reader) -> CifIndex:
     channels = [k + 1 for k, v in enumerate(flags) if v == "1"][:MAX_CHANNELS]
     if not channels:
         raise CifError(f"{path}: the acquisition XML marks no channel as in use; the file is damaged")
-    names = [(_xml_field(xml, f"Channel{k}Name") or f"Ch{k}") for k in channels]
+    # a name the file gives with '/' would nest the store's label images (labels/ideas-<name>): '_' instead
+    names = [(_xml_field(xml, f"Channel{k}Name") or f"Ch{k}").replace("/", "_") for k in channels]
     bf = _xml_field(xml, "BfLedIndicators_0_11")
     brightfield = [k + 1 for k, v in enumerate((bf or "").split()) if v == "1" and k + 1 in channels]
     mag = _xml_field(xml, "Magnification")

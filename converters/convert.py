@@ -16,7 +16,7 @@ from scipzarr.errors import ScipzarrError
 from scipzarr.progress import Bar, run_with_progress
 from scipzarr.scheduler import ClusterOptions, open_runner
 from scipzarr.store import mosaic as store
-from scipzarr.store import ngff, write_fov_store
+from scipzarr.store import check_channel_names, ngff, write_fov_store
 from scipzarr.store.fov import DEFAULT_CHUNK
 from scipzarr.work import Work, config_hash, fingerprint, work_path
 
@@ -140,6 +140,7 @@ def convert(
     inputs, output = _paths(inputs, output, overwrite)
     t0 = time.perf_counter()
     source = discover(inputs, tile_size=tile_size, channel_names=channels, on_error=on_error)
+    check_channel_names(source.channel_names)
     tile = _tile_for(source, tile_size, fit)
     mosaic = store.Mosaic.plan(len(source), len(source.channel_names), tile, chunk_tiles)
     chunk_bytes = int(np.prod(mosaic.chunk_shape)) * np.dtype(source.dtype).itemsize

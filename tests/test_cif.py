@@ -423,3 +423,34 @@ def test_the_greyscale_values_are_the_formats_on_any_bytes():
             assert k == -1
         else:
             assert k == len(want) and d[:k].tolist() == want, (data.tolist(), n)
+
+
+def test_a_channel_name_that_would_nest_the_label_images_is_one_line(cif, tmp_path):
+    """Channel names name the store's label images (labels/ideas-<name>, labels/cells-<name>): '/' in one (it
+    made a nested, invalid store) or an empty one is refused in one line, before anything is written."""
+    for names in ("A/B,Ch2,Ch3,Ch4,Ch5,Ch6", ",Ch2,Ch3,Ch4,Ch5,Ch6"):
+        out = tmp_path / "o.zarr"
+        r = subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(cif), "-o", str(out), "--channels", names],
+                           capture_output=True, text=True, timeout=300)
+        bad = names.split(",")[0]
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            f"scipzarr: error: channel name {bad!r}: a channel name cannot be empty or hold '/' (it names the store's "
+            "label images and table columns); give other names with --channels"], r.stderr
+        assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_channel_name_with_a_slash_in_the_file_becomes_an_underscore(cif, tmp_path):
+    """A name the file itself gives with '/' (here 'A/B' for Ch1, same length: the file's offsets stay) is kept
+    with '_' (a valid file is not refused for it) and the store is valid."""
+    from scipzarr.store import validate_store
+
+    raw = cif.read_bytes()
+    assert raw.count(b"<Channel1Name>Ch1</Channel1Name>") == 1
+    path = tmp_path / "named.cif"
+    path.write_bytes(raw.replace(b"<Channel1Name>Ch1</Channel1Name>", b"<Channel1Name>A/B</Channel1Name>"))
+    assert cifmod.read_index(path).channel_names == ["A_B", "Ch2", "Ch3", "Ch4", "Ch5", "Ch6"]
+    from scipzarr.converters import convert
+
+    convert([path], tmp_path / "o.zarr", progress=False)
+    assert validate_store(tmp_path / "o.zarr") == []
+    assert (tmp_path / "o.zarr" / "labels" / "ideas-A_B").is_dir()

@@ -31,9 +31,19 @@ from .mosaic import (
 
 KINDS = ("ifc", "fov")
 
-__all__ = ["EVENT_COLUMNS", "KINDS", "REJECTED_COLUMNS", "FovStore", "Mosaic", "MosaicStore", "fit_to_tile", "ngff",
+__all__ = ["EVENT_COLUMNS", "KINDS", "REJECTED_COLUMNS", "FovStore", "Mosaic", "MosaicStore", "check_channel_names",
+           "fit_to_tile", "ngff",
            "open_any", "open_fov_store", "open_store", "store_kind", "validate", "validate_fov_store",
            "validate_store", "write_fov_labels", "write_fov_store", "write_ifc_mosaic"]
+
+
+def check_channel_names(names: list[str]) -> None:
+    """Channel names of an IFC store name its label images (``labels/ideas-<name>``, ``labels/cells-<name>``) and
+    its table's columns: each must be one zarr node name (not empty, no ``/``); one clear error otherwise."""
+    for name in names:
+        if not name or "/" in name:
+            raise ScipzarrError(f"channel name {name!r}: a channel name cannot be empty or hold '/' (it names the "
+                                "store's label images and table columns); give other names with --channels")
 
 
 def store_kind(path: str | Path) -> str | None:
