@@ -156,11 +156,6 @@ def _strips_inside(offs: tuple, counts: tuple, size: int) -> bool:
                                                       and max(o + c for o, c in zip(offs, counts)) <= size))
 
 
-def _among(value: int, increasing: np.ndarray) -> bool:
-    i = int(np.searchsorted(increasing, value))
-    return i < len(increasing) and int(increasing[i]) == value
-
-
 def _number(path: Path, text: str, name: str) -> float:
     """A positive number the file's XML states (``name``: its element); one CifError line when it is not one."""
     try:
@@ -293,7 +288,7 @@ def _scan(r: _Reader) -> CifIndex:
     from . import _cifdecode
 
     rows = np.empty((SCAN_ROWS, 9), np.int64)
-    seen, passed = set(), []  # offsets read the general way; those read by the compiled pass (increasing)
+    seen, passed = set(), []  # offsets read; those of the compiled pass join ``seen`` when a chain turns back
     furthest = 0
     while offset:
         if offset > furthest:
@@ -306,9 +301,10 @@ def _scan(r: _Reader) -> CifIndex:
                     if kind == IMAGE_KIND or kind == MASK_KIND:
                         page(kind, obj if obj >= 0 else last, width, height, compression, (off,), (count,))
                 continue
-        if len(passed) > 1 and offset <= furthest:  # once, not per directory read this way
-            passed[:] = [np.concatenate(passed)]
-        if offset in seen or passed and offset <= furthest and _among(offset, passed[0]):
+        if passed and offset <= furthest:
+            seen.update(np.concatenate(passed).tolist())
+            passed.clear()
+        if offset in seen:
             damaged.append((-1, f"the directory chain loops back to byte {offset}"))
             break
         seen.add(offset)

@@ -182,7 +182,7 @@ def write_ifc_mosaic(
     path: Path,
     mosaic: Mosaic,
     read_block: Callable[[range, np.ndarray, np.ndarray | None], None],
-    tables: Callable[[bool], tuple[pd.DataFrame, pd.DataFrame] | None],
+    tables: Callable[[bool], tuple[pd.DataFrame | obs_table.ObsColumns, pd.DataFrame | obs_table.ObsColumns] | None],
     channel_names: list[str],
     dtype: np.dtype,
     source_description: str,
