@@ -254,10 +254,12 @@ def _sieve(mask, min_size, y0, y1, x0, x1, runs, parent, size):
 
 
 @numba.njit(cache=True, nogil=True)
-def _ring(valid, ring, dist):
+def _ring(valid, ring, dist, ring_at):
     """Valid pixels within ``ring`` 4-connected steps of an invalid pixel or the plane's edge (what
     ``binary_erosion`` with a cross, ``iterations=ring``, ``border_value=0`` removes): a two-pass city-block
-    distance transform into ``dist``. Returns the ring mask and its pixel count."""
+    distance transform into ``dist``. The ring's pixels go to ``ring_at`` (``y * w + x``, raster order);
+    returns their count and whether any pixel is invalid. (Loops, not array expressions: each of those
+    costs the first run a compiled kernel of its own, ~1 s here.)"""
     h, w = valid.shape
     for y in range(h):
         for x in range(w):
@@ -274,8 +276,17 @@ def _ring(valid, ring, dist):
                 dist[y, x] = min(dist[y, x], dist[y + 1, x] + 1)
             if x < w - 1:
                 dist[y, x] = min(dist[y, x], dist[y, x + 1] + 1)
-    edge = (dist > 0) & (dist <= ring)
-    return edge, int(edge.sum())
+    m = 0
+    holes = False
+    for y in range(h):
+        for x in range(w):
+            d = dist[y, x]
+            if d == 0:
+                holes = True
+            elif d <= ring:
+                ring_at[m] = y * w + x
+                m += 1
+    return m, holes
 
 
 @numba.njit(cache=True, nogil=True)
@@ -326,14 +337,7 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
                 for x in range(uw):
                     plane[y + ur, x + ur] = 1.0 if inside[y, x] else 0.0
             _smooth(plane, den, tmp, weights, h, w)
-            edge, m = _ring(inside, ring, dist)
-            i = 0
-            for y in range(h):
-                for x in range(w):
-                    if edge[y, x]:
-                        ring_at[i] = y * w + x
-                        i += 1
-            holes = not inside.all()  # pixels outside the event: departures of 0 there
+            m, holes = _ring(inside, ring, dist, ring_at)  # holes: pixels outside the event (departures of 0)
         for ch in range(c):
             src = images[e, channels[ch]]
             for y in range(uh):
