@@ -148,3 +148,17 @@ def test_padding_never_changes_shape_features():
     assert len(f) == len(shape.columns({})) > 100
     for name in f:  # every shape column, moments and Zernike included
         np.testing.assert_array_equal(f[name], g[name], err_msg=name)
+
+
+def test_hull_points_sorted_as_by_their_keys():
+    """The convex hulls' point sort (a counting pass by column, then insertion by row) orders points as
+    sorting their keys ``x * m + y`` does, duplicates and negative coordinates included."""
+    from scipzarr.features._convex import _sorted_points
+
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        n, m = int(rng.integers(0, 120)), int(rng.integers(2, 50))
+        px, py = rng.integers(-1, 30, n), rng.integers(-1, m - 1, n)
+        sx, sy = _sorted_points(px, py, n)
+        keys = np.sort((px + 1) * m + py + 1)
+        assert np.array_equal(sx, keys // m - 1) and np.array_equal(sy, keys % m - 1)

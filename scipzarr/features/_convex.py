@@ -44,21 +44,35 @@ def _hull(xs, ys, n):
 
 
 @njit(cache=True, nogil=True)
-def _sorted_points(px, py, n, m):
-    """The points ``(px[:n], py[:n])`` (``px >= -1``, ``-1 <= py < m - 1``) sorted by x, then y (equal points
-    stay, next to each other). Their keys ``(px + 1) * m + py + 1`` are whole numbers, exact in float64, sorted
-    by ``np.sort`` (which the intensity family's sort compiles too) instead of an int64 ``np.argsort``
-    compiled for this alone (1-2.5 s of a first run)."""
-    keys = np.empty(n)
-    for j in range(n):
-        keys[j] = (px[j] + 1) * m + py[j] + 1
-    keys = np.sort(keys)
+def _sorted_points(px, py, n):
+    """The points ``(px[:n], py[:n])`` sorted by x, then y (equal points stay, next to each other): counted
+    into one bucket per column (stable), then an insertion pass by y, which moves little: the callers make the
+    points row by row, so a column's points come nearly in order of y. 1.3-1.9x faster than sorting the
+    points' keys with ``np.sort`` (5.7-7.8 against 8.7-12.9 us per object of 20-60 rows, call included), and
+    one ``np.sort`` specialization (~0.4 s) less to compile on a first run."""
     sx = np.empty(n, dtype=np.int64)
     sy = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return sx, sy
+    lo, hi = px[0], px[0]
     for j in range(n):
-        k = int(keys[j])
-        sx[j] = k // m - 1
-        sy[j] = k % m - 1
+        lo, hi = min(lo, px[j]), max(hi, px[j])
+    start = np.zeros(hi - lo + 2, dtype=np.int64)
+    for j in range(n):
+        start[px[j] - lo + 1] += 1
+    for b in range(hi - lo):
+        start[b + 2] += start[b + 1]
+    for j in range(n):
+        b = px[j] - lo
+        sx[start[b]], sy[start[b]] = px[j], py[j]
+        start[b] += 1
+    for j in range(1, n):
+        x, y = sx[j], sy[j]
+        i = j - 1
+        while i >= 0 and sx[i] == x and sy[i] > y:
+            sx[i + 1], sy[i + 1] = sx[i], sy[i]
+            i -= 1
+        sx[i + 1], sy[i + 1] = x, y
     return sx, sy
 
 
@@ -146,7 +160,7 @@ def convex_areas(labels, lab_ids, ev, y0, y1, x0, x1):
                         py[n] = 2 * r + dy
                         px[n] = 2 * c + dx
                         n += 1
-        sx, sy = _sorted_points(px, py, n, 4 * h + 8)
+        sx, sy = _sorted_points(px, py, n)
         # drop duplicates
         ux = np.empty(n, dtype=np.int64)
         uy = np.empty(n, dtype=np.int64)
@@ -225,7 +239,7 @@ def hull_geometry(labels, ev, y0, y1, x0, x1):
                 if last != first:
                     py[n], px[n] = r, last
                     n += 1
-        sx, sy = _sorted_points(px, py, n, h + 1)
+        sx, sy = _sorted_points(px, py, n)
         hx, hy = _hull(sx, sy, n)
         nv = hx.shape[0]
         if nv == 0:  # one point
