@@ -11,7 +11,8 @@ Phases (one run, the same files):
               the command line (process start-up and exit included), then the same call in this process
               after a warm-up; each ``--repeat`` times, the command line and the in-process call alternated
               (this machine's speed wanders by tens of percent within minutes): medians, and every run.
-              Each run writes a new store; they are all removed after the timings.
+              Beside each, the command on one copy: what a convert pays before its first event and after
+              its last. Each run writes a new store; they are all removed after the timings.
 """
 
 from __future__ import annotations
@@ -76,17 +77,23 @@ def main() -> None:
     # every timed run writes a store of its own, and they are removed after the timings: stores removed just
     # before a run made each of its ~570 file creations skip the inodes freed seconds before (ext4 without a
     # journal, as on this VM, keeps freed inodes for ~30 s): 0.2-0.4 s more kernel time per run
-    cli, inproc, written = [], [], []
+    # the command on one copy (111 events) beside each run: what any convert pays before its first event
+    # (interpreter, imports, numba's registries) and after its last, in the same minutes
+    cli, inproc, one, written = [], [], [], []
     for i in range(args.repeat):
-        written += [out / f"cli-{i}.zarr", out / f"in-process-{i}.zarr"]
+        written += [out / f"cli-{i}.zarr", out / f"in-process-{i}.zarr", out / f"one-{i}.zarr"]
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(written[-2]), "-q"],
+        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(written[-3]), "-q"],
                        check=True)
         cli.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        convert([out / "in"], written[-1], progress=False)
+        convert([out / "in"], written[-2], progress=False)
         inproc.append(time.perf_counter() - t0)
-    convert_s, in_process_s = statistics.median(cli), statistics.median(inproc)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(files[0]), "-o", str(written[-1]), "-q"],
+                       check=True)
+        one.append(time.perf_counter() - t0)
+    convert_s, in_process_s, one_s = statistics.median(cli), statistics.median(inproc), statistics.median(one)
     for path in [out / "warm.zarr", *written]:  # the next run of this benchmark then starts with none to remove
         shutil.rmtree(path)
 
@@ -103,6 +110,9 @@ def main() -> None:
     print(f"  in process {in_process_s:7.2f} s  {n / in_process_s:10,.0f} events/s  (the same convert after a "
           f"warm-up: no imports or interpreter start and exit; the command line adds {convert_s - in_process_s:.1f} s; "
           f"{runs(inproc)})")
+    n1 = len(indexes[0])
+    print(f"  one copy   {one_s:7.2f} s  {n1 / one_s:10,.0f} events/s  (the command on one file, {n1} events: mostly "
+          f"its start and exit; {runs(one)})")
 
 
 if __name__ == "__main__":
