@@ -6,8 +6,9 @@ multichannel TIFF per event (``--layout event``), against reading the files' byt
 
 Phases (one run, the same files):
   * read      every file's bytes (the baseline),
-  * convert   ``scipzarr convert`` of the export (threads scheduler, in this process: no start-up); read and
-              convert alternate ``--repeat`` times and the medians are compared (this machine's speed wanders),
+  * convert   ``scipzarr convert`` of the export (threads scheduler, in this process: no start-up), and the
+              same by the command line (start-up and exit included); read, convert and the command alternate
+              ``--repeat`` times and the medians are compared (this machine's speed wanders),
   * check     the store's pixels equal the files' (every event),
   * phases    the same convert again with timers on its phases (discovery, input fingerprint, the
               remaining pyramid levels, image metadata, tables; level 0 is what the rest leaves).
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _bytecode import byte_compile
 
 
 def main() -> None:
@@ -50,9 +54,10 @@ def main() -> None:
         for c in range(args.channels):
             tifffile.imwrite(out / "in" / f"{i:06d}_Ch{c + 1}.ome.tif", ev[c], photometric="minisblack")
     files = sorted((out / "in").iterdir())
+    byte_compile()  # the command starts as an installed package's does (benchmarks/_bytecode.py)
     convert([out / "in"], out / "warm.zarr", progress=False)  # imports and compilation outside the timings
 
-    reads, converts = [], []
+    reads, converts, commands = [], [], []
     for i in range(args.repeat):  # read and convert alternated; each figure is the median of its runs
         t0 = time.perf_counter()
         nbytes = sum(len(f.read_bytes()) for f in files)
@@ -60,9 +65,15 @@ def main() -> None:
         t0 = time.perf_counter()  # a new store each run, the earlier ones removed after the timings (bench_cif.py)
         convert([out / "in"], out / ("s.zarr" if i == args.repeat - 1 else f"s-{i}.zarr"), progress=False)
         converts.append(time.perf_counter() - t0)
-    for i in range(args.repeat - 1):
-        shutil.rmtree(out / f"s-{i}.zarr")
-    read_s, convert_s = float(np.median(reads)), float(np.median(converts))
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(out / f"cli-{i}.zarr"),
+                        "-q"], check=True)
+        commands.append(time.perf_counter() - t0)
+    for i in range(args.repeat):
+        shutil.rmtree(out / f"cli-{i}.zarr")
+        if i < args.repeat - 1:
+            shutil.rmtree(out / f"s-{i}.zarr")
+    read_s, convert_s, command_s = float(np.median(reads)), float(np.median(converts)), float(np.median(commands))
     st = open_store(out / "s.zarr")
     image = st.image().compute()
     th, tw = st.mosaic.tile
@@ -77,6 +88,8 @@ def main() -> None:
           f"{', '.join(f'{v:.2f}' for v in reads)} s)")
     print(f"convert     {convert_s:7.2f} s  {n / convert_s:9,.0f} events/s  ({convert_s / read_s:.1f}x the read; median "
           f"of {', '.join(f'{v:.2f}' for v in converts)} s)")
+    print(f"  command   {command_s:7.2f} s  {n / command_s:9,.0f} events/s  (scipzarr convert: start-up and exit "
+          f"included; median of {', '.join(f'{v:.2f}' for v in commands)} s)")
     print(f"pixels unchanged: {same}")
     phases = _phases(lambda: convert([out / "in"], out / "s3.zarr", progress=False))
     level0 = phases.pop("total") - sum(v for k, v in phases.items() if k != "write_ifc_mosaic")
