@@ -81,16 +81,17 @@ def main() -> None:
     # (interpreter, imports, numba's registries) and after its last, in the same minutes
     cli, inproc, one, written = [], [], [], []
     for i in range(args.repeat):
-        written += [out / f"cli-{i}.zarr", out / f"in-process-{i}.zarr", out / f"one-{i}.zarr"]
+        cli_out, in_out, one_out = out / f"cli-{i}.zarr", out / f"in-process-{i}.zarr", out / f"one-{i}.zarr"
+        written += [cli_out, in_out, one_out]
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(written[-3]), "-q"],
+        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(cli_out), "-q"],
                        check=True)
         cli.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        convert([out / "in"], written[-2], progress=False)
+        convert([out / "in"], in_out, progress=False)
         inproc.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(files[0]), "-o", str(written[-1]), "-q"],
+        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(files[0]), "-o", str(one_out), "-q"],
                        check=True)
         one.append(time.perf_counter() - t0)
     convert_s, in_process_s, one_s = statistics.median(cli), statistics.median(inproc), statistics.median(one)

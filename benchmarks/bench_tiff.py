@@ -58,23 +58,21 @@ def main() -> None:
     convert([out / "in"], out / "warm.zarr", progress=False)  # imports and compilation outside the timings
 
     reads, converts, commands = [], [], []
-    for i in range(args.repeat):  # read and convert alternated; each figure is the median of its runs
+    written = []  # a new store each run, all removed after the check below (bench_cif.py says why)
+    for i in range(args.repeat):  # read, convert and the command alternated; each figure is the median of its runs
         t0 = time.perf_counter()
         nbytes = sum(len(f.read_bytes()) for f in files)
         reads.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()  # a new store each run, the earlier ones removed after the timings (bench_cif.py)
-        convert([out / "in"], out / ("s.zarr" if i == args.repeat - 1 else f"s-{i}.zarr"), progress=False)
+        written += [out / f"s-{i}.zarr", out / f"cli-{i}.zarr"]
+        t0 = time.perf_counter()
+        convert([out / "in"], written[-2], progress=False)
         converts.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(out / f"cli-{i}.zarr"),
-                        "-q"], check=True)
+        subprocess.run([sys.executable, "-m", "scipzarr", "convert", str(out / "in"), "-o", str(written[-1]), "-q"],
+                       check=True)
         commands.append(time.perf_counter() - t0)
-    for i in range(args.repeat):
-        shutil.rmtree(out / f"cli-{i}.zarr")
-        if i < args.repeat - 1:
-            shutil.rmtree(out / f"s-{i}.zarr")
     read_s, convert_s, command_s = float(np.median(reads)), float(np.median(converts)), float(np.median(commands))
-    st = open_store(out / "s.zarr")
+    st = open_store(written[-2])
     image = st.image().compute()
     th, tw = st.mosaic.tile
     rows, cols = st.mosaic.tile_position(np.arange(args.events))
@@ -91,6 +89,8 @@ def main() -> None:
     print(f"  command   {command_s:7.2f} s  {n / command_s:9,.0f} events/s  (scipzarr convert: start-up and exit "
           f"included; median of {', '.join(f'{v:.2f}' for v in commands)} s)")
     print(f"pixels unchanged: {same}")
+    for path in written:
+        shutil.rmtree(path)
     phases = _phases(lambda: convert([out / "in"], out / "s3.zarr", progress=False))
     level0 = phases.pop("total") - sum(v for k, v in phases.items() if k != "write_ifc_mosaic")
     print("phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items() if k != "write_ifc_mosaic")
