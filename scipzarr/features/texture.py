@@ -264,13 +264,17 @@ def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
+#: the column stem of each of ``NAMES`` (made once: per call, ~10 ms of a 256-event chunk's six channels)
+SNAKE = tuple(_snake(name) for name in NAMES)
+
+
 def columns(params: dict) -> list[Column]:
     distances, levels = params.get("distances", [3, 5]), params.get("levels", 256)
     scale = f" bit_depth={params['bit_depth']}" if params.get("bit_depth") else ""
-    return [Column(f"{_snake(name)}_{d}_{k:02d}", f"{DEFINITIONS[name]}; pairs at distance {d}, direction "
+    return [Column(f"{stem}_{d}_{k:02d}", f"{DEFINITIONS[name]}; pairs at distance {d}, direction "
                    f"{DIRECTIONS[k]} (row, column)", f"Texture_{name}_{{ch}}_{d}_{k:02d}_{levels}",
                    f"distance={d} direction={k} levels={levels}{scale}")
-            for d in distances for k in range(4) for name in NAMES]
+            for d in distances for k in range(4) for name, stem in zip(NAMES, SNAKE)]
 
 
 def measure_family(obj: Objects, images: np.ndarray, channels: tuple[int, ...] = (0,), params: dict | None = None
@@ -282,8 +286,8 @@ def measure_family(obj: Objects, images: np.ndarray, channels: tuple[int, ...] =
     out = {}
     for di, d in enumerate(distances):
         for k in range(4):
-            for f, name in enumerate(NAMES):
-                out[f"{_snake(name)}_{d}_{k:02d}"] = res[:, di, k, f]
+            for f, stem in enumerate(SNAKE):
+                out[f"{stem}_{d}_{k:02d}"] = res[:, di, k, f]
     return out
 
 
