@@ -77,11 +77,8 @@ def profile(path: Path, device: str, families: list[str], repeat: int) -> dict[s
                 timed("features: channel masks", lambda: measure_masks(  # noqa: B023
                     obj, images, *channel, list(plan.mask_channels), list(plan.mask_families),  # noqa: B023
                     cfg["features"], device=device))
-                planes = [local] + [channel[0][:, i] for i in range(channel[0].shape[1])]
-            else:
-                planes = [local]
-            timed("label images (mosaic)", lambda: [pipeline.label_block(plan, meta, p)  # noqa: B023
-                                                     for p in planes])  # noqa: B023
+            timed("label images (mosaic)", lambda: pipeline.label_blocks(  # noqa: B023
+                plan, meta, local, None if channel is None else channel[0]))  # noqa: B023
         if rep:  # the first pass is the warm-up
             best = {name: min(best.get(name, np.inf), sec) for name, sec in spent.items()}
     return {name: sec / len(blocks) for name, sec in best.items()}

@@ -280,3 +280,33 @@ def test_attribute_gives_mask_pixels_their_events_object():
     out = seg.attribute(masks, local, np.array([1, 0, 2]))
     np.testing.assert_array_equal(out[2, 1, 5], [1, 1, 1, 2, 2, 2])  # column 2.5 is the tie line: 0-2 and 3-5
     np.testing.assert_array_equal(out[0], masks[0].astype(np.int32))
+
+
+@pytest.mark.parametrize("label_dtype", [np.uint32, np.uint64])
+def test_label_tiles_equal_the_array_formulation(label_dtype):
+    """kernels._tiles.label_tiles_host: each event's object numbers, then each channel mask's, laid out as the
+    chunk's k x k tiles (event e at row e // k, column e % k), each set pixel as base[e] + number: the same as
+    ``astype``, a masked ``add`` and the mosaic's transposed copy (what the pipeline did before)."""
+    from scipzarr.kernels._tiles import label_tiles_host
+    from scipzarr.store.mosaic import Mosaic
+
+    rng = np.random.default_rng(4)
+    k, th, tw = 3, 5, 7
+    local = (rng.integers(0, 4, (k * k, th, tw)) * (rng.random((k * k, th, tw)) < 0.5)).astype(np.int32)
+    local[4] = 0  # an event without objects
+    masks = (rng.integers(0, 3, (k * k, 2, th, tw)) * (rng.random((k * k, 2, th, tw)) < 0.3)).astype(np.int32)
+    stride = 2025
+    base = (np.arange(100, 100 + k * k, dtype=np.int64) * stride).astype(label_dtype)
+    if label_dtype == np.uint64:
+        base += np.uint64(2**33)  # labels past 32 bits
+    out = label_tiles_host(local, masks, base, k, np.full((3, k * th, k * tw), 99, label_dtype))
+    mosaic = Mosaic.plan(k * k, 1, (th, tw), k)
+    for i, plane in enumerate([local, masks[:, 0], masks[:, 1]]):
+        want = plane.astype(label_dtype)
+        np.add(want, base[:, None, None], out=want, where=plane > 0)
+        np.testing.assert_array_equal(out[i], mosaic.from_batch(want))
+        assert out[i].dtype == label_dtype
+    # event 5 (tile row 1, column 2): its first object pixel in the cell labels is base + its number
+    y, x = np.argwhere(local[5] > 0)[0]
+    assert out[0, th + y, 2 * tw + x] == base[5] + local[5, y, x]
+    assert not out[0, th:2 * th, tw:2 * tw].any()  # event 4 has no objects

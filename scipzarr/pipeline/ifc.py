@@ -257,14 +257,20 @@ def _non_finite_events(plan: Plan, block: np.ndarray, meta: dict) -> np.ndarray:
     return meta["event"][slots].astype(np.int64)
 
 
-def label_block(plan: Plan, meta: dict, plane: np.ndarray) -> np.ndarray:
-    """A chunk's label block ``(K*th, K*tw)`` from its events' object numbers ``plane`` ``(K*K, th, tw)``: the
-    data-set label ``event index * label_stride + object`` on object pixels, 0 elsewhere (computed in the label
-    dtype, not through int64 temporaries)."""
-    labels = plane.astype(plan.label_dtype)
+def label_blocks(plan: Plan, meta: dict, local: np.ndarray, masks: np.ndarray | None) -> list[np.ndarray]:
+    """A chunk's label blocks ``(K*th, K*tw)``, the objects' then each channel mask's, from its events' object
+    numbers ``local`` ``(K*K, th, tw)`` and attributed channel masks ``masks`` ``(K*K, C, th, tw)`` (None:
+    none): the data-set label ``event index * label_stride + object`` on object pixels, 0 elsewhere (one
+    compiled pass, :func:`scipzarr.kernels._tiles.label_tiles_host`)."""
+    from ..kernels._tiles import label_tiles_host
+
+    k, (th, tw) = plan.mosaic.chunk_tiles, plan.mosaic.tile
+    if masks is None:
+        masks = np.zeros((len(local), 0, th, tw), local.dtype)
+    out = np.empty((1 + masks.shape[1], k * th, k * tw), plan.label_dtype)
     base = (meta["event"].astype(np.int64) * plan.label_stride).astype(plan.label_dtype)
-    np.add(labels, base[:, None, None], out=labels, where=plane > 0)
-    return plan.mosaic.from_batch(labels)
+    label_tiles_host(np.ascontiguousarray(local), np.ascontiguousarray(masks, dtype=local.dtype), base, k, out)
+    return list(out)
 
 
 def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, labels_out, work):
@@ -290,8 +296,8 @@ def _chunk_process(meta: dict, block_index: int, plan: Plan, lohi, threshold, la
                                                        device=plan.device)], axis=1)
     event = meta["event"][obj.event]
     if labels_out is not None:
-        planes = [local] + ([channel[0][:, i] for i in range(channel[0].shape[1])] if channel is not None else [])
-        store.write_label_blocks(labels_out, plan.mosaic, block_index, [label_block(plan, meta, p) for p in planes])
+        store.write_label_blocks(labels_out, plan.mosaic, block_index,
+                                 label_blocks(plan, meta, local, None if channel is None else channel[0]))
     rows = {"event_index": event, "object": obj.number, "label": event * plan.label_stride + obj.number,
             "X": values.astype(np.float32),  # the table's type: half the memory held until the table is built
             "rejected": bad, "mask_parts": parts[obj.event], "fills_event": fills_event(obj, meta)}
