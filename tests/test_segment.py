@@ -273,11 +273,13 @@ def test_attribute_gives_mask_pixels_their_events_object():
     local[2, 0, 0] = 1
     out = seg.attribute(masks, local, np.array([1, 0, 1]))
     assert out.dtype == np.int32 and out.shape == masks.shape
+    assert out[:, 0].flags.c_contiguous and out[:, 1].flags.c_contiguous  # each channel whole: no copies
     np.testing.assert_array_equal(out[0], masks[0].astype(np.int32))
     assert not out[1].any()
     np.testing.assert_array_equal(out[2], masks[2].astype(np.int32))
     local[2, 0, 5] = 2  # a second object at the top right of event 2
     out = seg.attribute(masks, local, np.array([1, 0, 2]))
+    assert out.dtype == np.int32 and out[:, 1].flags.c_contiguous
     np.testing.assert_array_equal(out[2, 1, 5], [1, 1, 1, 2, 2, 2])  # column 2.5 is the tie line: 0-2 and 3-5
     np.testing.assert_array_equal(out[0], masks[0].astype(np.int32))
 
@@ -299,7 +301,8 @@ def test_label_tiles_equal_the_array_formulation(label_dtype):
     base = (np.arange(100, 100 + k * k, dtype=np.int64) * stride).astype(label_dtype)
     if label_dtype == np.uint64:
         base += np.uint64(2**33)  # labels past 32 bits
-    out = label_tiles_host(local, masks, base, k, np.full((3, k * th, k * tw), 99, label_dtype))
+    out = label_tiles_host(local, np.ascontiguousarray(np.moveaxis(masks, 1, 0)), base, k,
+                           np.full((3, k * th, k * tw), 99, label_dtype))
     mosaic = Mosaic.plan(k * k, 1, (th, tw), k)
     for i, plane in enumerate([local, masks[:, 0], masks[:, 1]]):
         want = plane.astype(label_dtype)

@@ -15,16 +15,16 @@ import numba
 @numba.njit(cache=True, nogil=True)
 def label_tiles_host(local, masks, base, k, out):  # pragma: no cover - compiled
     """Fill ``out`` ``(1 + C, k * th, k * tw)`` with the tiles of ``local`` ``(k * k, th, tw)`` (``out[0]``)
-    and of each channel ``c`` of ``masks`` ``(k * k, C, th, tw)`` (``out[1 + c]``), event ``e`` at tile row
+    and of each channel ``c`` of ``masks`` ``(C, k * k, th, tw)`` (``out[1 + c]``), event ``e`` at tile row
     ``e // k`` and column ``e % k``: ``base[e] + v`` where a plane holds an object number ``v > 0``, else 0.
     Returns ``out``."""
     n, th, tw = local.shape
-    n_masks = masks.shape[1]
+    n_masks = masks.shape[0]
     for e in range(n):
         y0, x0 = (e // k) * th, (e % k) * tw
         b = base[e]
         for i in range(1 + n_masks):
-            src, dst = (local[e] if i == 0 else masks[e, i - 1]), out[i]
+            src, dst = (local[e] if i == 0 else masks[i - 1, e]), out[i]
             for y in range(th):
                 for x in range(tw):
                     v = src[y, x]

@@ -172,15 +172,21 @@ def attribute(masks, local, counts):
 
     With one object per event this is that object wherever the mask is set; with several, each mask pixel
     goes to the nearest object of its event (Euclidean distance; ties: the first in raster order).
+
+    Returned ``(N, C, Y, X)`` as a view of a channel-major array, so that each channel ``out[:, c]`` is
+    contiguous: the per-channel measurements and label images read it whole (a copy of each channel of an
+    event-major array cost ~20 ms of a 256-event chunk).
     """
     xp = xp_of(local)
     n = local.shape[0]
+    by_channel = xp.moveaxis(masks, 1, 0)
     if n == 0 or int(counts.max(initial=0)) <= 1:  # the event's one object wherever its masks are set
-        out = masks.astype(local.dtype)  # (2x faster than a where() against the broadcast objects)
-        out[counts == 0] = 0
-        return out
+        out = by_channel.astype(local.dtype, order="C")  # (2x faster than a where() against the broadcast objects)
+        out[:, counts == 0] = 0
+        return xp.moveaxis(out, 0, 1)
     # events far apart along the first axis: the nearest object is always in the pixel's own event
     far = float(max(local.shape[1], local.shape[2]) * 4)
     _, idx = ndimage(xp).distance_transform_edt(local == 0, sampling=(far, 1.0, 1.0), return_indices=True)
     nearest = xp.where(counts[:, None, None] > 0, local[idx[0], idx[1], idx[2]], 0)
-    return xp.where(masks, nearest[:, None], 0).astype(local.dtype, copy=False)
+    out = xp.ascontiguousarray(xp.where(by_channel, nearest[None], 0), dtype=local.dtype)
+    return xp.moveaxis(out, 0, 1)

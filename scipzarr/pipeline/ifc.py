@@ -265,11 +265,11 @@ def label_blocks(plan: Plan, meta: dict, local: np.ndarray, masks: np.ndarray | 
     from ..kernels._tiles import label_tiles_host
 
     k, (th, tw) = plan.mosaic.chunk_tiles, plan.mosaic.tile
-    if masks is None:
-        masks = np.zeros((len(local), 0, th, tw), local.dtype)
-    out = np.empty((1 + masks.shape[1], k * th, k * tw), plan.label_dtype)
+    # channel-major (no copy of :func:`kernels.segment.attribute`'s masks)
+    by_channel = np.zeros((0, len(local), th, tw), local.dtype) if masks is None else np.moveaxis(masks, 1, 0)
+    out = np.empty((1 + len(by_channel), k * th, k * tw), plan.label_dtype)
     base = (meta["event"].astype(np.int64) * plan.label_stride).astype(plan.label_dtype)
-    label_tiles_host(np.ascontiguousarray(local), np.ascontiguousarray(masks, dtype=local.dtype), base, k, out)
+    label_tiles_host(np.ascontiguousarray(local), np.ascontiguousarray(by_channel, dtype=local.dtype), base, k, out)
     return list(out)
 
 
