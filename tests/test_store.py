@@ -291,7 +291,8 @@ def test_first_level_no_chunk_owns_is_assembled_from_the_chunk_tasks(tmp_path, m
 def test_chunks_written_directly_are_the_bytes_zarr_writes(tmp_path, dtype, channels):
     """``ngff._put_chunk`` writes a chunk file itself (without zarr's event loop): the same files and bytes as
     zarr's own write of the same values, edge chunks (padded) and an all-zero chunk (not stored) included, on
-    the main thread and on another (blosc compresses differently there: contexts, not its global state)."""
+    the main thread and on another (blosc compresses differently there: contexts, not its global state); and
+    ``ngff.get_chunk`` reads each chunk back as zarr does."""
     import threading
 
     import zarr
@@ -325,12 +326,18 @@ def test_chunks_written_directly_are_the_bytes_zarr_writes(tmp_path, dtype, chan
         base = tmp_path / f"{how}.zarr" / "s0"
         trees[how] = {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
         np.testing.assert_array_equal(zarr.open_array(str(base), mode="r")[...], data)
+        for y in range(0, shape[-2], 32):  # read back straight from the chunk files, edges and the empty one too
+            for x in range(0, shape[-1], 32):
+                got = ngff.get_chunk(zarr.open_array(str(base), mode="r"), y, x)
+                assert got.dtype == data.dtype
+                np.testing.assert_array_equal(got, data[..., y:y + 32, x:x + 32])
     assert len(trees["zarr"]) == 1 + 5  # zarr.json and five chunks: the empty one is not stored
     assert trees["direct"] == trees["zarr"] and trees["thread"] == trees["zarr"]
 
 
 def test_chunks_are_left_to_zarr_when_not_written_as_ours(tmp_path):
-    """Another codec, a region that is not one whole chunk, or a value of another dtype: not written directly."""
+    """Another codec, a region that is not one whole chunk, or a value of another dtype: not written (nor
+    read) directly."""
     import zarr
 
     from scipzarr.store import ngff
@@ -343,6 +350,9 @@ def test_chunks_are_left_to_zarr_when_not_written_as_ours(tmp_path):
     assert not ngff._put_chunk(ours, 8, 0, block)  # not on the chunk grid
     assert not ngff._put_chunk(ours, 0, 0, block[:8])  # part of a chunk
     assert not ngff._put_chunk(ours, 0, 0, block.astype(np.int32))
+    theirs[...] = 5
+    assert ngff.get_chunk(theirs, 0, 0) is None  # zarr reads those
+    assert ngff.get_chunk(ours, 8, 0) is None and ngff.get_chunk(ours, 48, 0) is None  # off the grid, outside
     assert not (tmp_path / "a.zarr" / "ours" / "c").exists()
     assert ngff._put_chunk(ours, 32, 32, block[:8, :8])  # the corner chunk, cut short by the edge
     np.testing.assert_array_equal(ours[32:, 32:], block[:8, :8])

@@ -590,6 +590,8 @@ def read_chunk(level_path: str, mosaic: Mosaic, block: int) -> np.ndarray:
     level-0 array path."""
     by, bx = divmod(block, mosaic.chunk_grid[1])
     _, cy, cx = mosaic.chunk_shape
-    return zarr.open_array(level_path, mode="r")[..., by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx]
+    arr = zarr.open_array(level_path, mode="r")
+    whole = ngff.get_chunk(arr, by * cy, bx * cx)  # straight from the chunk file (our stores on a local disk)
+    return whole if whole is not None else arr[..., by * cy:(by + 1) * cy, bx * cx:(bx + 1) * cx]
 
 

@@ -186,6 +186,27 @@ def _chunk_codec(arr: zarr.Array):
     return codec
 
 
+def get_chunk(arr: zarr.Array, y: int, x: int) -> np.ndarray | None:
+    """The whole chunk of ``arr`` at ``(y, x)`` (cut short at the array's edge), decoded straight from its chunk
+    file into the returned array: what zarr reads (tested), without its copy from a decode buffer and its
+    round trip to its event loop (19.6 -> 13.0 ms for a 256-event chunk of 6 x 90 x 90 events). A missing
+    chunk file is the fill value, 0. None when it cannot be read that way (zarr then reads it)."""
+    codec = _chunk_codec(arr)
+    chunks, shape = arr.chunks, arr.shape
+    if codec is None or y % chunks[-2] or x % chunks[-1] or y >= shape[-2] or x >= shape[-1] \
+            or any(c != s for c, s in zip(chunks[:-2], shape[:-2])):
+        return None
+    path = os.path.join(str(arr.store.root), arr.path, "c", *["0"] * (arr.ndim - 2), str(y // chunks[-2]),
+                        str(x // chunks[-1]))
+    out = np.zeros(chunks, arr.dtype) if not os.path.exists(path) else None
+    if out is None:
+        with open(path, "rb") as f:
+            data = f.read()
+        out = np.empty(chunks, arr.dtype)
+        codec.decode(data, out=out)
+    return out[..., : min(chunks[-2], shape[-2] - y), : min(chunks[-1], shape[-1] - x)]
+
+
 def _put_chunk(arr: zarr.Array, y: int, x: int, value: np.ndarray) -> bool:
     """Write ``value``, the whole chunk of ``arr`` at ``(y, x)`` (cut short at the array's edge), straight into
     its chunk file: the bytes zarr writes (tested), without zarr's round trip to its event loop, which cost most
