@@ -158,7 +158,7 @@ def test_event_tiffs_of_one_layout_are_parsed_once(tmp_path, monkeypatch):
         parsed.append(args[0])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ifc.tifffile, "TiffFile", counting)
+    monkeypatch.setattr(tifffile, "TiffFile", counting)  # ifc imports tifffile where it reads a TIFF
     convert([tmp_path], tmp_path.parent / "s.zarr", progress=False)
     assert len(parsed) == 2
     store = open_store(tmp_path.parent / "s.zarr")
