@@ -36,6 +36,16 @@ def tree_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def convert_in_fresh_interpreter(inputs: list, output: Path, expression: str) -> str:
+    """``scipzarr.converters.convert(inputs, output)`` in a new Python process, then ``print(expression)``
+    there (e.g. which modules the convert imported); returns what it printed last."""
+    code = ("import sys\nfrom scipzarr.converters import convert\n"
+            f"convert({[str(p) for p in inputs]!r}, {str(output)!r}, progress=False)\nprint({expression})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split("\n")[-2]
+
+
 def flat_events(n: int, size: int = 40, channels: int = 2, seed: int = 0):
     """Events with one flat ellipse each on a zero background: exact ground truth."""
     from skimage.draw import ellipse

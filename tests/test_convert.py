@@ -12,7 +12,7 @@ from scipzarr import store
 from scipzarr.converters import convert, discover
 from scipzarr.errors import ScipzarrError
 
-from .conftest import flat_events
+from .conftest import convert_in_fresh_interpreter, flat_events
 
 
 def _events_of(path):
@@ -127,21 +127,14 @@ def test_ideas_names_group_by_object_and_order_channels(tmp_path):
 def test_an_ifc_convert_imports_neither_anndata_nor_dask_array(tmp_path):
     """Their imports (0.4-1.3 s and 0.3-0.6 s) were a third of a CIF convert's command line: the events table is
     written by :mod:`scipzarr.store.obs_table` and the chunk tasks are dask.delayed. Run in a fresh interpreter."""
-    import subprocess
-    import sys
-
     import tifffile
 
     (tmp_path / "in").mkdir()
     for i in range(5):
         for ch in (1, 2):
             tifffile.imwrite(tmp_path / "in" / f"{i}_Ch{ch}.ome.tif", np.full((6, 7), 10 * i + ch, np.uint16))
-    code = ("import sys\nfrom scipzarr.converters import convert\n"
-            f"convert([{str(tmp_path / 'in')!r}], {str(tmp_path / 's.zarr')!r}, progress=False)\n"
-            "print(sorted(m for m in ('anndata', 'dask.array', 'h5py') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[-2] == "[]"
+    imported = "sorted(m for m in ('anndata', 'dask.array', 'h5py') if m in sys.modules)"
+    assert convert_in_fresh_interpreter([tmp_path / "in"], tmp_path / "s.zarr", imported) == "[]"
     st = store.open_store(tmp_path / "s.zarr")
     assert st.events["event_id"].tolist() == ["0", "1", "2", "3", "4"]
     assert st.events["height"].tolist() == [6] * 5 and st.events["width"].tolist() == [7] * 5
@@ -157,17 +150,10 @@ def test_an_ifc_convert_imports_neither_anndata_nor_dask_array(tmp_path):
 def test_a_stack_convert_does_not_import_tifffile(tmp_path):
     """tifffile (~0.05 s of a command's start) is imported where a TIFF is read: a ``.npy`` (or CIF) convert does
     not pay it. Run in a fresh interpreter."""
-    import subprocess
-    import sys
-
     stack = np.arange(4 * 2 * 5 * 6, dtype=np.uint16).reshape(4, 2, 5, 6)
     np.save(tmp_path / "ev.npy", stack)
-    code = ("import sys\nfrom scipzarr.converters import convert\n"
-            f"convert([{str(tmp_path / 'ev.npy')!r}], {str(tmp_path / 's.zarr')!r}, progress=False)\n"
-            "print('tifffile' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[-2] == "False"
+    assert convert_in_fresh_interpreter([tmp_path / "ev.npy"], tmp_path / "s.zarr", "'tifffile' in sys.modules") \
+        == "False"
     _, events = _events_of(tmp_path / "s.zarr")
     assert len(events) == 4
     for i, pixels in enumerate(events.values()):

@@ -203,19 +203,14 @@ def test_obs_tables_written_from_columns_are_the_frames_files():
 def test_convert_does_not_import_pandas(tmp_path):
     """A convert of TIFF events reads, writes its store and its tables without importing pandas (~0.4 s of the
     command's start); the events table then reads back with it."""
-    import subprocess
-    import sys
-
     import tifffile
+
+    from .conftest import convert_in_fresh_interpreter
 
     (tmp_path / "in").mkdir()
     for i in range(3):
         tifffile.imwrite(tmp_path / "in" / f"{i}_Ch1.tif", np.full((12, 14), i + 1, np.uint16))
-    code = ("import sys; from scipzarr.converters import convert; "
-            f"convert([{str(tmp_path / 'in')!r}], {str(tmp_path / 's.zarr')!r}, progress=False); "
-            "print('pandas' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+    assert convert_in_fresh_interpreter([tmp_path / "in"], tmp_path / "s.zarr", "'pandas' in sys.modules") == "False"
     from scipzarr.store import open_store
 
     events = open_store(tmp_path / "s.zarr").events
