@@ -346,11 +346,11 @@ def channel_masks_host(images, channels, valid, weights, k, both, fraction, fill
             _smooth(plane, num, tmp, weights, h, w)
             top = -np.inf  # the highest smoothed value in the event
             for y in range(ur, ur + uh):
+                row, weight, inrow = num[y], den[y], inside[y - ur]
+                for x in range(ur, ur + uw):  # apart from the maximum, the divisions vectorize (7 % of the pass)
+                    row[x] = row[x] / max(weight[x], 1e-300) if inrow[x - ur] else 0.0
                 for x in range(ur, ur + uw):
-                    ins = inside[y - ur, x - ur]
-                    v = num[y, x] / max(den[y, x], 1e-300) if ins else 0.0
-                    num[y, x] = v
-                    top = max(top, v) if ins else top
+                    top = max(top, row[x]) if inrow[x - ur] else top
             for j in range(m):
                 y, x = ring_at[j] // uw, ring_at[j] % uw
                 vals[j] = num[y + ur, x + ur]
