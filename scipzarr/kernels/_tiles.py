@@ -3,8 +3,8 @@
 :func:`label_tiles_host` lays the per-event planes of a chunk (the objects, and each channel's mask
 attributed to them) out as the chunk's tiles, each pixel of an object as its data-set label. The array
 formulation (``astype`` to the label type, a masked ``add`` of the event's base, a transposed copy into the
-mosaic) made three passes over each 8 MB plane: 57-69 ms for a 256-event chunk's seven label images against
-32-42 ms here (docs/benchmarks.md), equal to it (tested).
+mosaic) made three passes over each 8 MB plane: 57-73 ms for a 256-event chunk's seven label images against
+24-29 ms here, alternated (docs/benchmarks.md); equal to it (tested).
 """
 
 from __future__ import annotations

@@ -198,10 +198,12 @@ def get_chunk(arr: zarr.Array, y: int, x: int) -> np.ndarray | None:
         return None
     path = os.path.join(str(arr.store.root), arr.path, "c", *["0"] * (arr.ndim - 2), str(y // chunks[-2]),
                         str(x // chunks[-1]))
-    out = np.zeros(chunks, arr.dtype) if not os.path.exists(path) else None
-    if out is None:
+    try:
         with open(path, "rb") as f:
             data = f.read()
+    except FileNotFoundError:
+        out = np.zeros(chunks, arr.dtype)
+    else:
         out = np.empty(chunks, arr.dtype)
         codec.decode(data, out=out)
     return out[..., : min(chunks[-2], shape[-2] - y), : min(chunks[-1], shape[-1] - x)]
