@@ -186,6 +186,13 @@ def _chunk_codec(arr: zarr.Array):
     return codec
 
 
+def _chunk_path(arr: zarr.Array, y: int, x: int) -> str:
+    """The file of ``arr``'s chunk at ``(y, x)`` on a local store (:func:`chunk_file`'s layout, as a string: it
+    is asked for every piece a chunk task writes or reads)."""
+    cy, cx = arr.chunks[-2:]
+    return os.path.join(str(arr.store.root), arr.path, "c", *["0"] * (arr.ndim - 2), str(y // cy), str(x // cx))
+
+
 def get_chunk(arr: zarr.Array, y: int, x: int) -> np.ndarray | None:
     """The whole chunk of ``arr`` at ``(y, x)`` (cut short at the array's edge), decoded straight from its chunk
     file into the returned array: what zarr reads (tested), without its copy from a decode buffer and its
@@ -196,8 +203,7 @@ def get_chunk(arr: zarr.Array, y: int, x: int) -> np.ndarray | None:
     if codec is None or y % chunks[-2] or x % chunks[-1] or y >= shape[-2] or x >= shape[-1] \
             or any(c != s for c, s in zip(chunks[:-2], shape[:-2])):
         return None
-    path = os.path.join(str(arr.store.root), arr.path, "c", *["0"] * (arr.ndim - 2), str(y // chunks[-2]),
-                        str(x // chunks[-1]))
+    path = _chunk_path(arr, y, x)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -221,8 +227,8 @@ def _put_chunk(arr: zarr.Array, y: int, x: int, value: np.ndarray) -> bool:
             or value.shape[-2:] != (min(chunks[-2], shape[-2] - y), min(chunks[-1], shape[-1] - x)) \
             or value.dtype != arr.dtype or any(c != s for c, s in zip(chunks[:-2], shape[:-2])):
         return False
-    folder = os.path.join(str(arr.store.root), arr.path, "c", *["0"] * (arr.ndim - 2), str(y // chunks[-2]))
-    path = os.path.join(folder, str(x // chunks[-1]))
+    path = _chunk_path(arr, y, x)
+    folder = os.path.dirname(path)
     if not value.size or not (value.max() > 0 if value.dtype.kind == "u" else value.any()):  # max: 3x faster
         if os.path.exists(path):
             os.remove(path)
